@@ -1,0 +1,149 @@
+"""Plots the notebooks share, so every notebook draws the same quantity the same way.
+
+Each function draws on an ``ax`` you pass (or a new figure) and returns the axes, so a
+notebook can lay several plots side by side. matplotlib is imported on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["confusion_matrix", "latency_histogram", "training_curves", "bar", "stacked_shares"]
+
+
+def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def confusion_matrix(
+    matrix: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    ax: Any = None,
+    normalize: bool = True,
+    title: str = "Confusion matrix",
+) -> Any:
+    """Heat map of a confusion matrix (rows: true label, columns: predicted label).
+
+    With ``normalize`` each row is divided by its total, so a cell reads as "share of
+    this true class predicted as that class"; the raw count is printed beside it.
+    """
+    import numpy as np
+
+    counts = np.asarray(matrix, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] != len(labels):
+        raise ValueError(
+            f"confusion matrix must be square with one row per label; got shape "
+            f"{counts.shape} for {len(labels)} labels"
+        )
+    shown = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    ax = _axes(ax, (5.5, 4.5))
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    threshold = shown.max() / 2 if shown.size else 0
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            count = int(counts[i, j])
+            text = f"{shown[i, j]:.2f}\n({count})" if normalize else str(count)
+            color = "white" if shown[i, j] > threshold else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
+    return ax
+
+
+def latency_histogram(
+    timings_ms: Sequence[float] | Mapping[str, Sequence[float]],
+    ax: Any = None,
+    bins: int = 40,
+    title: str = "Latency",
+) -> Any:
+    """Histogram of latencies in ms, with p50 and p99 marked; a dict overlays variants."""
+    import numpy as np
+
+    series = timings_ms if isinstance(timings_ms, Mapping) else {"latency": timings_ms}
+    ax = _axes(ax, (6, 3.5))
+    for name, values in series.items():
+        values = np.asarray(values, dtype=float)
+        if values.size == 0:
+            raise ValueError(f"no timings to plot for {name!r}")
+        (line,) = ax.plot([], [])  # take the next colour of the cycle
+        color = line.get_color()
+        ax.hist(values, bins=bins, alpha=0.5, color=color, label=name)
+        for q, style in ((50, "-"), (99, "--")):
+            ax.axvline(np.percentile(values, q), color=color, linestyle=style, linewidth=1)
+    ax.set_xlabel("latency (ms); solid line p50, dashed p99")
+    ax.set_ylabel("calls")
+    ax.set_title(title)
+    if len(series) > 1:
+        ax.legend()
+    return ax
+
+
+def training_curves(history: Sequence[Mapping[str, float]], ax: Any = None) -> Any:
+    """Loss per epoch (train and validation) and validation macro F1 on a twin axis."""
+    if not history:
+        raise ValueError("history is empty: train for at least one epoch")
+    ax = _axes(ax, (6, 3.5))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")
+    if "val_loss" in history[0]:
+        ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    if "val_macro_f1" in history[0]:
+        twin = ax.twinx()
+        twin.plot(epochs, [h["val_macro_f1"] for h in history], color="tab:green",
+                  marker="s", label="validation macro F1")
+        twin.set_ylabel("macro F1")
+        twin.set_ylim(0, 1)
+        twin.legend(loc="center right")
+    ax.legend(loc="upper right")
+    ax.set_title("Training")
+    return ax
+
+
+def bar(values: Mapping[str, float], ax: Any = None, ylabel: str = "", title: str = "") -> Any:
+    """Bar chart of named values, each bar labelled with its value."""
+    if not values:
+        raise ValueError("nothing to plot: values is empty")
+    ax = _axes(ax, (6, 3.5))
+    bars = ax.bar(list(values), list(values.values()), color="tab:blue")
+    ax.bar_label(bars, fmt="%.3g")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=20)
+    return ax
+
+
+def stacked_shares(
+    counts: Mapping[Any, Mapping[str, float]], ax: Any = None, title: str = "", xlabel: str = ""
+) -> Any:
+    """Stacked bars of each group's share per period (``{period: {group: count}}``),
+    e.g. the tag mix per year: drift shows as bands that widen or narrow."""
+    if not counts:
+        raise ValueError("nothing to plot: counts is empty")
+    periods = list(counts)
+    groups = list(dict.fromkeys(g for row in counts.values() for g in row))
+    totals = [sum(counts[p].values()) or 1 for p in periods]
+    ax = _axes(ax, (6, 3.5))
+    bottom = [0.0] * len(periods)
+    labels = [str(p) for p in periods]
+    for group in groups:
+        shares = [counts[p].get(group, 0) / t for p, t in zip(periods, totals, strict=True)]
+        ax.bar(labels, shares, bottom=bottom, label=group)
+        bottom = [b + s for b, s in zip(bottom, shares, strict=True)]
+    ax.set_ylabel("share")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return ax

@@ -1,0 +1,188 @@
+"""Recording what a notebook measured, in one JSON file per notebook.
+
+A run writes ``RESULTS_DIR/<notebook>.json`` with the schema::
+
+    {"notebook": str, "parameters": {...}, "environment": {...},
+     "metrics": {name: number}, "tables": {name: [row, ...]}}
+
+Metric names are stable snake_case with the unit in the name (``p99_ms``,
+``throughput_rps``, ``size_mb``, ``accuracy``), so runs on different machines or with
+different parameters can be compared key by key (``mlinfra report`` does this).
+
+Examples
+--------
+>>> import tempfile, json
+>>> out = tempfile.mkdtemp()
+>>> path = record("00_demo", {"SEED": 0}, {"accuracy": 0.9}, results_dir=out,
+...               environment={"python": "3.11"})
+>>> json.loads(path.read_text())["metrics"]
+{'accuracy': 0.9}
+>>> print(markdown_table([{"variant": "fp32", "p50_ms": 1.23456}]))
+| variant | p50_ms |
+|---|---|
+| fp32 | 1.235 |
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["record", "load", "load_all", "markdown_table", "format_value", "SCHEMA_KEYS"]
+
+SCHEMA_KEYS = ("notebook", "parameters", "environment", "metrics", "tables")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NOTEBOOK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _plain(value: Any) -> Any:
+    """Convert numpy scalars/arrays, paths and tuples into JSON-friendly values."""
+    if isinstance(value, bool | str | type(None)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _plain(value.tolist())
+    if isinstance(value, Iterable):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _check_metrics(metrics: Mapping[str, Any]) -> dict[str, float | int]:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"metrics must be a dict of name -> number, not {type(metrics).__name__}")
+    checked: dict[str, float | int] = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(
+                f"metric name {name!r} is not snake_case: use lowercase letters, digits and "
+                "underscores, with the unit in the name (e.g. 'p99_ms')"
+            )
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"metric {name!r} must be a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"metric {name!r} must be finite, got {value!r}")
+        checked[name] = int(value) if isinstance(value, numbers.Integral) else float(value)
+    return checked
+
+
+def _check_tables(tables: Mapping[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+    if tables is None:
+        return {}
+    if not isinstance(tables, Mapping):
+        raise TypeError("tables must be a dict of name -> list of row dicts")
+    checked = {}
+    for name, rows in tables.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"table name {name!r} is not snake_case")
+        if isinstance(rows, Mapping | str) or not all(isinstance(r, Mapping) for r in rows):
+            raise ValueError(f"table {name!r} must be a list of row dicts")
+        checked[name] = [_plain(r) for r in rows]
+    return checked
+
+
+def record(
+    notebook: str,
+    parameters: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    results_dir: str | os.PathLike = "results",
+    environment: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``results_dir/<notebook>.json`` atomically and return its path.
+
+    ``environment`` defaults to :func:`mlinfra_kit.measure.environment`. The file is
+    written to a temporary name and renamed, so a crash never leaves half a result.
+    """
+    if not isinstance(notebook, str) or not _NOTEBOOK.match(notebook):
+        raise ValueError(f"notebook must be a file stem such as '00_quickstart', got {notebook!r}")
+    if not isinstance(parameters, Mapping):
+        raise TypeError("parameters must be a dict of the notebook's knobs")
+    if environment is None:
+        from mlinfra_kit.measure import environment as fingerprint
+
+        environment = fingerprint()
+    doc = {
+        "notebook": notebook,
+        "parameters": _plain(parameters),
+        "environment": _plain(environment),
+        "metrics": _check_metrics(metrics),
+        "tables": _check_tables(tables),
+    }
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{notebook}.json"
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{notebook}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read one results file and check it has the schema's keys."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); rerun the notebook") from None
+    missing = [k for k in SCHEMA_KEYS if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise ValueError(f"{path} is not a results file: missing {', '.join(missing)}")
+    return doc
+
+
+def load_all(results_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every results file in ``results_dir``, sorted by notebook name."""
+    return [load(p) for p in sorted(Path(results_dir).glob("*.json"))]
+
+
+def format_value(value: Any) -> str:
+    """Readable text for a table cell: 4 significant figures for small floats, fixed
+    decimals for larger ones, thousands separators for big numbers."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if not math.isfinite(v) or v == 0:
+            return str(v) if v else "0"
+        if abs(v) >= 10_000:
+            return f"{v:,.0f}"
+        if abs(v) >= 100:
+            return f"{v:.1f}"
+        return f"{v:.4g}" if abs(v) < 1 else f"{v:.3f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Render row dicts as a Markdown table (columns default to the keys in order seen).
+
+    In a notebook: ``display(Markdown(markdown_table(rows)))``.
+    """
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(format_value(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Shared fixtures: a small trained model and notebooks made on the fly for runner tests."""
+
+from __future__ import annotations
+
+import matplotlib
+import nbformat
+import pytest
+
+matplotlib.use("Agg")  # this test process only; executed notebooks keep their inline figures
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none is available on this machine")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def projects():
+    from mlinfra_kit.data import load_projects
+
+    return load_projects()
+
+
+@pytest.fixture(scope="session")
+def trained(projects):
+    """A baseline trained for a few epochs on the shipped data, shared by the tests."""
+    from mlinfra_kit.data import train_val_split
+    from mlinfra_kit.models import TagClassifier
+
+    train, val = train_val_split(projects, 0.2, seed=0)
+    model = TagClassifier(epochs=6, progress=False, device="cpu")
+    return model.fit(train.texts, train.tags, val.texts, val.tags)
+
+
+def make_notebook(path, body: str, metrics=("answer",), parameters: str = ""):
+    """Write a minimal kit-style notebook: a tagged parameters cell, then ``body``."""
+    params = nbformat.v4.new_code_cell(
+        'QUICK = False\nSEED = 0\nDEVICE = "auto"\nRESULTS_DIR = "results"\n'
+        "INTERACTIVE = True\n" + parameters
+    )
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(f"# {path.stem} title"),
+        params,
+        nbformat.v4.new_code_cell(body),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["mlinfra"] = {"metrics": list(metrics)}
+    nbformat.write(nb, path)
+    return path
+
+
+RECORD = (
+    "from mlinfra_kit import results\n"
+    "results.record('{name}', dict(QUICK=QUICK, SEED=SEED), {{'answer': 42 + SEED}},\n"
+    "               results_dir=RESULTS_DIR, environment={{'python': 'test'}})\n"
+)
+
+
+@pytest.fixture
+def tiny_notebooks(tmp_path):
+    """A folder with one notebook that records a metric and one that fails in cell 2."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    make_notebook(folder / "01_good.ipynb", RECORD.format(name="01_good"))
+    make_notebook(folder / "02_broken.ipynb", "x = 1\nraise ValueError('broken on purpose')")
+    return folder

@@ -1,0 +1,41 @@
+import matplotlib.pyplot as plt
+import pytest
+
+from mlinfra_kit import plots
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_confusion_matrix_draws_counts_and_shares():
+    ax = plots.confusion_matrix([[3, 1], [0, 4]], ["a", "b"])
+    texts = [t.get_text() for t in ax.texts]
+    assert "0.75\n(3)" in texts and "1.00\n(4)" in texts
+    with pytest.raises(ValueError, match="square"):
+        plots.confusion_matrix([[1, 2]], ["a", "b"])
+
+
+def test_latency_histogram_single_and_overlaid():
+    ax = plots.latency_histogram([1.0, 2.0, 3.0])
+    assert len(ax.lines) >= 2  # p50 and p99 markers
+    ax = plots.latency_histogram({"fp32": [1, 2], "int8": [0.5, 1]})
+    assert ax.get_legend() is not None
+    with pytest.raises(ValueError, match="no timings"):
+        plots.latency_histogram({"x": []})
+
+
+def test_training_curves_bar_and_shares():
+    history = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_macro_f1": 0.5},
+               {"epoch": 2, "train_loss": 0.5, "val_loss": 0.9, "val_macro_f1": 0.7}]
+    assert plots.training_curves(history).get_xlabel() == "epoch"
+    with pytest.raises(ValueError, match="empty"):
+        plots.training_curves([])
+    assert len(plots.bar({"fp32": 2.0, "int8": 1.0}).patches) == 2
+    ax = plots.stacked_shares({2020: {"a": 1, "b": 3}, 2021: {"a": 2, "b": 2}})
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches)
+    assert heights == [0.25, 0.5, 0.5, 0.75]
+    with pytest.raises(ValueError):
+        plots.stacked_shares({})
