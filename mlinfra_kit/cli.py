@@ -1,0 +1,154 @@
+"""The ``mlinfra`` command: list, run and report the notebooks; check the machine.
+
+Heavy libraries (torch, papermill) are imported inside the commands that use them, so
+``mlinfra --help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlinfra_kit import __version__
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from mlinfra_kit.runner import discover
+
+    for nb in discover(args.notebooks):
+        print(f"{nb.name:<22} {nb.title}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mlinfra_kit.runner import discover, parse_parameter, run_notebooks, select
+
+    try:
+        chosen = select(discover(args.notebooks), args.names)
+        parameters = dict(parse_parameter(p) for p in args.parameter)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"mlinfra run: {err}", file=sys.stderr)
+        return 2
+    # Executed notebooks would otherwise store every progress-bar update as output.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+    def report(event, nb, result):
+        if event == "start":
+            print(f"▶ {nb.name} ...", flush=True)
+        elif result.status == "ok":
+            print(f"  ok in {result.seconds:.1f} s -> {result.output}", flush=True)
+        else:
+            print(f"  FAILED after {result.seconds:.1f} s\n  {result.error}", flush=True)
+
+    try:
+        outcomes = run_notebooks(chosen, args.out, parameters, quick=args.quick,
+                                 kernel=args.kernel, cell_timeout=args.cell_timeout,
+                                 on_event=report)
+    except ValueError as err:
+        print(f"mlinfra run: {err}", file=sys.stderr)
+        return 2
+    failed = [o for o in outcomes if o.status != "ok"]
+    total = sum(o.seconds for o in outcomes)
+    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} notebook(s) ok in {total:.1f} s; "
+          f"results in {Path(args.out) / 'results'}")
+    for o in failed:
+        print(f"failed: {o.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mlinfra_kit.report import write_report
+
+    try:
+        path = write_report(args.dir)
+    except ValueError as err:
+        print(f"mlinfra report: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+def _service_version(program: str) -> str | None:
+    path = shutil.which(program)
+    if path is None:
+        return None
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+        return (done.stdout or done.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return f"found at {path}"
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from mlinfra_kit.measure import environment
+
+    env = environment()
+    width = max(map(len, env)) + 2
+    print("environment")
+    for key, value in env.items():
+        print(f"  {key:<{width}}{value if value is not None else '-'}")
+    print("optional services")
+    services = {
+        "CUDA GPU": env["gpu"] or None,
+        "redis-server": _service_version("redis-server"),
+        "docker": _service_version("docker"),
+    }
+    for name, found in services.items():
+        print(f"  {name:<{width}}{found or 'not available'}")
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    kernels = sorted(KernelSpecManager().find_kernel_specs())
+    print(f"  {'jupyter kernels':<{width}}{', '.join(kernels) or 'none: pip install ipykernel'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlinfra",
+        description="Run and measure the ML infrastructure patterns of mlinfra-kit.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlinfra-kit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    notebooks_help = "folder of notebooks (default: the kit's notebooks)"
+    p = sub.add_parser("list", help="list the notebooks")
+    p.add_argument("--notebooks", type=Path, help=notebooks_help)
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("run", help="execute notebooks with papermill and record results",
+                       description="Execute notebooks into DIR: executed copies, "
+                       "DIR/results/*.json and DIR/run.json.")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="notebooks to run: 00_quickstart, 00 or quickstart (default: all)")
+    p.add_argument("--quick", action="store_true", help="QUICK=True: small sizes, ~1 min each")
+    p.add_argument("--out", default="runs/latest", metavar="DIR",
+                   help="output folder (default: runs/latest)")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a notebook parameter, e.g. -p SEED=1 (repeatable)")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
+    p.add_argument("--cell-timeout", type=int, default=1200, metavar="SECONDS",
+                   help="fail a cell that runs longer than this (default: 1200)")
+    p.add_argument("--notebooks", type=Path, help=notebooks_help)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("report", help="write DIR/report.md from a run's results")
+    p.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of `mlinfra run`")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("doctor", help="print versions, CPU, GPU and optional services")
+    p.set_defaults(func=_cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

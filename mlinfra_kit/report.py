@@ -1,0 +1,63 @@
+"""One readable report of a run: ``mlinfra report DIR`` writes ``DIR/report.md``.
+
+For each notebook: its status and run time, the parameters it ran with, the machine it
+ran on, every metric it recorded and its tables. Every number comes from the results
+files the notebooks wrote in that run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mlinfra_kit.results import format_value, load_all, markdown_table
+
+__all__ = ["render_report", "write_report"]
+
+
+def _key_values(mapping: dict[str, Any], key: str, value: str) -> str:
+    return markdown_table([{key: k, value: v} for k, v in mapping.items()], [key, value])
+
+
+def render_report(run_dir: str | os.PathLike) -> str:
+    """The Markdown text of the report for ``run_dir`` (see :func:`write_report`)."""
+    run_dir = Path(run_dir)
+    docs = load_all(run_dir / "results")
+    summary_path = run_dir / "run.json"
+    runs = (json.loads(summary_path.read_text(encoding="utf-8"))["notebooks"]
+            if summary_path.exists() else [])
+    if not docs and not runs:
+        raise ValueError(
+            f"no results in {run_dir / 'results'}: run `mlinfra run --out {run_dir}` first"
+        )
+    lines = ["# mlinfra-kit run report", ""]
+    if runs:
+        total = sum(r["seconds"] for r in runs)
+        failed = [r for r in runs if r["status"] != "ok"]
+        lines += [
+            f"{len(runs)} notebook(s), {len(runs) - len(failed)} ok, {len(failed)} failed, "
+            f"{format_value(total)} s in all.", "",
+            markdown_table([{"notebook": r["notebook"], "status": r["status"],
+                             "seconds": r["seconds"]} for r in runs]), "",
+        ]
+        for r in failed:
+            lines += [f"- **{r['notebook']} failed**: {r['error']}"]
+        lines += [""] if failed else []
+    for doc in docs:
+        lines += [f"## {doc['notebook']}", "", "### Metrics", ""]
+        lines += [_key_values(doc["metrics"], "metric", "value") if doc["metrics"]
+                  else "(none recorded)", ""]
+        for name, rows in doc["tables"].items():
+            lines += [f"### Table: {name}", "", markdown_table(rows) if rows else "(empty)", ""]
+        lines += ["### Parameters", "", _key_values(doc["parameters"], "parameter", "value"), ""]
+        lines += ["### Environment", "", _key_values(doc["environment"], "key", "value"), ""]
+    return "\n".join(lines)
+
+
+def write_report(run_dir: str | os.PathLike) -> Path:
+    """Write ``run_dir/report.md`` from ``run_dir/results/*.json`` and ``run_dir/run.json``."""
+    path = Path(run_dir) / "report.md"
+    path.write_text(render_report(run_dir), encoding="utf-8")
+    return path

@@ -1,0 +1,218 @@
+"""Executing the kit's notebooks as parameterised experiments, with papermill.
+
+Each notebook declares, in its metadata (``metadata.mlinfra.metrics``), the metrics it
+promises to record; a run fails when a promised metric is missing, so a notebook that
+silently stops measuring something is caught.
+
+``run_notebooks`` writes into ``out_dir``: each executed notebook, ``results/*.json``
+(what the notebooks recorded) and ``run.json`` (status and duration of each notebook).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "NotebookInfo",
+    "NotebookResult",
+    "notebooks_dir",
+    "discover",
+    "select",
+    "parse_parameter",
+    "run_notebooks",
+    "RESERVED_PARAMETERS",
+]
+
+#: Set by the runner itself: results always land in ``out_dir/results`` and no widget
+#: waits for a person.
+RESERVED_PARAMETERS = ("RESULTS_DIR", "INTERACTIVE")
+_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
+
+
+@dataclass(frozen=True)
+class NotebookInfo:
+    path: Path
+    title: str
+    metrics: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    status: str  # "ok" or "failed"
+    seconds: float
+    output: str
+    error: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def notebooks_dir() -> Path:
+    """The kit's notebooks: ``./notebooks`` of a checkout, else the copy in the package."""
+    package = Path(__file__).resolve().parent
+    for folder in (package.parent / "notebooks", package / "_shipped" / "notebooks"):
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError("the kit's notebooks were not found; pass --notebooks DIR")
+
+
+def _info(path: Path) -> NotebookInfo:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    title = path.stem
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            first = "".join(cell.get("source", "")).strip().splitlines()
+            if first and first[0].startswith("#"):
+                title = first[0].lstrip("#").strip()
+                break
+    metrics = tuple(nb.get("metadata", {}).get("mlinfra", {}).get("metrics", ()))
+    return NotebookInfo(path, title, metrics)
+
+
+def discover(folder: str | os.PathLike | None = None) -> list[NotebookInfo]:
+    """The numbered notebooks (``NN_topic.ipynb``) of ``folder``, in order."""
+    folder = Path(folder) if folder is not None else notebooks_dir()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no notebooks folder at {folder}")
+    return [_info(p) for p in sorted(folder.glob("*.ipynb")) if _NAME.match(p.stem)]
+
+
+def select(available: Sequence[NotebookInfo], names: Sequence[str]) -> list[NotebookInfo]:
+    """Pick notebooks by full name (``00_quickstart``), number (``00``) or topic
+    (``quickstart``); no names means all of them."""
+    if not names:
+        return list(available)
+    chosen = []
+    for name in names:
+        key = Path(name).stem
+        matches = [nb for nb in available
+                   if key in (nb.name, nb.name[:2], nb.name[3:])]
+        if not matches:
+            known = ", ".join(nb.name for nb in available)
+            raise ValueError(f"no notebook named {name!r}; choose from: {known}")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def parse_parameter(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> (KEY, value); VALUE is read as a Python literal (``1``, ``0.5``,
+    ``True``, ``'cpu'``, ``[1, 2]``; ``true``/``false`` also work), else kept as text."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise ValueError(f"parameter {text!r} is not KEY=VALUE (e.g. -p SEED=1)")
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    try:
+        return key, ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        return key, raw
+
+
+def _known_parameters(path: Path) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(path)))
+
+
+def _failure_message(nb: NotebookInfo, err: BaseException, output: Path) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError):
+        first_line = next((line for line in err.source.splitlines() if line.strip()), "")
+        return (f"{nb.name} failed in cell {err.cell_index} (execution count {err.exec_count}, "
+                f"starting {first_line.strip()!r}): {err.ename}: {err.evalue}. "
+                f"The executed notebook with the traceback is {output}")
+    return f"{nb.name} failed: {type(err).__name__}: {err}"
+
+
+def run_notebooks(
+    notebooks: Sequence[NotebookInfo],
+    out_dir: str | os.PathLike,
+    parameters: Mapping[str, Any] | None = None,
+    quick: bool = False,
+    kernel: str = "python3",
+    cell_timeout: int = 1200,
+    on_event: Callable[[str, NotebookInfo, NotebookResult | None], None] | None = None,
+) -> list[NotebookResult]:
+    """Execute ``notebooks`` in order into ``out_dir``; one failure does not stop the rest.
+
+    ``parameters`` go to every notebook that has them in its ``parameters`` cell; a
+    parameter that no selected notebook has is an error (it is probably misspelled).
+    ``on_event("start"|"end", notebook, result)`` reports progress.
+    """
+    import papermill
+
+    from mlinfra_kit.results import load
+
+    parameters = dict(parameters or {})
+    reserved = sorted(set(parameters) & set(RESERVED_PARAMETERS))
+    if reserved:
+        raise ValueError(f"{', '.join(reserved)} is set by the runner; use --out to choose "
+                         "where results go")
+    known = {nb.name: _known_parameters(nb.path) for nb in notebooks}
+    unknown = sorted(k for k in parameters if not any(k in names for names in known.values()))
+    if unknown:
+        everything = sorted(set().union(*known.values())) if known else []
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; the selected notebooks "
+                         f"take: {', '.join(everything)}")
+
+    out = Path(out_dir).resolve()
+    results_dir = out / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    outcomes: list[NotebookResult] = []
+    for nb in notebooks:
+        given = {"QUICK": quick, **parameters} if quick else dict(parameters)
+        given = {k: v for k, v in given.items() if k in known[nb.name]}
+        given.update(RESULTS_DIR=str(results_dir), INTERACTIVE=False)
+        output = out / nb.path.name
+        if on_event:
+            on_event("start", nb, None)
+        (results_dir / f"{nb.name}.json").unlink(missing_ok=True)
+        tic = time.perf_counter()
+        error = None
+        try:
+            papermill.execute_notebook(
+                str(nb.path), str(output), parameters=given, kernel_name=kernel,
+                execution_timeout=cell_timeout, cwd=str(out), progress_bar=False,
+            )
+            recorded = load(results_dir / f"{nb.name}.json")["metrics"]
+            missing = [m for m in nb.metrics if m not in recorded]
+            if missing:
+                error = f"{nb.name} ran but did not record promised metric(s): {', '.join(missing)}"
+        except FileNotFoundError:
+            error = f"{nb.name} ran but wrote no results file {results_dir / nb.name}.json"
+        except Exception as err:  # noqa: BLE001 - any failure is reported, the tour goes on
+            error = _failure_message(nb, err, output)
+        result = NotebookResult(nb.name, "failed" if error else "ok",
+                                time.perf_counter() - tic, str(output), error, given)
+        outcomes.append(result)
+        if on_event:
+            on_event("end", nb, result)
+    _write_summary(out, outcomes)
+    return outcomes
+
+
+def _write_summary(out: Path, outcomes: Sequence[NotebookResult]) -> None:
+    """Merge this run's outcomes into ``run.json`` (a later run of one notebook keeps
+    the others' entries)."""
+    path = out / "run.json"
+    previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    entries = {e["notebook"]: e for e in previous.get("notebooks", [])}
+    entries.update({o.notebook: asdict(o) for o in outcomes})
+    summary = {"notebooks": [entries[k] for k in sorted(entries)]}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

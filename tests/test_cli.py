@@ -1,0 +1,76 @@
+"""The command line, run as a user runs it: a real subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+MLINFRA = [sys.executable, "-m", "mlinfra_kit.cli"]
+
+
+def mlinfra(*args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*MLINFRA, *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=600, **kwargs)
+
+
+def test_help_is_instant_and_does_not_import_torch():
+    probe = "import sys, mlinfra_kit.cli; print('torch' in sys.modules, 'papermill' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "False"]
+    tic = time.perf_counter()
+    done = mlinfra("--help")
+    assert done.returncode == 0 and "run" in done.stdout and "doctor" in done.stdout
+    assert time.perf_counter() - tic < 5
+
+
+def test_list(tiny_notebooks):
+    done = mlinfra("list", "--notebooks", tiny_notebooks)
+    assert done.returncode == 0
+    assert "01_good" in done.stdout and "01_good title" in done.stdout
+    assert "00_quickstart" in mlinfra("list").stdout
+
+
+def test_run_then_report(tiny_notebooks, tmp_path):
+    out = tmp_path / "run"
+    done = mlinfra("run", "good", "--quick", "--out", out, "-p", "SEED=1",
+                   "--notebooks", tiny_notebooks)
+    assert done.returncode == 0, done.stderr
+    assert "1/1 notebook(s) ok" in done.stdout
+    params = json.loads((out / "results" / "01_good.json").read_text())["parameters"]
+    assert params == {"QUICK": True, "SEED": 1}
+    done = mlinfra("report", out)
+    assert done.returncode == 0
+    assert "| answer | 43 |" in (out / "report.md").read_text()
+
+
+def test_failing_notebook_exits_nonzero_and_names_the_cell(tiny_notebooks, tmp_path):
+    done = mlinfra("run", "02", "--out", tmp_path, "--notebooks", tiny_notebooks)
+    assert done.returncode == 1
+    assert "02_broken failed in cell" in done.stderr and "broken on purpose" in done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "nope"], "no notebook named 'nope'"),
+    (["run", "good", "-p", "SEED"], "is not KEY=VALUE"),
+    (["run", "good", "-p", "TYPO=1"], "unknown parameter(s) TYPO"),
+])
+def test_usage_errors_exit_2_with_a_message(tiny_notebooks, tmp_path, args, message):
+    done = mlinfra(*args, "--notebooks", tiny_notebooks, "--out", tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_report_of_empty_folder(tmp_path):
+    done = mlinfra("report", tmp_path)
+    assert done.returncode == 2 and "no results" in done.stderr
+
+
+def test_doctor_lists_environment_and_services():
+    done = mlinfra("doctor")
+    assert done.returncode == 0, done.stderr
+    for word in ("torch", "river", "cpu", "CUDA GPU", "redis-server", "jupyter kernels"):
+        assert word in done.stdout
