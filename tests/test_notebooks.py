@@ -1,0 +1,58 @@
+"""Every notebook runs headless with QUICK=True and records what it promises.
+
+These tests execute the notebooks for real with papermill, through the same runner as
+``mlinfra run``. They are what keeps "every notebook runs on a fresh machine" true.
+"""
+
+import json
+
+import pytest
+
+from mlinfra_kit.results import load
+from mlinfra_kit.runner import discover, notebooks_dir, run_notebooks
+
+NOTEBOOKS = discover()
+REQUIRED_PARAMETERS = ("QUICK", "SEED", "DEVICE", "RESULTS_DIR", "INTERACTIVE")
+
+
+def cells(nb):
+    return json.loads(nb.path.read_text(encoding="utf-8"))["cells"]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: nb.name)
+def test_stored_without_outputs(nb):
+    for cell in cells(nb):
+        if cell["cell_type"] == "code":
+            assert not cell["outputs"] and cell["execution_count"] is None, (
+                f"{nb.name} is stored with outputs: clear them before committing")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: nb.name)
+def test_follows_the_template(nb):
+    code = [c for c in cells(nb) if c["cell_type"] == "code"]
+    first = code[0]
+    assert "parameters" in first.get("metadata", {}).get("tags", []), (
+        "the first code cell must carry the papermill tag 'parameters'")
+    source = "".join(first["source"])
+    for name in REQUIRED_PARAMETERS:
+        assert f"{name} =" in source, f"the parameters cell lacks {name}"
+    assert nb.metrics, "declare promised metrics in notebook metadata: mlinfra.metrics"
+    assert cells(nb)[0]["cell_type"] == "markdown" and nb.title != nb.name
+
+
+def test_every_notebook_file_is_numbered():
+    stray = [p.name for p in notebooks_dir().glob("*.ipynb")
+             if p.stem not in {nb.name for nb in NOTEBOOKS}]
+    assert not stray, f"notebooks must be named NN_topic.ipynb: {stray}"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: nb.name)
+def test_runs_quick_and_records_its_metrics(nb, tmp_path, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    (outcome,) = run_notebooks([nb], tmp_path, quick=True, cell_timeout=600)
+    assert outcome.status == "ok", outcome.error
+    doc = load(tmp_path / "results" / f"{nb.name}.json")
+    assert doc["parameters"]["QUICK"] is True
+    missing = [m for m in nb.metrics if m not in doc["metrics"]]
+    assert not missing, f"{nb.name} did not record {missing}"
