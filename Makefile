@@ -1,0 +1,36 @@
+# Every target installs what it needs into .venv first, so each works on a fresh clone.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+TOUR ?= tour
+
+.PHONY: install tour test lint lab clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv with the kit and its test tools
+
+tour: install  ## run every notebook in quick mode, then write $(TOUR)/report.md
+	$(BIN)/mlinfra run --quick --out $(TOUR)
+	$(BIN)/mlinfra report $(TOUR)
+
+test: install  ## lint, then the whole test suite (unit, servers, notebooks)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check mlinfra_kit tests
+
+$(VENV)/.lab: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[lab,dev]"
+	touch $@
+
+lab: $(VENV)/.lab  ## open JupyterLab on the notebooks
+	$(BIN)/jupyter lab notebooks
+
+clean:
+	rm -rf $(TOUR) runs .pytest_cache .ruff_cache build dist
