@@ -72,3 +72,28 @@ def tiny_notebooks(tmp_path):
     make_notebook(folder / "01_good.ipynb", RECORD.format(name="01_good"))
     make_notebook(folder / "02_broken.ipynb", "x = 1\nraise ValueError('broken on purpose')")
     return folder
+
+
+@pytest.fixture(scope="session")
+def artifact(trained, tmp_path_factory):
+    """The shared model saved as an artifact folder, version "v1"."""
+    return trained.save(tmp_path_factory.mktemp("artifacts") / "tag-classifier", version="v1")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real redis-server on a free loopback port for the whole session.
+
+    Without redis-server the Redis tests skip, except in CI (``CI=true``), where
+    ``.ci/run`` installs it and a skip would hide a broken backend.
+    """
+    import os
+
+    from mlinfra_kit.services import redis_available, redis_server
+
+    if not redis_available():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI=true but redis-server (or the redis package) is missing")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with redis_server() as server:
+        yield server.url

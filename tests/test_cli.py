@@ -74,3 +74,13 @@ def test_doctor_lists_environment_and_services():
     assert done.returncode == 0, done.stderr
     for word in ("torch", "river", "cpu", "CUDA GPU", "redis-server", "jupyter kernels"):
         assert word in done.stdout
+
+
+def test_serve_rejects_a_folder_that_is_not_an_artifact(tmp_path):
+    done = mlinfra("serve", "--model", tmp_path)
+    assert done.returncode == 2 and "not a model artifact" in done.stderr
+
+
+def test_serve_rejects_bad_settings(artifact):
+    done = mlinfra("serve", "--model", artifact, "--max-batch-size", "0")
+    assert done.returncode == 2 and "max_batch_size must be at least 1" in done.stderr

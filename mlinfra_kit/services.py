@@ -1,0 +1,137 @@
+"""Real local services for notebooks and tests: free ports, child processes, redis-server.
+
+Every service here is a real process bound to 127.0.0.1 on a free port, waited for until
+it answers, and stopped when its ``with`` block ends, even when the block fails.
+
+Examples
+--------
+>>> port = free_port()
+>>> 1024 <= port <= 65535
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
+               process: subprocess.Popen | None = None, interval_s: float = 0.05) -> None:
+    """Poll ``check()`` until it is true; fail early if ``process`` has exited."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} before it was "
+                               f"ready{_tail(process)}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} was not ready after {timeout_s:.0f} s{_tail(process)}")
+        time.sleep(interval_s)
+
+
+def _tail(process: subprocess.Popen | None) -> str:
+    log = getattr(process, "log_path", None)
+    if not log or not os.path.exists(log):
+        return ""
+    with open(log, encoding="utf-8", errors="replace") as f:
+        text = f.read()[-2000:].strip()
+    return f"; its output ended with:\n{text}" if text else ""
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10) -> None:
+    """SIGTERM, wait, then SIGKILL: a child never outlives the block that started it."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def child_process(args: Sequence[str], what: str, ready: Callable[[], bool],
+                  timeout_s: float = 60, env: dict[str, str] | None = None
+                  ) -> Iterator[subprocess.Popen]:
+    """Start ``args`` as a child process, wait until ``ready()``, stop it on exit.
+
+    The child's output goes to a temporary log, quoted in the error if it fails to start.
+    """
+    with tempfile.TemporaryDirectory(prefix="mlinfra-") as folder:
+        log_path = os.path.join(folder, "output.log")
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(list(args), stdout=log, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **(env or {})})
+        process.log_path = log_path
+        try:
+            wait_until(ready, timeout_s, what, process)
+            yield process
+        finally:
+            stop_process(process)
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    """A running redis-server: connect with :attr:`url`."""
+
+    host: str
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+
+def redis_available() -> bool:
+    """Whether ``redis-server`` and the ``redis`` client package are installed."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("redis-server") is not None
+
+
+@contextlib.contextmanager
+def redis_server(port: int | None = None, timeout_s: float = 20) -> Iterator[RedisServer]:
+    """Start a throwaway ``redis-server`` on loopback (no persistence), stop it on exit.
+
+    Raises ``RuntimeError`` with an install hint when redis-server is missing.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed; on Debian/Ubuntu: "
+                           "apt-get install redis-server (or: conda install redis)")
+    import redis
+
+    port = port or free_port()
+    client = redis.Redis(host=LOOPBACK, port=port, socket_connect_timeout=0.5)
+    with tempfile.TemporaryDirectory(prefix="mlinfra-redis-") as workdir:
+        args = [binary, "--bind", LOOPBACK, "--port", str(port), "--save", "",
+                "--appendonly", "no", "--dir", workdir]
+        try:
+            with child_process(args, f"redis-server on port {port}", client.ping,
+                               timeout_s) as process:
+                yield RedisServer(LOOPBACK, port, process)
+        finally:
+            client.close()

@@ -1,0 +1,47 @@
+"""Serving: batch predictions into a store vs real-time HTTP serving with dynamic batching.
+
+- :func:`predict_into_store` precomputes predictions for a finite set of entities into a
+  :class:`PredictionStore` (:class:`SQLiteStore` or :class:`RedisStore`), resumably;
+- :func:`create_app` is the FastAPI server (``mlinfra serve``), with a
+  :class:`DynamicBatcher` and an :class:`LRUCache` in front of the model;
+- :func:`run_server` starts it as a real process on loopback, :func:`run_load` loads it
+  over real HTTP from another process.
+
+Importing this package does not import torch, FastAPI or the HTTP clients.
+"""
+
+from mlinfra_kit.serving.batch import BatchJobReport, predict_into_store
+from mlinfra_kit.serving.batching import DynamicBatcher
+from mlinfra_kit.serving.cache import LRUCache
+from mlinfra_kit.serving.process import RunningServer, run_server, run_trivial_server
+from mlinfra_kit.serving.store import (
+    PredictionStore,
+    RedisStore,
+    SQLiteStore,
+    StoredPrediction,
+    open_store,
+)
+
+
+def create_app(config):
+    """The FastAPI app for a :class:`~mlinfra_kit.serving.app.ServerConfig` (lazy import)."""
+    from mlinfra_kit.serving.app import create_app as _create_app
+
+    return _create_app(config)
+
+
+__all__ = [
+    "BatchJobReport",
+    "DynamicBatcher",
+    "LRUCache",
+    "PredictionStore",
+    "RedisStore",
+    "RunningServer",
+    "SQLiteStore",
+    "StoredPrediction",
+    "create_app",
+    "open_store",
+    "predict_into_store",
+    "run_server",
+    "run_trivial_server",
+]

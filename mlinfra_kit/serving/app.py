@@ -1,0 +1,277 @@
+"""The real-time prediction server: a FastAPI app factory for a model artifact.
+
+Endpoints: ``POST /predict`` (one project), ``POST /predict/batch`` (a list),
+``GET /predictions/{id}`` (batch serving: a stored prediction and its age),
+``GET /health`` (alive), ``GET /ready`` (model loaded), ``GET /metadata``.
+
+Bad input never reaches the model: pydantic answers 422 naming the field at fault, a
+body over ``max_body_bytes`` gets 413, and until the model has loaded every prediction
+endpoint answers 503. Run it with ``mlinfra serve`` or :func:`mlinfra_kit.serving.run_server`.
+
+Note: this module avoids ``from __future__ import annotations`` on purpose: FastAPI reads
+the request models, which are built per app (their limits are settings), from the
+annotations at run time.
+"""
+
+import contextlib
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints
+
+from mlinfra_kit.serving.batching import DynamicBatcher
+from mlinfra_kit.serving.cache import LRUCache
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything a server is configured with; ``mlinfra serve`` flags map onto it."""
+
+    model: str
+    store: str | None = None
+    batching: bool = True
+    max_batch_size: int = 32
+    max_wait_ms: float = 2.0
+    cache_size: int = 0
+    max_items: int = 256
+    max_text_chars: int = 5000
+    max_body_bytes: int = 1_000_000
+    device: str = "cpu"
+    #: torch intra-op threads. 1 by default: a server runs many tiny model calls, and idle
+    #: intra-op threads spin between them on the cores the event loop (and clients) need.
+    threads: int = 1
+
+    def __post_init__(self):
+        for name in ("max_batch_size", "max_items", "max_text_chars", "max_body_bytes",
+                     "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0 or self.cache_size < 0:
+            raise ValueError("max_wait_ms and cache_size must be 0 or more")
+
+
+class PredictionOut(BaseModel):
+    tag: str
+    probabilities: dict[str, float]
+    model_version: str
+
+
+class BatchOut(BaseModel):
+    predictions: list[PredictionOut]
+    model_version: str
+
+
+class StoredOut(PredictionOut):
+    id: str
+    created_at: float
+    age_s: float
+
+
+def _request_models(max_chars: int, max_items: int) -> tuple[type[BaseModel], type[BaseModel]]:
+    class ProjectIn(BaseModel):
+        """One project to tag: a non-empty title and an optional description."""
+
+        model_config = ConfigDict(extra="forbid")
+        title: Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1,
+                                                      max_length=max_chars)]
+        description: Annotated[StrictStr, StringConstraints(max_length=max_chars)] = ""
+
+    class BatchIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        projects: Annotated[list[ProjectIn], Field(min_length=1, max_length=max_items)]
+
+    return ProjectIn, BatchIn
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a body over ``max_bytes``, declared or streamed."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._reject(send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                return await self._reject(send)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send):
+        payload = json.dumps({"detail": f"request body is larger than {self.max_bytes} bytes; "
+                              "send fewer or shorter projects"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+class _State:
+    """What the app holds: the model (once loaded), the batcher, the cache, the store."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.model: Any = None
+        self.load_error: str | None = None
+        self.store: Any = None
+        self.batcher: DynamicBatcher | None = None
+        self.cache = LRUCache(config.cache_size)
+        self.started_at = time.time()
+
+    def load(self) -> None:
+        """Runs on a thread, so /health answers (and /ready says 503) while loading."""
+        try:
+            import torch
+
+            from mlinfra_kit.models import TagClassifier
+
+            torch.set_num_threads(self.config.threads)
+            model = TagClassifier.load(self.config.model, device=self.config.device)
+            if self.config.store:
+                from mlinfra_kit.serving.store import open_store
+
+                self.store = open_store(self.config.store)
+            self.batcher = DynamicBatcher(model.predict, self.config.max_batch_size,
+                                          self.config.max_wait_ms, self.config.batching)
+            self.model = model
+        except Exception as err:  # reported by /ready instead of killing the server
+            self.load_error = f"{type(err).__name__}: {err}"
+
+    def require_model(self):
+        if self.model is None:
+            detail = (f"model failed to load: {self.load_error}" if self.load_error
+                      else "model is loading; retry when GET /ready answers 200")
+            raise HTTPException(503, detail)
+        return self.model
+
+
+def _out(prediction, version: str) -> dict[str, Any]:
+    return {"tag": prediction.tag, "probabilities": prediction.probabilities,
+            "model_version": version}
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """A FastAPI app serving the model artifact ``config.model``."""
+    state = _State(config)
+    ProjectIn, BatchIn = _request_models(config.max_text_chars, config.max_items)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loader = threading.Thread(target=state.load, name="model-loader", daemon=True)
+        loader.start()
+        yield
+        if state.batcher is not None:
+            await state.batcher.close()
+        if state.store is not None:
+            state.store.close()
+
+    app = FastAPI(title="mlinfra-kit tag prediction", lifespan=lifespan)
+    app.state.mlinfra = state
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+
+    async def predict_text(text: str):
+        cached = state.cache.get(text)
+        if cached is not None:
+            return cached
+        prediction = await state.batcher.submit(text)
+        state.cache.put(text, prediction)
+        return prediction
+
+    @app.post("/predict", response_model=None, responses={200: {"model": PredictionOut}})
+    async def predict(project: ProjectIn):
+        model = state.require_model()
+        prediction = await predict_text(f"{project.title} {project.description}".strip())
+        return JSONResponse(_out(prediction, model.version))
+
+    @app.post("/predict/batch", response_model=None, responses={200: {"model": BatchOut}})
+    async def predict_batch(batch: BatchIn):
+        model = state.require_model()
+        texts = [f"{p.title} {p.description}".strip() for p in batch.projects]
+        answers = [state.cache.get(t) for t in texts]
+        todo = [i for i, a in enumerate(answers) if a is None]
+        computed = await state.batcher.submit_many([texts[i] for i in todo])
+        for i, prediction in zip(todo, computed, strict=True):
+            answers[i] = prediction
+            state.cache.put(texts[i], prediction)
+        return JSONResponse({"predictions": [_out(a, model.version) for a in answers],
+                             "model_version": model.version})
+
+    @app.get("/predictions/{entity_id}", response_model=None,
+             responses={200: {"model": StoredOut}, 404: {"description": "not stored"}})
+    async def stored_prediction(entity_id: str):
+        state.require_model()
+        if state.store is None:
+            raise HTTPException(404, "this server has no prediction store; start it with "
+                                "--store sqlite:PATH or --store redis://HOST:PORT/DB")
+        row = state.store.get(entity_id)
+        if row is None:
+            raise HTTPException(404, f"no stored prediction for id {entity_id!r}: a new "
+                                "entity; predict it live with POST /predict")
+        return JSONResponse({"id": row.entity_id, "tag": row.tag,
+                             "probabilities": row.probabilities,
+                             "model_version": row.model_version, "created_at": row.created_at,
+                             "age_s": row.age_s()})
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "uptime_s": time.time() - state.started_at}
+
+    @app.get("/ready")
+    async def ready():
+        state.require_model()
+        return {"status": "ready", "model_version": state.model.version}
+
+    @app.get("/metadata")
+    async def metadata():
+        model = state.require_model()
+        meta = model.metadata_
+        return {
+            "model_version": model.version,
+            "tags": list(model.tags),
+            "metrics": meta.get("metrics", {}),
+            "created_at": meta.get("created_at"),
+            "config": asdict(config),
+            "batching": state.batcher.stats(),
+            "cache": state.cache.stats(),
+        }
+
+    return app
+
+
+def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000,
+          log_level: str = "warning") -> None:
+    """Serve ``config`` with uvicorn until interrupted (what ``mlinfra serve`` runs).
+
+    Access logs are off: at thousands of requests per second, logging each one would cost
+    more than predicting it.
+    """
+    import uvicorn
+
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level,
+                access_log=False)

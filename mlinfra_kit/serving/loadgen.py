@@ -1,0 +1,219 @@
+"""A load generator over real HTTP, in its own process, fast enough not to be the limit.
+
+Two ways to load a server:
+
+- **closed loop** (``concurrency=N``): N clients, each sending its next request when the
+  previous one is answered. Throughput is what the server sustains; latency never shows
+  queueing beyond N requests, because the clients slow down with the server.
+- **open loop** (``rate_rps=R``): requests leave at a fixed rate whatever the server does,
+  and each latency is counted from the moment its request *should* have left, so
+  queueing delay is measured, not hidden (no "coordinated omission").
+
+The client is aiohttp on its own event loop in a separate process (so it does not share
+the notebook's GIL); its own CPU time is reported, and :func:`run_load` against
+:func:`~mlinfra_kit.serving.run_trivial_server` tells the client's ceiling on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mlinfra_kit.measure import LatencyStats, latency_stats
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request to send: a method, a path and an optional JSON body (bytes)."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+
+
+def post_json(path: str, bodies: Iterable[Any]) -> list[Request]:
+    """POST requests to ``path``, one per JSON body (serialised once, here)."""
+    return [Request("POST", path, json.dumps(b).encode()) for b in bodies]
+
+
+def get_paths(paths: Iterable[str]) -> list[Request]:
+    return [Request("GET", p) for p in paths]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a load run measured. Latencies are of successful (2xx) requests."""
+
+    mode: str
+    concurrency: int
+    rate_rps: float | None
+    requests: int
+    errors: int
+    status_counts: dict[str, int]
+    seconds: float
+    latencies_ms: list[float] = field(repr=False)
+    client_cpu_s: float
+
+    @property
+    def throughput_rps(self) -> float:
+        return (self.requests - self.errors) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def stats(self) -> LatencyStats:
+        return latency_stats([ms / 1000 for ms in self.latencies_ms])
+
+    @property
+    def client_cpu_cores(self) -> float:
+        """CPU the client used, in cores (1.0 = one core busy for the whole run)."""
+        return self.client_cpu_s / self.seconds if self.seconds > 0 else 0.0
+
+    def row(self, **extra: Any) -> dict[str, Any]:
+        """A flat dict for a results table."""
+        ok = bool(self.latencies_ms)
+        return {**extra, "mode": self.mode, "concurrency": self.concurrency,
+                "rate_rps": self.rate_rps, "requests": self.requests, "errors": self.errors,
+                "throughput_rps": self.throughput_rps,
+                "p50_ms": self.stats.p50_ms if ok else float("nan"),
+                "p99_ms": self.stats.p99_ms if ok else float("nan"),
+                "client_cpu_cores": self.client_cpu_cores}
+
+
+def run_load(base_url: str, requests: Sequence[Request], *, total: int = 1000,
+             concurrency: int = 32, rate_rps: float | None = None, warmup: int = 0,
+             timeout_s: float = 30, progress: bool = True, desc: str = "load") -> LoadResult:
+    """Send ``total`` requests (cycling through ``requests``) to ``base_url``.
+
+    Closed loop with ``concurrency`` clients, or open loop at ``rate_rps`` requests per
+    second (``concurrency`` then caps open connections). ``warmup`` requests go first and
+    are not measured.
+    """
+    if not requests:
+        raise ValueError("requests is empty: give at least one Request to send")
+    if total < 1 or concurrency < 1 or warmup < 0:
+        raise ValueError(f"total and concurrency must be at least 1 and warmup 0 or more "
+                         f"(got total={total}, concurrency={concurrency}, warmup={warmup})")
+    if rate_rps is not None and rate_rps <= 0:
+        raise ValueError(f"rate_rps must be positive, got {rate_rps}")
+    config = {"base_url": base_url.rstrip("/"), "total": total, "concurrency": concurrency,
+              "rate_rps": rate_rps, "warmup": warmup, "timeout_s": timeout_s,
+              "requests": [[r.method, r.path, base64.b64encode(r.body or b"").decode()]
+                           for r in requests]}
+    # A fresh interpreter, not multiprocessing: it works the same from a notebook, a script
+    # or a test, and imports only the client (no torch, no copy of the caller's state).
+    with tempfile.TemporaryDirectory(prefix="mlinfra-load-") as folder:
+        config_path, result_path = Path(folder, "config.json"), Path(folder, "result.json")
+        config_path.write_text(json.dumps(config))
+        child = subprocess.Popen(
+            [sys.executable, "-m", "mlinfra_kit.serving.loadgen", config_path, result_path],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        errors = []
+        with tqdm(total=total, desc=desc, unit="req", disable=not progress) as bar:
+            for line in child.stderr:  # the child prints how many requests are done
+                if line.startswith("done "):
+                    bar.update(int(line.split()[1]) - bar.n)
+                else:
+                    errors.append(line)
+        child.wait()
+        if child.returncode != 0 or not result_path.exists():
+            raise RuntimeError(f"the load generator failed (exit code {child.returncode}): "
+                               + "".join(errors[-20:]).strip())
+        return LoadResult(**json.loads(result_path.read_text()))
+
+
+def _main(config_path: str, result_path: str) -> None:
+    """Child process: read the config, run the load, write the result (JSON files)."""
+    config = json.loads(Path(config_path).read_text())
+    requests = [Request(m, p, base64.b64decode(b) or None) for m, p, b in config.pop("requests")]
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    outcome = asyncio.run(_load(requests=requests, **config))
+    Path(result_path).write_text(json.dumps(outcome))
+
+
+async def _load(base_url, requests, total, concurrency, rate_rps, warmup, timeout_s):
+    import aiohttp
+
+    done = 0
+
+    async def report_progress() -> None:
+        while True:
+            print(f"done {done}", file=sys.stderr, flush=True)
+            await asyncio.sleep(0.2)
+
+    headers = {"content-type": "application/json"}
+    statuses: Counter[str] = Counter()
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=None)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def send(i: int, started: float, measured: bool) -> None:
+            req = requests[i % len(requests)]
+            try:
+                async with session.request(req.method, base_url + req.path, data=req.body,
+                                           headers=headers if req.body else None) as resp:
+                    await resp.read()
+                    status = str(resp.status)
+                    ok = 200 <= resp.status < 300
+            except (aiohttp.ClientError, TimeoutError, OSError) as err:
+                status, ok = type(err).__name__, False
+            if measured:
+                statuses[status] += 1
+                if ok:
+                    latencies.append(1000 * (time.perf_counter() - started))
+                nonlocal done
+                done += 1
+
+        async def closed_loop(n: int, measured: bool) -> None:
+            counter = iter(range(n))
+
+            async def client() -> None:
+                for i in counter:
+                    await send(i, time.perf_counter(), measured)
+
+            await asyncio.gather(*(client() for _ in range(min(concurrency, n))))
+
+        reporter = asyncio.create_task(report_progress())
+        if warmup:
+            await closed_loop(warmup, measured=False)
+        cpu0, start = time.process_time(), time.perf_counter()
+        if rate_rps is None:
+            await closed_loop(total, measured=True)
+        else:
+            tasks = []
+            for i in range(total):
+                scheduled = start + i / rate_rps
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(send(i, scheduled, True)))
+            await asyncio.gather(*tasks)
+        seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
+        reporter.cancel()
+        print(f"done {done}", file=sys.stderr, flush=True)
+    errors = sum(n for s, n in statuses.items() if not s.startswith("2"))
+    return {"mode": "closed" if rate_rps is None else "open", "concurrency": concurrency,
+            "rate_rps": rate_rps, "requests": total, "errors": errors,
+            "status_counts": dict(statuses), "seconds": seconds, "latencies_ms": latencies,
+            "client_cpu_s": cpu}
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:3])
