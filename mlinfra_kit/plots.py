@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["confusion_matrix", "latency_histogram", "training_curves", "bar", "stacked_shares"]
+__all__ = ["confusion_matrix", "latency_histogram", "training_curves", "bar", "stacked_shares",
+           "latency_vs_throughput"]
 
 
 def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
@@ -146,4 +147,36 @@ def stacked_shares(
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return ax
+
+
+def latency_vs_throughput(
+    rows: Sequence[Mapping[str, Any]], group: str = "mode", label: str = "concurrency",
+    ax: Any = None, ceiling_rps: float | None = None, title: str = "Latency vs throughput",
+) -> Any:
+    """One line per ``group`` through (throughput_rps, p99_ms) points, p50 dashed, each
+    point labelled with ``row[label]``: where a line turns upward, the server saturates.
+    ``ceiling_rps`` draws the load generator's own limit as a vertical line."""
+    if not rows:
+        raise ValueError("nothing to plot: rows is empty")
+    missing = {group, label, "throughput_rps", "p50_ms", "p99_ms"} - set(rows[0])
+    if missing:
+        raise ValueError(f"rows lack the column(s) {sorted(missing)}")
+    ax = _axes(ax, (6.5, 4))
+    for name in dict.fromkeys(r[group] for r in rows):
+        points = sorted((r for r in rows if r[group] == name), key=lambda r: r[label])
+        x = [r["throughput_rps"] for r in points]
+        (line,) = ax.plot(x, [r["p99_ms"] for r in points], marker="o", label=f"{name} p99")
+        ax.plot(x, [r["p50_ms"] for r in points], marker=".", linestyle="--",
+                color=line.get_color(), label=f"{name} p50")
+        for r in points:
+            ax.annotate(str(r[label]), (r["throughput_rps"], r["p99_ms"]), fontsize=8,
+                        textcoords="offset points", xytext=(4, 4))
+    if ceiling_rps:
+        ax.axvline(ceiling_rps, color="gray", linestyle=":", label="load generator ceiling")
+    ax.set_yscale("log")
+    ax.set_xlabel("throughput (requests/s)")
+    ax.set_ylabel("latency (ms, log scale)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     return ax

@@ -39,3 +39,14 @@ def test_training_curves_bar_and_shares():
     assert heights == [0.25, 0.5, 0.5, 0.75]
     with pytest.raises(ValueError):
         plots.stacked_shares({})
+
+
+def test_latency_vs_throughput():
+    rows = [{"mode": m, "concurrency": c, "throughput_rps": 100.0 * c, "p50_ms": c,
+             "p99_ms": 2.0 * c} for m in ("off", "on") for c in (1, 8)]
+    ax = plots.latency_vs_throughput(rows, ceiling_rps=1000)
+    assert len(ax.lines) == 5 and len(ax.texts) == 4
+    with pytest.raises(ValueError, match="lack"):
+        plots.latency_vs_throughput([{"mode": "x"}])
+    with pytest.raises(ValueError, match="empty"):
+        plots.latency_vs_throughput([])

@@ -10,7 +10,7 @@
 Importing this package does not import torch, FastAPI or the HTTP clients.
 """
 
-from mlinfra_kit.serving.batch import BatchJobReport, predict_into_store
+from mlinfra_kit.serving.batch import BatchJobReport, compare_with_live, predict_into_store
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
 from mlinfra_kit.serving.process import RunningServer, run_server, run_trivial_server
@@ -39,6 +39,7 @@ __all__ = [
     "RunningServer",
     "SQLiteStore",
     "StoredPrediction",
+    "compare_with_live",
     "create_app",
     "open_store",
     "predict_into_store",

@@ -14,6 +14,7 @@ annotations at run time.
 """
 
 import contextlib
+import gc
 import json
 import threading
 import time
@@ -160,6 +161,9 @@ class _State:
             self.batcher = DynamicBatcher(model.predict, self.config.max_batch_size,
                                           self.config.max_wait_ms, self.config.batching)
             self.model = model
+            # Everything allocated so far lives as long as the server: take it out of the
+            # garbage collector's scans, whose full passes otherwise pause every request.
+            gc.freeze()
         except Exception as err:  # reported by /ready instead of killing the server
             self.load_error = f"{type(err).__name__}: {err}"
 

@@ -84,3 +84,31 @@ def predict_into_store(
                 on_batch(written)
     return BatchJobReport(version, len(ids), len(ids) - len(todo), written, batches,
                           time.perf_counter() - start)
+
+
+def compare_with_live(model: Any, entity_ids: Sequence[Any], texts: Sequence[str],
+                      store: PredictionStore) -> list[dict[str, Any]]:
+    """What batch serving answers vs what ``model`` says now, per entity.
+
+    One row per entity: the stored tag, its model version and age, the live tag, and
+    whether they agree. A stored answer goes stale when the model changes *or* the input
+    changes after the batch job ran; this shows how many answers that affects.
+    """
+    if len(entity_ids) != len(texts):
+        raise ValueError(f"entity_ids and texts differ in length: {len(entity_ids)} ids, "
+                         f"{len(texts)} texts")
+    live = model.predict(list(texts))
+    now = time.time()
+    rows = []
+    for entity, prediction in zip(entity_ids, live, strict=True):
+        stored = store.get(str(entity))
+        rows.append({
+            "id": str(entity),
+            "stored_tag": stored.tag if stored else None,
+            "stored_version": stored.model_version if stored else None,
+            "stored_age_s": stored.age_s(now) if stored else None,
+            "live_tag": prediction.tag,
+            "live_version": getattr(model, "version", None),
+            "agrees": stored is not None and stored.tag == prediction.tag,
+        })
+    return rows

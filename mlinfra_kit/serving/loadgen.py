@@ -52,6 +52,25 @@ def get_paths(paths: Iterable[str]) -> list[Request]:
     return [Request("GET", p) for p in paths]
 
 
+def zipf_indices(n_items: int, size: int, s: float = 1.1, seed: int = 0) -> list[int]:
+    """``size`` draws from ``range(n_items)`` where item k is drawn with weight 1/(k+1)^s:
+    a few popular inputs and a long tail, like real request mixes.
+
+    >>> picks = zipf_indices(100, 1000, s=1.2, seed=0)
+    >>> picks.count(0) > picks.count(50)
+    True
+    """
+    import numpy as np
+
+    if n_items < 1 or size < 0:
+        raise ValueError(f"need n_items >= 1 and size >= 0 (got {n_items}, {size})")
+    if s < 0:
+        raise ValueError(f"the Zipf exponent s must be 0 or more, got {s}")
+    weights = 1.0 / np.arange(1, n_items + 1) ** s
+    rng = np.random.default_rng(seed)
+    return rng.choice(n_items, size=size, p=weights / weights.sum()).tolist()
+
+
 @dataclass(frozen=True)
 class LoadResult:
     """What a load run measured. Latencies are of successful (2xx) requests."""

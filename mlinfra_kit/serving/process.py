@@ -28,6 +28,14 @@ class RunningServer:
     def pid(self) -> int:
         return self.process.pid
 
+    def get(self, path: str) -> dict:
+        """GET ``path`` and return the JSON body (e.g. ``server.get("/metadata")``)."""
+        import httpx
+
+        response = httpx.get(self.url + path, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
 
 def _answers(url: str, status: int = 200) -> bool:
     import httpx
@@ -39,7 +47,7 @@ def _answers(url: str, status: int = 200) -> bool:
 def run_server(model: str | os.PathLike, *, store: str | None = None, batching: bool = True,
                max_batch_size: int = 32, max_wait_ms: float = 2.0, cache_size: int = 0,
                max_items: int | None = None, max_body_bytes: int | None = None,
-               port: int | None = None, wait_for: str = "/ready",
+               device: str = "cpu", port: int | None = None, wait_for: str = "/ready",
                timeout_s: float = 120) -> Iterator[RunningServer]:
     """Run ``mlinfra serve`` for the artifact ``model`` in a child process.
 
@@ -49,7 +57,8 @@ def run_server(model: str | os.PathLike, *, store: str | None = None, batching: 
     port = port or free_port()
     args = [sys.executable, "-m", "mlinfra_kit.cli", "serve", "--model", str(model),
             "--host", LOOPBACK, "--port", str(port), "--max-batch-size", str(max_batch_size),
-            "--max-wait-ms", str(max_wait_ms), "--cache-size", str(cache_size)]
+            "--max-wait-ms", str(max_wait_ms), "--cache-size", str(cache_size),
+            "--device", device]
     if not batching:
         args.append("--no-batching")
     if store:

@@ -87,3 +87,19 @@ def test_sigkill_midway_leaves_whole_batches_and_rerun_completes(artifact, proje
                                     store, batch_size=16, progress=False)
         assert report.skipped == done and report.written == len(projects) - done
         assert store.count("v1") == len(projects)
+
+
+def test_compare_with_live_flags_changed_inputs_and_missing(trained, tmp_path):
+    from mlinfra_kit.serving import compare_with_live
+
+    texts = ["object detection with yolo", "translation with transformers"]
+    with SQLiteStore(tmp_path / "p.db") as store:
+        predict_into_store(trained, ["a", "b"], texts, store, model_version="v1",
+                           progress=False)
+        changed = [texts[0], "kubernetes deployment monitoring pipeline"]
+        rows = compare_with_live(trained, ["a", "b", "new"], [*changed, "a new project"], store)
+    assert rows[0]["agrees"] and rows[0]["stored_version"] == "v1"
+    assert rows[0]["stored_age_s"] >= 0
+    assert rows[2]["stored_tag"] is None and not rows[2]["agrees"]
+    with pytest.raises(ValueError, match="differ in length"):
+        compare_with_live(trained, ["a"], [], store)

@@ -52,3 +52,15 @@ def test_bad_settings(kwargs, message):
     args = {"requests": [Request("GET", "/")], **kwargs}
     with pytest.raises(ValueError, match=message):
         run_load("http://127.0.0.1:9", **args)
+
+
+def test_zipf_indices_are_skewed_and_seeded():
+    from mlinfra_kit.serving.loadgen import zipf_indices
+
+    picks = zipf_indices(50, 2000, s=1.1, seed=3)
+    assert picks == zipf_indices(50, 2000, s=1.1, seed=3)
+    assert all(0 <= p < 50 for p in picks)
+    assert picks.count(0) > 5 * max(picks.count(40), 1)
+    assert len(set(zipf_indices(50, 2000, s=0.0, seed=3))) == 50  # s=0: uniform
+    with pytest.raises(ValueError):
+        zipf_indices(0, 10)
