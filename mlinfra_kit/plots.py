@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["confusion_matrix", "latency_histogram", "training_curves", "bar", "stacked_shares",
-           "latency_vs_throughput"]
+           "latency_vs_throughput", "accuracy_over_time"]
 
 
 def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
@@ -179,4 +179,31 @@ def latency_vs_throughput(
     ax.set_ylabel("latency (ms, log scale)")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return ax
+
+
+def accuracy_over_time(
+    curves: Mapping[str, Sequence[float]], drifts: Sequence[int] = (),
+    events: Mapping[str, Sequence[int]] | None = None, ax: Any = None,
+    title: str = "Rolling accuracy", xlabel: str = "sample",
+) -> Any:
+    """One rolling-accuracy curve per strategy; known drifts as grey vertical lines, and
+    each strategy's retrains (``events[name]``, sample indices) as ticks on its curve."""
+    if not curves:
+        raise ValueError("nothing to plot: curves is empty")
+    ax = _axes(ax, (9, 4))
+    for position in drifts:
+        ax.axvline(position, color="gray", linewidth=1.5, alpha=0.6)
+    for name, values in curves.items():
+        (line,) = ax.plot(range(len(values)), values, label=name, linewidth=1.2)
+        marks = [t for t in (events or {}).get(name, ()) if 0 <= t < len(values)]
+        if marks:
+            ax.plot(marks, [values[t] for t in marks], linestyle="none", marker="v",
+                    color=line.get_color(), markersize=6)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel + ("; grey lines: drifts" if drifts else "") +
+                  ("; ▼ retrains" if events else ""))
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
     return ax

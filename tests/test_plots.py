@@ -50,3 +50,11 @@ def test_latency_vs_throughput():
         plots.latency_vs_throughput([{"mode": "x"}])
     with pytest.raises(ValueError, match="empty"):
         plots.latency_vs_throughput([])
+
+
+def test_accuracy_over_time():
+    ax = plots.accuracy_over_time({"a": [0.5, 0.6, 0.7], "b": [0.9, 0.8, 0.7]}, drifts=[1],
+                                  events={"a": [2, 99]})
+    assert len(ax.lines) == 4  # drift line, two curves, one set of retrain markers
+    with pytest.raises(ValueError, match="empty"):
+        plots.accuracy_over_time({})

@@ -10,7 +10,7 @@
 """
 
 from mlinfra_kit.learning.learners import RiverBatch, TorchMLP
-from mlinfra_kit.learning.prequential import PrequentialResult, prequential
+from mlinfra_kit.learning.prequential import PrequentialResult, compare, prequential
 from mlinfra_kit.learning.strategies import (
     DriftTriggered,
     Event,
@@ -40,6 +40,7 @@ __all__ = [
     "Stream",
     "Strategy",
     "TorchMLP",
+    "compare",
     "drift_stream",
     "from_samples",
     "prequential",

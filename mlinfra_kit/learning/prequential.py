@@ -80,10 +80,18 @@ class PrequentialResult:
                 return t - drift_at
         return None
 
-    def row(self, **extra: Any) -> dict[str, Any]:
-        return {"strategy": self.name, **extra, "accuracy": self.accuracy,
-                "retrains": self.retrains, "train_seconds": self.train_seconds,
-                "samples_per_s": self.samples_per_s}
+    def row(self, drift_at: int | None = None, window: int = 500, **extra: Any
+            ) -> dict[str, Any]:
+        """A flat dict for a table; with ``drift_at``, also the accuracy in the ``window``
+        before the drift, the accuracy after it, and the recovery time."""
+        row = {"strategy": self.name, **extra, "accuracy": self.accuracy}
+        if drift_at is not None:
+            row.update(before_drift=self.accuracy_between(max(0, drift_at - window), drift_at),
+                       after_drift=self.accuracy_between(drift_at),
+                       recovery_samples=self.recovery_samples(drift_at, window))
+        row.update(retrains=self.retrains, train_seconds=self.train_seconds,
+                   samples_per_s=self.samples_per_s)
+        return row
 
 
 def prequential(stream: Stream, strategy: Strategy, label_delay: int = 0,
@@ -110,3 +118,12 @@ def prequential(stream: Stream, strategy: Strategy, label_delay: int = 0,
     seconds = time.perf_counter() - tic
     return PrequentialResult(name or strategy.name, correct, list(strategy.events),
                              strategy.train_seconds, seconds, label_delay, learned)
+
+
+def compare(stream: Stream, strategies: dict[str, Strategy], label_delay: int = 0,
+            progress: bool = True) -> dict[str, PrequentialResult]:
+    """Run each strategy over the same stream; results keyed like ``strategies``."""
+    if not strategies:
+        raise ValueError("no strategies to compare")
+    return {name: prequential(stream, s, label_delay, progress=progress, name=name)
+            for name, s in strategies.items()}

@@ -179,3 +179,17 @@ def test_bad_streams(samples, message):
 def test_bad_settings(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_compare_and_rows(abrupt):
+    from mlinfra_kit.learning import compare
+
+    stream = abrupt.head(2000)
+    results = compare(stream, {"a": Offline(hoeffding(), initial=300),
+                               "b": Online(tree.HoeffdingTreeClassifier())}, progress=False)
+    row = results["a"].row(drift_at=DRIFT, window=200)
+    assert row["strategy"] == "a"
+    assert {"before_drift", "after_drift", "recovery_samples"} <= set(row)
+    assert list(results) == ["a", "b"]
+    with pytest.raises(ValueError, match="no strategies"):
+        compare(stream, {})
