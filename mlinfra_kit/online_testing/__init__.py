@@ -1,0 +1,46 @@
+"""Online testing: A/B tests with sound statistics, canary rollouts, shadow tests, bandits.
+
+- :class:`Router`: sticky, deterministic assignment by a salted hash;
+- statistics (SciPy): :func:`sample_size_proportions`, :func:`power_proportions`,
+  :func:`mde_proportions`, :func:`sample_size_means`, :func:`z_test_proportions`,
+  :func:`welch_t_test`, :func:`srm_check`, :func:`msprt_p_values` (sequential);
+- simulation: :func:`simulate_users`, :func:`peeking_simulation`;
+- :class:`Canary` with :class:`Guardrails` and :func:`run_canary`;
+- :func:`run_shadow`: mirror requests to a candidate server;
+- bandits: :class:`EpsilonGreedy`, :class:`UCB1`, :class:`ThompsonSampling`,
+  :class:`FixedSplit`, :func:`simulate_bandit`.
+"""
+
+from mlinfra_kit.online_testing.bandits import (
+    UCB1,
+    BanditRun,
+    EpsilonGreedy,
+    FixedSplit,
+    ThompsonSampling,
+    simulate_bandit,
+)
+from mlinfra_kit.online_testing.canary import Canary, Guardrails, Observation, run_canary
+from mlinfra_kit.online_testing.router import Router, bucket, check_weights
+from mlinfra_kit.online_testing.shadow import ShadowReport, run_shadow
+from mlinfra_kit.online_testing.simulate import peeking_simulation, simulate_users
+from mlinfra_kit.online_testing.stats import (
+    SRMResult,
+    TestResult,
+    mde_proportions,
+    msprt_p_values,
+    power_proportions,
+    sample_size_means,
+    sample_size_proportions,
+    srm_check,
+    welch_t_test,
+    z_test_proportions,
+)
+
+__all__ = [
+    "BanditRun", "Canary", "EpsilonGreedy", "FixedSplit", "Guardrails", "Observation",
+    "Router", "SRMResult", "ShadowReport", "TestResult", "ThompsonSampling", "UCB1",
+    "bucket", "check_weights", "mde_proportions", "msprt_p_values", "peeking_simulation",
+    "power_proportions", "run_canary", "run_shadow", "sample_size_means",
+    "sample_size_proportions", "simulate_bandit", "simulate_users", "srm_check",
+    "welch_t_test", "z_test_proportions",
+]

@@ -1,0 +1,195 @@
+"""A/B statistics with SciPy: power, tests with intervals, SRM, and a sequential test.
+
+Examples
+--------
+>>> sample_size_proportions(0.5, 0.1)          # 50 % -> 60 %, alpha 0.05, power 0.8
+388
+>>> sample_size_means(effect=0.5, sd=1.0)
+63
+>>> r = z_test_proportions(100, 1000, 130, 1000)
+>>> round(r.effect, 3), r.significant
+(0.03, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+
+def _check_alpha(alpha: float, name: str = "alpha") -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"{name} must be in (0, 1), got {alpha}")
+
+
+def _check_rate(p: float, name: str) -> None:
+    if not 0 < p < 1:
+        raise ValueError(f"{name} must be a rate in (0, 1), got {p}")
+
+
+def _check_counts(successes: int, n: int, name: str) -> None:
+    if n <= 0 or successes < 0 or successes > n:
+        raise ValueError(f"{name}: need 0 <= successes <= n and n > 0, got {successes}/{n}")
+
+
+def sample_size_proportions(p_baseline: float, mde: float, alpha: float = 0.05,
+                            power: float = 0.8) -> int:
+    """Users per arm to detect an absolute lift ``mde`` over ``p_baseline`` with a
+    two-sided two-proportion z-test (normal approximation, pooled variance under H0)."""
+    _check_rate(p_baseline, "p_baseline")
+    _check_rate(p_baseline + mde, "p_baseline + mde")
+    _check_alpha(alpha)
+    _check_alpha(power, "power")
+    if mde == 0:
+        raise ValueError("mde must be non-zero: no sample detects a zero effect")
+    p1, p2 = p_baseline, p_baseline + mde
+    pooled = (p1 + p2) / 2
+    z_a, z_b = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    n = (z_a * math.sqrt(2 * pooled * (1 - pooled))
+         + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / mde**2
+    return math.ceil(n)
+
+
+def power_proportions(p_baseline: float, mde: float, n_per_arm: int,
+                      alpha: float = 0.05) -> float:
+    """The power of the two-sided z-test with ``n_per_arm`` users per arm."""
+    _check_rate(p_baseline, "p_baseline")
+    _check_rate(p_baseline + mde, "p_baseline + mde")
+    _check_alpha(alpha)
+    p1, p2 = p_baseline, p_baseline + mde
+    pooled = (p1 + p2) / 2
+    se0 = math.sqrt(2 * pooled * (1 - pooled) / n_per_arm)
+    se1 = math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n_per_arm)
+    z_a = stats.norm.ppf(1 - alpha / 2)
+    return float(stats.norm.cdf((abs(mde) - z_a * se0) / se1)
+                 + stats.norm.cdf((-abs(mde) - z_a * se0) / se1))
+
+
+def mde_proportions(p_baseline: float, n_per_arm: int, alpha: float = 0.05,
+                    power: float = 0.8) -> float:
+    """The smallest absolute lift the test detects with ``power`` at ``n_per_arm``."""
+    if n_per_arm < 2:
+        raise ValueError(f"n_per_arm must be at least 2, got {n_per_arm}")
+    upper = 1 - p_baseline - 1e-9
+    if power_proportions(p_baseline, upper, n_per_arm, alpha) < power:
+        raise ValueError(f"{n_per_arm} users per arm cannot reach power {power}")
+    return float(optimize.brentq(
+        lambda d: power_proportions(p_baseline, d, n_per_arm, alpha) - power, 1e-9, upper))
+
+
+def sample_size_means(effect: float, sd: float, alpha: float = 0.05,
+                      power: float = 0.8) -> int:
+    """Users per arm to detect a difference ``effect`` in means with standard deviation
+    ``sd`` (two-sided, normal approximation)."""
+    _check_alpha(alpha)
+    _check_alpha(power, "power")
+    if effect == 0 or sd <= 0:
+        raise ValueError("effect must be non-zero and sd positive")
+    z_a, z_b = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    return math.ceil(2 * (z_a + z_b) ** 2 * sd**2 / effect**2)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """B minus A: the effect, its confidence interval, and the p-value."""
+
+    effect: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    alpha: float
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < self.alpha
+
+
+def z_test_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int,
+                       alpha: float = 0.05) -> TestResult:
+    """Two-sided two-proportion z-test (pooled under H0), with a Wald interval."""
+    _check_counts(successes_a, n_a, "arm A")
+    _check_counts(successes_b, n_b, "arm B")
+    _check_alpha(alpha)
+    pa, pb = successes_a / n_a, successes_b / n_b
+    pooled = (successes_a + successes_b) / (n_a + n_b)
+    se0 = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    p_value = 1.0 if se0 == 0 else float(2 * stats.norm.sf(abs(pb - pa) / se0))
+    se = math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
+    z = stats.norm.ppf(1 - alpha / 2)
+    return TestResult(pb - pa, pb - pa - z * se, pb - pa + z * se, p_value, alpha)
+
+
+def welch_t_test(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> TestResult:
+    """Welch's t-test (unequal variances) for a difference in means, with its interval."""
+    _check_alpha(alpha)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.size < 2 or b.size < 2:
+        raise ValueError("each arm needs at least 2 observations")
+    result = stats.ttest_ind(b, a, equal_var=False)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = stats.t.ppf(1 - alpha / 2, df) * math.sqrt(va + vb)
+    effect = float(b.mean() - a.mean())
+    return TestResult(effect, effect - half, effect + half, float(result.pvalue), alpha)
+
+
+@dataclass(frozen=True)
+class SRMResult:
+    p_value: float
+    flagged: bool
+    observed: dict[str, int]
+    expected: dict[str, float]
+
+
+def srm_check(counts: Mapping[str, int], weights: Mapping[str, float],
+              alpha: float = 0.001) -> SRMResult:
+    """Sample-ratio mismatch: does the observed split fit the configured weights?
+
+    A tiny p-value means assignment or logging is broken, and the experiment's results
+    cannot be trusted, whatever they say. The usual threshold is strict (0.001).
+    """
+    _check_alpha(alpha)
+    if set(counts) != set(weights):
+        raise ValueError(f"counts have variants {sorted(counts)}, weights {sorted(weights)}")
+    if any(c < 0 for c in counts.values()):
+        raise ValueError(f"counts must be >= 0, got {dict(counts)}")
+    total = sum(counts.values())
+    if total == 0:
+        raise ValueError("no users counted yet")
+    names = list(weights)
+    expected = {k: total * weights[k] for k in names}
+    p = float(stats.chisquare([counts[k] for k in names], [expected[k] for k in names]).pvalue)
+    return SRMResult(p, p < alpha, dict(counts), expected)
+
+
+def msprt_p_values(successes_a: np.ndarray, n_a: np.ndarray, successes_b: np.ndarray,
+                   n_b: np.ndarray, tau: float = 0.05) -> np.ndarray:
+    """Always-valid p-values of the mixture sequential probability ratio test (mSPRT).
+
+    Inputs are cumulative counts at each look (arrays of the same shape; extra leading
+    dimensions are independent experiments). With a normal mixture of scale ``tau`` over
+    the effect, the likelihood ratio of the observed difference is
+
+        Lambda_n = sqrt(V / (V + n tau^2)) * exp(n^2 tau^2 d^2 / (2 V (V + n tau^2)))
+
+    with ``d`` the difference in rates, ``V`` the per-pair variance and ``n`` the pairs
+    seen. ``p_n = min(1, 1 / max_{k<=n} Lambda_k)`` may be checked after every look: the
+    chance that it ever drops below alpha under no difference is at most alpha.
+    """
+    if tau <= 0:
+        raise ValueError(f"tau must be positive, got {tau}")
+    sa, na, sb, nb = (np.asarray(v, dtype=float) for v in (successes_a, n_a, successes_b, n_b))
+    if (na <= 0).any() or (nb <= 0).any() or (sa < 0).any() or (sb < 0).any():
+        raise ValueError("counts must be non-negative and every look must have users")
+    pa, pb = sa / na, sb / nb
+    n = np.minimum(na, nb)
+    variance = np.maximum(pa * (1 - pa) + pb * (1 - pb), 1e-12)
+    t2 = tau**2
+    log_lr = (0.5 * np.log(variance / (variance + n * t2))
+              + n**2 * t2 * (pb - pa) ** 2 / (2 * variance * (variance + n * t2)))
+    running = np.maximum.accumulate(log_lr, axis=-1)
+    return np.minimum(1.0, np.exp(-running))
