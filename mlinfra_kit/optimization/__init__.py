@@ -1,0 +1,45 @@
+"""Optimization: pruning, quantization and distillation, measured side by side.
+
+- models and data: :func:`mlp`, :class:`SmallCNN`, :func:`load_digits`, :func:`train`,
+  :func:`accuracy`;
+- :func:`benchmark` (one row per variant), :func:`speedup`, :func:`pick` (best under a
+  budget);
+- pruning: :func:`prune_unstructured`, :func:`prune_neurons`, :func:`sparsity`,
+  :func:`sparse_vs_dense`;
+- quantization: :func:`dynamic_int8`, :func:`static_int8` (classic eager),
+  :func:`torchao_int8`, :func:`pt2e_int8` (torchao);
+- distillation: :func:`distillation_loss`, :func:`distill`.
+
+Importing this package imports torch (every function here needs it).
+"""
+
+from mlinfra_kit.optimization.bench import benchmark, pick, speedup
+from mlinfra_kit.optimization.distillation import distill, distillation_loss
+from mlinfra_kit.optimization.models import (
+    ImageData,
+    SmallCNN,
+    accuracy,
+    load_digits,
+    mlp,
+    train,
+)
+from mlinfra_kit.optimization.pruning import (
+    prune_neurons,
+    prune_unstructured,
+    sparse_vs_dense,
+    sparsity,
+)
+from mlinfra_kit.optimization.quantization import (
+    dynamic_int8,
+    is_quantized,
+    pt2e_int8,
+    static_int8,
+    torchao_int8,
+)
+
+__all__ = [
+    "ImageData", "SmallCNN", "accuracy", "benchmark", "distill", "distillation_loss",
+    "dynamic_int8", "is_quantized", "load_digits", "mlp", "pick", "prune_neurons",
+    "prune_unstructured", "pt2e_int8", "sparse_vs_dense", "sparsity", "speedup",
+    "static_int8", "torchao_int8", "train",
+]
