@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -41,9 +42,14 @@ def sparsity(model: nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
 
 
-def prune_unstructured(model: nn.Module, amount: float) -> nn.Module:
+def prune_unstructured(model: nn.Module, amount: float,
+                       retrain: Callable[[nn.Module], object] | None = None) -> nn.Module:
     """A copy of ``model`` with the ``amount`` smallest weights (by magnitude, across all
-    layers at once: global L1) set to zero, the pruning made permanent."""
+    layers at once: global L1) set to zero, the pruning made permanent.
+
+    ``retrain(model)`` fine-tunes while the pruning masks are still attached, so the
+    zeroed weights stay zero and the others make up for them.
+    """
     _check_amount(amount)
     model = copy.deepcopy(model)
     params = _prunable(model)
@@ -51,9 +57,11 @@ def prune_unstructured(model: nn.Module, amount: float) -> nn.Module:
         raise ValueError("the model has no Linear or Conv2d layer to prune")
     if amount > 0:
         prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+        if retrain is not None:
+            retrain(model)
         for module, name in params:
             prune.remove(module, name)
-    return model
+    return model.eval()
 
 
 def prune_neurons(model: nn.Sequential, amount: float) -> nn.Sequential:

@@ -159,3 +159,10 @@ def test_gpu_half_precision_matches_fp32(small_mlp, digits):
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = gpu(flat.x_test.to("cuda"))
     assert (out.argmax(1).cpu() == small_mlp.cpu()(flat.x_test).argmax(1)).float().mean() > 0.95
+
+
+def test_fine_tuning_keeps_pruned_weights_at_zero(small_mlp, digits):
+    flat = digits.flat()
+    tuned = prune_unstructured(small_mlp, 0.8, retrain=lambda m: train(
+        m, flat.x_train, flat.y_train, epochs=1, progress=False))
+    assert sparsity(tuned) == pytest.approx(0.8, abs=0.01)
