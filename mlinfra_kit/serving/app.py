@@ -16,6 +16,7 @@ annotations at run time.
 import contextlib
 import gc
 import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -46,6 +47,14 @@ class ServerConfig:
     #: torch intra-op threads. 1 by default: a server runs many tiny model calls, and idle
     #: intra-op threads spin between them on the cores the event loop (and clients) need.
     threads: int = 1
+    #: Load the model on a thread, so /health answers at once (a long-running server).
+    #: False loads it during start-up, before the first request (a serverless function,
+    #: where there is no "later").
+    load_in_background: bool = True
+
+    def to_env(self) -> dict[str, str]:
+        """This config as the environment variable ``app_from_env`` reads."""
+        return {"MLINFRA_SERVER_CONFIG": json.dumps(asdict(self))}
 
     def __post_init__(self):
         for name in ("max_batch_size", "max_items", "max_text_chars", "max_body_bytes",
@@ -187,8 +196,10 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        loader = threading.Thread(target=state.load, name="model-loader", daemon=True)
-        loader.start()
+        if config.load_in_background:
+            threading.Thread(target=state.load, name="model-loader", daemon=True).start()
+        else:
+            state.load()
         yield
         if state.batcher is not None:
             await state.batcher.close()
@@ -244,7 +255,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "uptime_s": time.time() - state.started_at}
+        return {"status": "ok", "uptime_s": time.time() - state.started_at, "pid": os.getpid()}
 
     @app.get("/ready")
     async def ready():
@@ -266,6 +277,16 @@ def create_app(config: ServerConfig) -> FastAPI:
         }
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """An app from the ``MLINFRA_SERVER_CONFIG`` environment variable (JSON of a
+    :class:`ServerConfig`): the factory uvicorn calls in each worker process."""
+    raw = os.environ.get("MLINFRA_SERVER_CONFIG")
+    if not raw:
+        raise RuntimeError("MLINFRA_SERVER_CONFIG is not set: it holds the server's config "
+                           "as JSON (see ServerConfig.to_env)")
+    return create_app(ServerConfig(**json.loads(raw)))
 
 
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000,

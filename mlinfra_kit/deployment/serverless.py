@@ -1,0 +1,152 @@
+"""Serverless: the same FastAPI app as an AWS Lambda function, through Mangum.
+
+A Lambda function is a process the platform starts on the first request (a *cold start*:
+imports, model load, first request) and reuses while requests keep coming (*warm*). The
+handler here loads the model during start-up, not in the background (there is no "later"
+in a function), rejects bodies over Lambda's synchronous payload limit with a clear 413
+before any work, and is invoked in-process with real API Gateway event payloads.
+
+Examples
+--------
+>>> event = api_gateway_v2_event("GET", "/health")
+>>> event["requestContext"]["http"]["method"], event["rawPath"]
+('GET', '/health')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+#: AWS Lambda's documented limits (bytes), which decide how a model can be packaged.
+LAMBDA_LIMITS = {
+    "zip_unzipped_bytes": 250 * 1024 * 1024,
+    "container_image_bytes": 10 * 1024**3,
+    "sync_payload_bytes": 6 * 1024 * 1024,
+}
+
+
+def _headers(body: str | None) -> dict[str, str]:
+    headers = {"host": "lambda.local", "user-agent": "mlinfra-kit"}
+    if body is not None:
+        headers["content-type"] = "application/json"
+    return headers
+
+
+def api_gateway_v2_event(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event, as Lambda receives it."""
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": _headers(text), "isBase64Encoded": False, "body": text,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "local", "domainName": "lambda.local",
+            "domainPrefix": "lambda", "requestId": "local", "routeKey": "$default",
+            "stage": "$default", "time": "25/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "mlinfra-kit"},
+        },
+    }
+
+
+def api_gateway_v1_event(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """An API Gateway REST API (payload format 1.0, proxy integration) event."""
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    headers = _headers(text)
+    return {
+        "resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")}, "stageVariables": None,
+        "isBase64Encoded": False, "body": text,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "local", "resourcePath": "/{proxy+}",
+            "httpMethod": method, "path": f"/prod{path}", "stage": "prod",
+            "requestId": "local", "protocol": "HTTP/1.1", "domainName": "lambda.local",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "mlinfra-kit"},
+        },
+    }
+
+
+def _too_large(event: dict[str, Any], limit: int) -> dict[str, Any]:
+    detail = json.dumps({"detail": f"request body is larger than {limit} bytes, Lambda's "
+                                   "synchronous payload limit; send fewer or shorter projects"})
+    response = {"statusCode": 413, "headers": {"content-type": "application/json"},
+                "body": detail, "isBase64Encoded": False}
+    if "version" not in event:  # REST API responses also carry multi-value headers
+        response["multiValueHeaders"] = {"content-type": ["application/json"]}
+    return response
+
+
+def make_handler(model: str | os.PathLike, max_body_bytes: int | None = None,
+                 **config: Any) -> Callable[[dict, Any], dict]:
+    """A Lambda handler ``handler(event, context)`` serving the artifact ``model``.
+
+    The model loads when the first event arrives (Mangum runs the app's start-up then),
+    synchronously. Dynamic batching is off: a function instance serves one request at a
+    time, so there is nothing to batch.
+    """
+    from mangum import Mangum
+
+    from mlinfra_kit.serving.app import ServerConfig, create_app
+
+    limit = min(max_body_bytes or LAMBDA_LIMITS["sync_payload_bytes"],
+                LAMBDA_LIMITS["sync_payload_bytes"])
+    settings = {"batching": False, "load_in_background": False, **config}
+    app = create_app(ServerConfig(model=str(model), max_body_bytes=limit, **settings))
+    adapter = Mangum(app, lifespan="auto")
+
+    def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        body = event.get("body") or ""
+        if len(body.encode() if isinstance(body, str) else body) > limit:
+            return _too_large(event, limit)
+        return adapter(event, context)
+
+    return handler
+
+
+_handler: Callable | None = None
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The entry point a deployment names (``mlinfra_kit.deployment.serverless.handler``):
+    serves the artifact at ``$MLINFRA_MODEL``, built on the first call of the instance."""
+    global _handler
+    if _handler is None:
+        model = os.environ.get("MLINFRA_MODEL")
+        if not model:
+            raise RuntimeError("set MLINFRA_MODEL to the model artifact folder")
+        _handler = make_handler(model)
+    return _handler(event, context)
+
+
+_COLD_START = textwrap.dedent("""
+    import json, sys, time
+    tic = time.perf_counter()
+    from mlinfra_kit.deployment.serverless import api_gateway_v2_event, make_handler
+    handler = make_handler(sys.argv[1])
+    event = api_gateway_v2_event("POST", "/predict", {"title": "Object detection with YOLO"})
+    first = handler(event, None)
+    cold = time.perf_counter() - tic
+    warm = []
+    for _ in range(int(sys.argv[2])):
+        t = time.perf_counter()
+        handler(event, None)
+        warm.append(time.perf_counter() - t)
+    print(json.dumps({"cold_s": cold, "warm_s": warm, "status": first["statusCode"]}))
+""")
+
+
+def measure_cold_start(model: str | os.PathLike, warm_calls: int = 200) -> dict[str, Any]:
+    """Time a cold start in a fresh Python process (imports, model load, first request),
+    then ``warm_calls`` warm invocations in the same process."""
+    done = subprocess.run([sys.executable, "-c", _COLD_START, str(model), str(warm_calls)],
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"the cold-start process failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

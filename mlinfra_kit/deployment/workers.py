@@ -1,0 +1,81 @@
+"""Compute engine: the real-time server with N uvicorn worker processes on one machine.
+
+Each worker is a separate process with its own copy of the model (and its own GIL), so N
+workers can use N cores, at N times the memory. uvicorn's master process accepts the
+connections and the kernel spreads them over the workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from mlinfra_kit.services import LOOPBACK, child_process, free_port
+from mlinfra_kit.serving.app import ServerConfig
+
+
+@dataclass(frozen=True)
+class WorkerPool:
+    url: str
+    workers: int
+    startup_s: float  # from launch until every worker answered /ready
+    master_pid: int
+    worker_pids: tuple[int, ...]  # the processes that answered
+
+    def rss_mb(self) -> dict[int, float]:
+        """Resident memory of each worker process, in MB (Linux)."""
+        return {pid: _rss_mb(pid) for pid in self.worker_pids}
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return float("nan")
+
+
+@contextlib.contextmanager
+def run_workers(model: str | os.PathLike, workers: int = 2, port: int | None = None,
+                timeout_s: float = 180, **config) -> Iterator[WorkerPool]:
+    """Serve ``model`` with ``workers`` uvicorn worker processes on a free loopback port.
+
+    Waits until every worker has loaded the model (each answers /ready), yields, stops
+    them all. Needs Linux (it reads /proc) for the memory and process numbers.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if not (Path(model) / "metadata.json").is_file():
+        raise ValueError(f"{model} is not a model artifact (no metadata.json)")
+    import httpx
+
+    settings = replace(ServerConfig(model=str(model)), **config)
+    port = port or free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    args = [sys.executable, "-m", "uvicorn", "mlinfra_kit.serving.app:app_from_env",
+            "--factory", "--host", LOOPBACK, "--port", str(port), "--workers", str(workers),
+            "--log-level", "warning", "--no-access-log"]
+
+    def all_ready() -> bool:
+        # /ready must answer 200 from `workers` distinct processes.
+        # A new connection per request, so the kernel may hand each to another worker.
+        seen.clear()
+        close = {"connection": "close"}
+        for _ in range(20 * workers):
+            if httpx.get(url + "/ready", headers=close, timeout=2).status_code != 200:
+                return False
+            seen.add(httpx.get(url + "/health", headers=close, timeout=2).json()["pid"])
+            if len(seen) == workers:
+                return True
+        return False
+
+    seen: set[int] = set()
+    tic = time.perf_counter()
+    with child_process(args, f"{workers} uvicorn worker(s) on port {port}", all_ready,
+                       timeout_s, env=settings.to_env()) as process:
+        yield WorkerPool(url, workers, time.perf_counter() - tic, process.pid,
+                         tuple(sorted(seen)))
