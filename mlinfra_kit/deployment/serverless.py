@@ -150,3 +150,83 @@ def measure_cold_start(model: str | os.PathLike, warm_calls: int = 200) -> dict[
     if done.returncode != 0:
         raise RuntimeError(f"the cold-start process failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+#: A supported Lambda Python runtime (python3.11 is deprecated for new functions since
+#: 2026-06-30, and cfn-lint says so).
+LAMBDA_RUNTIME = "python3.12"
+
+
+def sam_template(package: str = "image", memory_mb: int = 2048, timeout_s: int = 30,
+                 image_uri: str = "000000000000.dkr.ecr.eu-west-1.amazonaws.com/tag:1") -> str:
+    """An AWS SAM template (``AWS::Serverless::Function`` behind an HTTP API).
+
+    ``package="image"`` ships a container image (up to 10 GB: room for torch);
+    ``package="zip"`` a zip archive (250 MB unzipped: too small for CPU torch, which alone
+    is about 750 MB; kept to show the limit).
+    """
+    if package not in ("image", "zip"):
+        raise ValueError(f"package must be 'image' or 'zip', got {package!r}")
+    if not 128 <= memory_mb <= 10240 or not 1 <= timeout_s <= 900:
+        raise ValueError("memory_mb must be in 128..10240 and timeout_s in 1..900")
+    if package == "image":
+        code = f"      PackageType: Image\n      ImageUri: {image_uri}\n"
+    else:
+        code = (f"      Runtime: {LAMBDA_RUNTIME}\n      CodeUri: build/\n"
+                "      Handler: mlinfra_kit.deployment.serverless.handler\n")
+    return f"""\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Description: mlinfra-kit tag prediction as a Lambda function behind an HTTP API
+Resources:
+  TagPredictionFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+{code}      MemorySize: {memory_mb}
+      Timeout: {timeout_s}
+      Environment:
+        Variables:
+          MLINFRA_MODEL: /var/task/model
+      Events:
+        Api:
+          Type: HttpApi
+Outputs:
+  Endpoint:
+    Value: !Sub "https://${{ServerlessHttpApi}}.execute-api.${{AWS::Region}}.amazonaws.com"
+"""
+
+
+def lint_template(text: str) -> list[str]:
+    """cfn-lint's findings on a CloudFormation/SAM template (empty: it passes)."""
+    import cfnlint.api
+
+    return [f"{m.rule.id}: {m.message}" for m in cfnlint.api.lint(text, regions=["eu-west-1"])]
+
+
+def package_size_bytes(distributions: tuple[str, ...] = ("torch", "numpy", "fastapi",
+                                                         "pydantic", "starlette", "mangum"),
+                       extra_paths: tuple[str | os.PathLike, ...] = ()) -> dict[str, int]:
+    """Bytes each installed distribution (and each extra path, e.g. the model) takes on
+    disk: what a deployment package must carry."""
+    from importlib import metadata
+    from pathlib import Path
+
+    sizes = {}
+    for name in distributions:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            raise ValueError(f"{name} is not installed") from None
+        total = 0
+        for f in dist.files or ():
+            path = Path(dist.locate_file(f))
+            if path.is_file():
+                total += path.stat().st_size
+        sizes[name] = total
+    for extra in extra_paths:
+        path = Path(extra)
+        if not path.exists():
+            raise ValueError(f"{path} does not exist")
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        sizes[str(path)] = sum(p.stat().st_size for p in files)
+    return sizes
