@@ -100,11 +100,22 @@ def problems(text: str) -> list[str]:
     return found
 
 
+def project_root() -> Path:
+    """The checkout this package runs from (the image installs the package from it)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        raise ValueError("mlinfra_kit is not running from a checkout (no pyproject.toml beside "
+                         "it); clone the repository to build an image")
+    return root
+
+
 def write_build_context(folder: str | os.PathLike, artifact: str | os.PathLike,
-                        project_root: str | os.PathLike, **options) -> Path:
-    """Lay out a build context in ``folder``: the package, the artifact, the Dockerfile
-    and the .dockerignore. Returns the folder (``docker build FOLDER`` builds it)."""
-    artifact, root, folder = Path(artifact), Path(project_root), Path(folder)
+                        root: str | os.PathLike | None = None, **options) -> Path:
+    """Lay out a build context in ``folder``: the package (from ``root``, by default this
+    checkout), the artifact, the Dockerfile and the .dockerignore. Returns the folder
+    (``docker build FOLDER`` builds it)."""
+    root = Path(root) if root is not None else project_root()
+    artifact, folder = Path(artifact), Path(folder)
     if not (artifact / "metadata.json").is_file():
         raise ValueError(f"{artifact} is not a model artifact (no metadata.json)")
     if not (root / "pyproject.toml").is_file():

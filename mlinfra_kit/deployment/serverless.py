@@ -15,12 +15,14 @@ Examples
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 #: AWS Lambda's documented limits (bytes), which decide how a model can be packaged.
@@ -87,9 +89,11 @@ def make_handler(model: str | os.PathLike, max_body_bytes: int | None = None,
                  **config: Any) -> Callable[[dict, Any], dict]:
     """A Lambda handler ``handler(event, context)`` serving the artifact ``model``.
 
-    The model loads when the first event arrives (Mangum runs the app's start-up then),
-    synchronously. Dynamic batching is off: a function instance serves one request at a
-    time, so there is nothing to batch.
+    The model loads here, synchronously: in Lambda this runs in the init phase, once per
+    instance (part of the cold start), not on every invocation. Mangum's per-invocation
+    lifespan is therefore off. Dynamic batching is off too: an instance serves one request
+    at a time, so there is nothing to batch. Called where an event loop already runs (a
+    notebook), each invocation runs on a helper thread, as Mangum needs a loop of its own.
     """
     from mangum import Mangum
 
@@ -99,15 +103,33 @@ def make_handler(model: str | os.PathLike, max_body_bytes: int | None = None,
                 LAMBDA_LIMITS["sync_payload_bytes"])
     settings = {"batching": False, "load_in_background": False, **config}
     app = create_app(ServerConfig(model=str(model), max_body_bytes=limit, **settings))
-    adapter = Mangum(app, lifespan="auto")
+    app.state.mlinfra.load()
+    if app.state.mlinfra.load_error:
+        raise ValueError(f"cannot serve {model}: {app.state.mlinfra.load_error}")
+    adapter = Mangum(app, lifespan="off")
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         body = event.get("body") or ""
         if len(body.encode() if isinstance(body, str) else body) > limit:
             return _too_large(event, limit)
-        return adapter(event, context)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return adapter(event, context)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(_with_own_loop, adapter, event, context).result()
 
     return handler
+
+
+def _with_own_loop(adapter: Callable, event: dict, context: Any) -> dict:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return adapter(event, context)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 _handler: Callable | None = None

@@ -65,3 +65,19 @@ def test_bad_worker_settings(tmp_path, artifact):
         pass
     with pytest.raises(ValueError, match="not a model artifact"), run_workers(tmp_path):
         pass
+
+
+def test_handler_works_where_an_event_loop_already_runs(handler):
+    import asyncio
+
+    async def inside_a_loop():  # as in a notebook
+        return handler(api_gateway_v2_event("POST", "/predict", PROJECT), None)
+
+    assert asyncio.run(inside_a_loop())["statusCode"] == 200
+
+
+def test_handler_refuses_a_broken_artifact(tmp_path):
+    (tmp_path / "metadata.json").write_text("{}")
+    (tmp_path / "weights.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="cannot serve"):
+        make_handler(tmp_path)
