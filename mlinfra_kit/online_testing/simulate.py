@@ -46,7 +46,7 @@ def simulate_users(router: Router, rates: Mapping[str, float], n_users: int, see
     return out
 
 
-def _bernoulli_paths(rng, p: float, sims: int, n: int, looks: np.ndarray) -> np.ndarray:
+def _bernoulli_paths(rng, p: float, sims: int, looks: np.ndarray) -> np.ndarray:
     """Cumulative successes at each look for ``sims`` runs (binomial increments)."""
     steps = np.diff(np.concatenate([[0], looks]))
     return np.cumsum(rng.binomial(steps, p, size=(sims, len(steps))), axis=1)
@@ -67,8 +67,8 @@ def peeking_simulation(p: float, n_per_arm: int, looks: int = 20, sims: int = 20
         raise ValueError("need sims >= 1, looks >= 1 and n_per_arm >= looks")
     rng = np.random.default_rng(seed)
     at = np.linspace(n_per_arm / looks, n_per_arm, looks).round().astype(int)
-    sa = _bernoulli_paths(rng, p, sims, n_per_arm, at)
-    sb = _bernoulli_paths(rng, p + lift, sims, n_per_arm, at)
+    sa = _bernoulli_paths(rng, p, sims, at)
+    sb = _bernoulli_paths(rng, p + lift, sims, at)
     pooled = (sa + sb) / (2 * at)
     se = np.sqrt(np.maximum(pooled * (1 - pooled) * 2 / at, 1e-18))
     z_p = 2 * stats.norm.sf(np.abs(sb - sa) / at / se)

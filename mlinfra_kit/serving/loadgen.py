@@ -183,6 +183,7 @@ async def _load(base_url, requests, total, concurrency, rate_rps, warmup, timeou
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def send(i: int, started: float, measured: bool) -> None:
+            nonlocal done
             req = requests[i % len(requests)]
             try:
                 async with session.request(req.method, base_url + req.path, data=req.body,
@@ -196,7 +197,6 @@ async def _load(base_url, requests, total, concurrency, rate_rps, warmup, timeou
                 statuses[status] += 1
                 if ok:
                     latencies.append(1000 * (time.perf_counter() - started))
-                nonlocal done
                 done += 1
 
         async def closed_loop(n: int, measured: bool) -> None:
