@@ -184,6 +184,10 @@ async def _load(base_url, requests, total, concurrency, rate_rps, warmup, timeou
 
         async def send(i: int, started: float, measured: bool) -> None:
             nonlocal done
+            # Open loop: count from the scheduled start, which includes any time the
+            # request waited in the client, but never from a moment it was not yet sent
+            # (a timer may fire a little early).
+            started = min(started, time.perf_counter())
             req = requests[i % len(requests)]
             try:
                 async with session.request(req.method, base_url + req.path, data=req.body,
