@@ -17,13 +17,28 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+
+
+def open_sqlite(path: str | os.PathLike, schema: str) -> sqlite3.Connection:
+    """An SQLite database for the kit's stores: created with its folder if missing, WAL
+    mode (readers never wait for a writer), one connection shareable by threads that
+    serialise their use, and ``schema`` (a CREATE TABLE IF NOT EXISTS) applied."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    with db:
+        db.execute(schema)
+    return db
 
 
 def free_port(host: str = LOOPBACK) -> int:

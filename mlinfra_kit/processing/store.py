@@ -17,24 +17,20 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlinfra_kit.services import open_sqlite
+
 
 class FeatureStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        with self._db:
-            self._db.execute("CREATE TABLE IF NOT EXISTS features (user_id TEXT PRIMARY KEY,"
-                             " features TEXT NOT NULL, as_of REAL NOT NULL)")
+        self._db = open_sqlite(self.path, "CREATE TABLE IF NOT EXISTS features (user_id TEXT"
+                               " PRIMARY KEY, features TEXT NOT NULL, as_of REAL NOT NULL)")
 
     def put_many(self, features: Mapping[str, Mapping[str, Any]], as_of: float) -> int:
         """Upsert each user's features as of event time ``as_of``, in one transaction."""

@@ -100,12 +100,12 @@ class LoadResult:
 
     def row(self, **extra: Any) -> dict[str, Any]:
         """A flat dict for a results table."""
-        ok = bool(self.latencies_ms)
+        stats = self.stats if self.latencies_ms else None
         return {**extra, "mode": self.mode, "concurrency": self.concurrency,
                 "rate_rps": self.rate_rps, "requests": self.requests, "errors": self.errors,
                 "throughput_rps": self.throughput_rps,
-                "p50_ms": self.stats.p50_ms if ok else float("nan"),
-                "p99_ms": self.stats.p99_ms if ok else float("nan"),
+                "p50_ms": stats.p50_ms if stats else float("nan"),
+                "p99_ms": stats.p99_ms if stats else float("nan"),
                 "client_cpu_cores": self.client_cpu_cores}
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -28,6 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mlinfra_kit.services import open_sqlite
 
 
 @dataclass(frozen=True)
@@ -111,18 +112,14 @@ class SQLiteStore(PredictionStore):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.url = f"sqlite:{self.path}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        with self._db:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS predictions ("
-                " entity_id TEXT NOT NULL, model_version TEXT NOT NULL, tag TEXT NOT NULL,"
-                " probabilities TEXT NOT NULL, created_at REAL NOT NULL,"
-                " PRIMARY KEY (entity_id, model_version))"
-            )
+        self._db = open_sqlite(
+            self.path,
+            "CREATE TABLE IF NOT EXISTS predictions ("
+            " entity_id TEXT NOT NULL, model_version TEXT NOT NULL, tag TEXT NOT NULL,"
+            " probabilities TEXT NOT NULL, created_at REAL NOT NULL,"
+            " PRIMARY KEY (entity_id, model_version))",
+        )
 
     def put_many(self, rows: Iterable[StoredPrediction]) -> int:
         rows = _check_rows(rows)
