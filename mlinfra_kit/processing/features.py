@@ -41,26 +41,93 @@ def feature_names(windows: Sequence[float] = DEFAULT_WINDOWS) -> list[str]:
     return [*names, "recency_s", "top_category"]
 
 
+_CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
+
+
 def compute_features(events: Iterable[Event], at: float,
                      windows: Sequence[float] = DEFAULT_WINDOWS) -> dict[str, Any]:
     """The features of one user's ``events`` as of time ``at`` (events after ``at`` are
-    ignored: they have not happened yet)."""
+    ignored: they have not happened yet). One pass over the events, any order."""
     windows = _check_windows(windows)
-    past = [e for e in events if e.event_time <= at]
+    starts = [at - w for w in windows]  # an event is inside window k when t > starts[k]
+    counts = [[0] * len(CATEGORIES) for _ in windows]
+    totals, clicks = [0] * len(windows), [0] * len(windows)
+    last = None
+    for e in events:
+        t = e.event_time
+        if t > at:
+            continue
+        if last is None or t > last:
+            last = t
+        c = _CATEGORY_INDEX.get(e.category)
+        click = e.kind == "click"
+        for k in range(len(windows) - 1, -1, -1):  # longest first; shorter ones nest inside
+            if t <= starts[k]:
+                break
+            totals[k] += 1
+            clicks[k] += click
+            if c is not None:
+                counts[k][c] += 1
     features: dict[str, Any] = {}
-    for w in windows:
-        inside = [e for e in past if e.event_time > at - w]
-        for c in CATEGORIES:
-            features[f"count_{w:g}s_{c}"] = sum(e.category == c for e in inside)
-        clicks = sum(e.kind == "click" for e in inside)
-        features[f"clicks_{w:g}s"] = clicks
-        features[f"click_rate_{w:g}s"] = clicks / len(inside) if inside else 0.0
-    features["recency_s"] = at - max(e.event_time for e in past) if past else None
-    longest = windows[-1]
-    counts = {c: features[f"count_{longest:g}s_{c}"] for c in CATEGORIES}
-    features["top_category"] = (max(sorted(counts), key=counts.get)
-                                if any(counts.values()) else None)
+    for k, w in enumerate(windows):
+        for i, c in enumerate(CATEGORIES):
+            features[f"count_{w:g}s_{c}"] = counts[k][i]
+        features[f"clicks_{w:g}s"] = clicks[k]
+        features[f"click_rate_{w:g}s"] = clicks[k] / totals[k] if totals[k] else 0.0
+    features["recency_s"] = at - last if last is not None else None
+    longest = dict(zip(CATEGORIES, counts[-1], strict=True))
+    features["top_category"] = (max(sorted(longest), key=longest.get)
+                                if any(longest.values()) else None)
     return features
+
+
+def _window_slice(times: list[float], events: list[Event], at: float,
+                  longest: float) -> list[Event]:
+    """The events of a time-sorted history that can matter at ``at``: those inside the
+    longest window, plus the one just before it (for the recency of an idle user)."""
+    end = bisect.bisect_right(times, at)
+    start = bisect.bisect_right(times, at - longest)
+    return events[max(start - 1, 0):end]
+
+
+class EventIndex:
+    """Every user's events sorted by event time, so the features of any user at any
+    moment cost a binary search and the events of one window, not a scan of the log.
+
+    This is how a batch job reads a log partitioned by user and time; it gives exactly
+    what :func:`compute_features` gives over the whole history.
+
+    Examples
+    --------
+    >>> from mlinfra_kit.processing.events import Event
+    >>> index = EventIndex([Event("a", "u", "mlops", "click", 10.0)], windows=(30,))
+    >>> index.features("u", 20.0)["clicks_30s"], index.features("u", 50.0)["clicks_30s"]
+    (1, 0)
+    """
+
+    def __init__(self, events: Iterable[Event] = (), windows: Sequence[float] = DEFAULT_WINDOWS):
+        self.windows = _check_windows(windows)
+        self._times: dict[str, list[float]] = {}
+        self._events: dict[str, list[Event]] = {}
+        for e in sorted(events, key=lambda e: (e.event_time, e.event_id)):
+            self._times.setdefault(e.user_id, []).append(e.event_time)
+            self._events.setdefault(e.user_id, []).append(e)
+
+    @property
+    def users(self) -> list[str]:
+        return sorted(self._events)
+
+    def features(self, user_id: str, at: float) -> dict[str, Any]:
+        """``user_id``'s features as of ``at`` (a user with no events yet gets the empty
+        features: zero counts, no recency)."""
+        if user_id not in self._times:
+            return compute_features((), at, self.windows)
+        return compute_features(_window_slice(self._times[user_id], self._events[user_id],
+                                              at, self.windows[-1]), at, self.windows)
+
+    def snapshot(self, at: float) -> dict[str, dict[str, Any]]:
+        """Every user with an event by ``at``, with features as of ``at``: a batch refresh."""
+        return {u: self.features(u, at) for u, times in self._times.items() if times[0] <= at}
 
 
 @dataclass
@@ -123,18 +190,19 @@ class StreamFeatures:
         if user_id not in self._events:
             raise KeyError(f"no events seen for user {user_id!r}")
         at = self.watermark if at is None else at
-        return compute_features(self._events[user_id], at, self.windows)
+        return compute_features(_window_slice(self._times[user_id], self._events[user_id],
+                                              at, self.windows[-1]), at, self.windows)
 
     @property
     def users(self) -> list[str]:
         return sorted(self._events)
 
+    def __contains__(self, user_id: object) -> bool:
+        """Whether an event of ``user_id`` has been applied."""
+        return user_id in self._events
+
 
 def batch_features(events: Iterable[Event], at: float,
                    windows: Sequence[float] = DEFAULT_WINDOWS) -> dict[str, dict[str, Any]]:
     """Every user's features as of ``at``, recomputed from the whole log (a batch job)."""
-    by_user: dict[str, list[Event]] = {}
-    for e in events:
-        if e.event_time <= at:
-            by_user.setdefault(e.user_id, []).append(e)
-    return {user: compute_features(evs, at, windows) for user, evs in by_user.items()}
+    return EventIndex(events, windows).snapshot(at)

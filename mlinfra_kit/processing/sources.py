@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from mlinfra_kit.processing.events import Event
 from mlinfra_kit.processing.features import StreamFeatures
+from mlinfra_kit.processing.pipeline import StreamPipeline
 
 _FIELDS = ("event_id", "user_id", "category", "kind", "event_time")
 
@@ -89,26 +90,35 @@ class ConsumeReport:
     duplicates: int
     dropped_late: int
     seconds: float
+    rows_written: int = 0
 
     @property
     def events_per_s(self) -> float:
         return self.read / self.seconds if self.seconds > 0 else float("nan")
 
 
-def consume(source: RedisStreamSource, processor: StreamFeatures, expected: int | None = None,
-            count: int = 500, idle_rounds: int = 3, reclaim_idle_ms: int | None = None
-            ) -> ConsumeReport:
+def consume(source: RedisStreamSource, processor: StreamFeatures | StreamPipeline,
+            expected: int | None = None, count: int = 500, idle_rounds: int = 3,
+            reclaim_idle_ms: int | None = None) -> ConsumeReport:
     """Read, apply and acknowledge until ``expected`` events were read (or ``idle_rounds``
-    reads in a row bring nothing). With ``reclaim_idle_ms``, first take over what dead
-    consumers left pending."""
-    before = (processor.applied, processor.duplicates, processor.dropped_late)
-    read, idle = 0, 0
+    reads in a row bring nothing). Each read of up to ``count`` entries is one micro-batch:
+    applied (and, with a :class:`StreamPipeline` that has a store, written) before it is
+    acknowledged. With ``reclaim_idle_ms``, first take over what dead consumers left
+    pending."""
+    pipeline = processor if isinstance(processor, StreamPipeline) else StreamPipeline(processor)
+    state = pipeline.features
+    before = (state.applied, state.duplicates, state.dropped_late)
+    read = idle = written = 0
     tic = time.perf_counter()
+
+    def apply_and_ack(batch: list[tuple[bytes, Event]]) -> int:
+        rows = pipeline.apply([event for _, event in batch])
+        source.ack([mid for mid, _ in batch])  # after applying: at least once
+        return rows
+
     if reclaim_idle_ms is not None:
         batch = source.reclaim(reclaim_idle_ms, count=10_000)
-        for _, event in batch:
-            processor.process(event)
-        source.ack([mid for mid, _ in batch])
+        written += apply_and_ack(batch)
         read += len(batch)
     while (expected is None or read < expected) and idle < idle_rounds:
         batch = source.read(count)
@@ -116,9 +126,7 @@ def consume(source: RedisStreamSource, processor: StreamFeatures, expected: int 
             idle += 1
             continue
         idle = 0
-        for _, event in batch:
-            processor.process(event)
-        source.ack([mid for mid, _ in batch])  # after applying: at least once
+        written += apply_and_ack(batch)
         read += len(batch)
-    return ConsumeReport(read, processor.applied - before[0], processor.duplicates - before[1],
-                         processor.dropped_late - before[2], time.perf_counter() - tic)
+    return ConsumeReport(read, state.applied - before[0], state.duplicates - before[1],
+                         state.dropped_late - before[2], time.perf_counter() - tic, written)

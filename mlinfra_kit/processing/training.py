@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from mlinfra_kit.processing.events import Event
-from mlinfra_kit.processing.features import DEFAULT_WINDOWS, compute_features
+from mlinfra_kit.processing.features import DEFAULT_WINDOWS, EventIndex
 
 
 def point_in_time_rows(events: Iterable[Event], windows: Sequence[float] = DEFAULT_WINDOWS,
@@ -29,13 +29,11 @@ def point_in_time_rows(events: Iterable[Event], windows: Sequence[float] = DEFAU
     """One row per event: ``{"event_id", "user_id", "event_time", "category", "features",
     "label"}``, the features from the user's earlier events only."""
     ordered = sorted(events, key=lambda e: (e.event_time, e.event_id))
-    history: dict[str, list[Event]] = {}
+    index = EventIndex(ordered, windows)
     rows = []
     for e in ordered:
-        earlier = [p for p in history.get(e.user_id, ()) if p.event_time < e.event_time]
         # Strictly before: an event at the same instant is not yet known.
-        features = compute_features(earlier, math.nextafter(e.event_time, -math.inf), windows)
+        features = index.features(e.user_id, math.nextafter(e.event_time, -math.inf))
         rows.append({"event_id": e.event_id, "user_id": e.user_id, "event_time": e.event_time,
                      "category": e.category, "features": features, "label": label(e)})
-        history.setdefault(e.user_id, []).append(e)
     return rows

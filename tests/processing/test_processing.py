@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from mlinfra_kit.processing import (
     CATEGORIES,
     Event,
+    EventIndex,
     FeatureStore,
     StreamFeatures,
     batch_features,
@@ -50,6 +51,33 @@ def test_stream_matches_brute_force_with_out_of_order_events(events, jitter):
     expected = batch_features(events, at, WINDOWS)
     for user in stream.users:
         assert stream.features(user, at) == expected[user]
+
+
+def naive_features(events, at, windows):
+    """The definition, written the slow and obvious way."""
+    past = [e for e in events if e.event_time <= at]
+    out = {}
+    for w in sorted(windows):
+        inside = [e for e in past if e.event_time > at - w]
+        for c in CATEGORIES:
+            out[f"count_{w:g}s_{c}"] = sum(e.category == c for e in inside)
+        out[f"clicks_{w:g}s"] = sum(e.kind == "click" for e in inside)
+        out[f"click_rate_{w:g}s"] = out[f"clicks_{w:g}s"] / len(inside) if inside else 0.0
+    out["recency_s"] = at - max(e.event_time for e in past) if past else None
+    counts = {c: out[f"count_{max(windows):g}s_{c}"] for c in CATEGORIES}
+    out["top_category"] = max(sorted(counts), key=counts.get) if any(counts.values()) else None
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(event_st, max_size=60), st.integers(0, 700))
+def test_window_arithmetic_matches_the_naive_definition(events, at):
+    events = unique(events)
+    assert compute_features(events, float(at), WINDOWS) == naive_features(events, at, WINDOWS)
+    index = EventIndex(events, WINDOWS)
+    for user in {e.user_id for e in events}:
+        mine = [e for e in events if e.user_id == user]
+        assert index.features(user, float(at)) == naive_features(mine, at, WINDOWS)
 
 
 def test_redelivered_events_do_not_double_count():
