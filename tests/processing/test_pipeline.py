@@ -73,7 +73,8 @@ def test_batch_served_features_come_only_from_before_the_last_refresh(tmp_path, 
     with FeatureStore(tmp_path / "f.db") as store:
         served = serve_from_batch(index, events, 600.0, store)
     assert served.refreshes == math.ceil((events[-1].event_time - 3600) / 600)
-    for e, features, age in list(zip(served.events, served.features, served.ages_s, strict=True))[::37]:
+    triples = list(zip(served.events, served.features, served.ages_s, strict=True))
+    for e, features, age in triples[::37]:
         refreshed_at = math.floor(e.event_time / 600) * 600
         assert age == pytest.approx(e.event_time - refreshed_at) and 0 < age <= 600
         assert features == index.features(e.user_id, refreshed_at)
