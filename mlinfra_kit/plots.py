@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["confusion_matrix", "latency_histogram", "training_curves", "bar", "stacked_shares",
-           "latency_vs_throughput", "accuracy_over_time"]
+           "latency_vs_throughput", "accuracy_over_time", "staleness_curve"]
 
 
 def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
@@ -206,4 +206,42 @@ def accuracy_over_time(
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.legend(loc="lower left", fontsize=8)
+    return ax
+
+
+def duration_label(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def staleness_curve(
+    rows: Sequence[Mapping[str, Any]], ceiling: float | None = None, ax: Any = None,
+    label: str = "batch refresh", title: str = "Accuracy vs feature refresh interval",
+) -> Any:
+    """Accuracy against the batch refresh interval (log scale, fresher to the right), the
+    stream (``refresh_interval_s`` 0) as the dashed limit, and an optional ``ceiling``
+    (the best any model could do) dotted. Rows as from ``staleness_sweep``."""
+    batch = sorted((r for r in rows if r["refresh_interval_s"] > 0),
+                   key=lambda r: -r["refresh_interval_s"])
+    stream = [r for r in rows if r["refresh_interval_s"] == 0]
+    if not batch:
+        raise ValueError("nothing to plot: no row with refresh_interval_s > 0")
+    ax = _axes(ax, (6.5, 4))
+    x = [r["refresh_interval_s"] for r in batch]
+    (line,) = ax.plot(x, [r["accuracy"] for r in batch], marker="o", label=label)
+    if stream:
+        ax.axhline(stream[0]["accuracy"], color=line.get_color(), linestyle="--",
+                   label=f"stream ({stream[0]['accuracy']:.3f})")
+    if ceiling is not None:
+        ax.axhline(ceiling, color="gray", linestyle=":", label=f"ceiling ({ceiling:.3f})")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xticks(x, [duration_label(v) for v in x])
+    ax.minorticks_off()
+    ax.set_xlabel("refresh interval (event time; fresher →)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     return ax

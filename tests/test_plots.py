@@ -58,3 +58,13 @@ def test_accuracy_over_time():
     assert len(ax.lines) == 4  # drift line, two curves, one set of retrain markers
     with pytest.raises(ValueError, match="empty"):
         plots.accuracy_over_time({})
+
+
+def test_staleness_curve():
+    rows = [{"refresh_interval_s": 3600, "accuracy": 0.5},
+            {"refresh_interval_s": 60, "accuracy": 0.7},
+            {"refresh_interval_s": 0, "accuracy": 0.72}]
+    ax = plots.staleness_curve(rows, ceiling=0.8)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1 h", "1 min"]
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plots.staleness_curve(rows[2:])
