@@ -86,7 +86,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             model=str(args.model), store=args.store, batching=not args.no_batching,
             max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
             cache_size=args.cache_size, max_items=args.max_items,
-            max_body_bytes=args.max_body_bytes, device=args.device, threads=args.threads)
+            max_body_bytes=args.max_body_bytes, device=args.device, threads=args.threads,
+            quantize=args.quantize)
     except ValueError as err:
         print(f"mlinfra serve: {err}", file=sys.stderr)
         return 2
@@ -186,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch intra-op threads (default: 1, best for many small calls)")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="serve dynamic int8 linear layers, converted at load (CPU only)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("doctor", help="print versions, CPU, GPU and optional services")

@@ -4,7 +4,8 @@
 on ``/health``, rolling updates that never drop below the desired replicas), a Service and
 a HorizontalPodAutoscaler; :func:`kserve_inference_service` the KServe equivalent with a
 canary share for a second model version. :func:`validate` checks the built-in kinds against
-the Kubernetes OpenAPI schemas bundled with ``kubernetes-validate`` (strict: unknown fields
+the Kubernetes OpenAPI schemas bundled with ``kubernetes-validate``, and the KServe custom
+resource against the typed models of KServe's own Python SDK (both strict: unknown fields
 are errors), no cluster needed.
 
 Examples
@@ -102,13 +103,17 @@ def kserve_inference_service(name: str, storage_uri: str, canary_storage_uri: st
 
 
 def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> list[str]:
-    """Errors of each built-in manifest against Kubernetes ``version``'s schemas (strict);
-    an empty list when all are valid. Custom resources (KServe) are not covered here."""
+    """Errors of each manifest, an empty list when all are valid: built-in kinds against
+    Kubernetes ``version``'s schemas, KServe's ``InferenceService`` with
+    :func:`validate_inference_service`. Both strict: an unknown field is an error."""
     import kubernetes_validate
 
     errors = []
     for doc in docs:
         where = f"{doc.get('kind', '?')}/{doc.get('metadata', {}).get('name', '?')}"
+        if str(doc.get("apiVersion", "")).startswith("serving.kserve.io/"):
+            errors += [f"{where}: {e}" for e in validate_inference_service(doc)]
+            continue
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as err:
@@ -116,6 +121,85 @@ def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> l
             errors.append(f"{where}: {err.message} (at {path or 'top level'})")
         except kubernetes_validate.SchemaNotFoundError as err:
             errors.append(f"{where}: no schema for it in Kubernetes {version}: {err}")
+    return errors
+
+
+# OpenAPI primitive type names used by the generated models, and what JSON values they take.
+_PRIMITIVES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "object": (object,),
+    "datetime": (str,), "date": (str,), "bytes": (str,), "ResourceQuantity": (str, int, float),
+}
+
+
+def _model_class(type_name: str) -> Any:
+    import kserve.models
+    import kubernetes.client.models
+
+    for module in (kserve.models, kubernetes.client.models):
+        cls = getattr(module, type_name, None)
+        if cls is not None and hasattr(cls, "attribute_map"):
+            return cls
+    return None
+
+
+def _check_typed(value: Any, type_name: str, path: str, errors: list[str]) -> None:
+    """Recursively check ``value`` against a generated OpenAPI model type (KServe's models
+    spell containers ``list[X]``, the Kubernetes client's ``List[X]``)."""
+    if type_name.startswith(("list[", "List[")):
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected a list, got {type(value).__name__}")
+            return
+        for i, item in enumerate(value):
+            _check_typed(item, type_name[5:-1], f"{path}[{i}]", errors)
+    elif type_name.startswith(("dict(", "Dict[")):
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected a mapping, got {type(value).__name__}")
+            return
+        inner = type_name[5:-1].split(", ", 1)[1]
+        for key, item in value.items():
+            _check_typed(item, inner, f"{path}.{key}", errors)
+    elif type_name in _PRIMITIVES:
+        kinds = _PRIMITIVES[type_name]
+        wrong_bool = isinstance(value, bool) and bool not in kinds and object not in kinds
+        if wrong_bool or not isinstance(value, kinds):
+            errors.append(f"{path}: expected {type_name}, got {value!r}")
+    else:
+        cls = _model_class(type_name)
+        if cls is None:
+            errors.append(f"{path}: no model for type {type_name} in kserve or kubernetes")
+        elif not isinstance(value, dict):
+            errors.append(f"{path}: expected an object ({type_name}), got {value!r}")
+        else:
+            attributes = {key: attr for attr, key in cls.attribute_map.items()}
+            found = len(errors)
+            for key, item in value.items():
+                if key not in attributes:
+                    errors.append(f"{path}: unknown field {key!r} for {type_name}")
+                else:
+                    _check_typed(item, cls.openapi_types[attributes[key]], f"{path}.{key}",
+                                 errors)
+            if len(errors) > found:  # reported below this level already
+                return
+            try:  # the generated constructor enforces required fields and enum values
+                cls(**{attributes[k]: v for k, v in value.items() if k in attributes})
+            except ValueError as err:  # pydantic's errors too: they span several lines
+                errors.append(f"{path}: " + "; ".join(str(err).splitlines()[:3]))
+
+
+def validate_inference_service(doc: dict[str, Any]) -> list[str]:
+    """Errors of a KServe ``InferenceService`` against the typed models of KServe's Python
+    SDK (``kserve.models``, with ``kubernetes.client.models`` for the embedded core types):
+    unknown fields, wrong types, missing required fields. An empty list when valid.
+
+    The SDK is installed with the ``dev`` extra (``pip install kserve``)."""
+    if doc.get("apiVersion") != "serving.kserve.io/v1beta1" or doc.get("kind") != (
+            "InferenceService"):
+        return [f"expected apiVersion serving.kserve.io/v1beta1, kind InferenceService; got "
+                f"{doc.get('apiVersion')!r}, {doc.get('kind')!r}"]
+    errors: list[str] = []
+    _check_typed(doc, "V1beta1InferenceService", "InferenceService", errors)
+    if "spec" not in doc:
+        errors.append("InferenceService: spec is required")
     return errors
 
 

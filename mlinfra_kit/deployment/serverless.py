@@ -151,7 +151,7 @@ _COLD_START = textwrap.dedent("""
     import json, sys, time
     tic = time.perf_counter()
     from mlinfra_kit.deployment.serverless import api_gateway_v2_event, make_handler
-    handler = make_handler(sys.argv[1])
+    handler = make_handler(sys.argv[1], quantize=sys.argv[3] or None)
     event = api_gateway_v2_event("POST", "/predict", {"title": "Object detection with YOLO"})
     first = handler(event, None)
     cold = time.perf_counter() - tic
@@ -164,10 +164,15 @@ _COLD_START = textwrap.dedent("""
 """)
 
 
-def measure_cold_start(model: str | os.PathLike, warm_calls: int = 200) -> dict[str, Any]:
+def measure_cold_start(model: str | os.PathLike, warm_calls: int = 200,
+                       quantize: str | None = None) -> dict[str, Any]:
     """Time a cold start in a fresh Python process (imports, model load, first request),
-    then ``warm_calls`` warm invocations in the same process."""
-    done = subprocess.run([sys.executable, "-c", _COLD_START, str(model), str(warm_calls)],
+    then ``warm_calls`` warm invocations in the same process. ``quantize="int8"`` serves
+    the dynamic int8 model (converted during the cold start, as a function would)."""
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    done = subprocess.run([sys.executable, "-c", _COLD_START, str(model), str(warm_calls),
+                           quantize or ""],
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"the cold-start process failed:\n{done.stderr[-2000:]}")

@@ -338,9 +338,15 @@ class TagClassifier:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu") -> TagClassifier:
+    def load(cls, path: str | os.PathLike, device: str = "cpu",
+             quantize: str | None = None) -> TagClassifier:
         """Load an artifact written by :meth:`save`. Weights are read with
-        ``weights_only=True``: no code from the file is ever run."""
+        ``weights_only=True``: no code from the file is ever run. ``quantize="int8"``
+        turns the linear layers into dynamic int8 ones after loading (CPU only)."""
+        if quantize not in (None, "int8"):
+            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        if quantize and _device.pick(device).type != "cpu":
+            raise ValueError("quantize='int8' runs on the CPU only: pass device='cpu'")
         path = Path(path)
         meta_path = path / _METADATA
         if not meta_path.is_file() or not (path / _WEIGHTS).is_file():
@@ -365,6 +371,10 @@ class TagClassifier:
         state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
         model.net_.load_state_dict(state)
         model.net_.to(model.device_).eval()
+        if quantize == "int8":
+            from mlinfra_kit.models.quantize import dynamic_int8
+
+            model.net_ = dynamic_int8(model.net_)
         model.metadata_ = meta
         return model
 

@@ -15,31 +15,16 @@ The deprecation warnings of the classic path are silenced inside these functions
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
+from mlinfra_kit.models.quantize import dynamic_int8
+from mlinfra_kit.models.quantize import quiet_deprecations as _quiet_deprecations
 
-@contextlib.contextmanager
-def _quiet_deprecations() -> Iterator[None]:
-    """Silence the known deprecation notices of torch.ao.quantization, here only."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=".*torch.ao.quantization.*")
-        yield
-
-
-def dynamic_int8(model: nn.Module) -> nn.Module:
-    """A copy with every ``nn.Linear`` replaced by a dynamically quantized int8 one."""
-    with _quiet_deprecations():
-        from torch.ao.quantization import quantize_dynamic
-
-        return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+__all__ = ["dynamic_int8", "is_quantized", "pt2e_int8", "static_int8", "torchao_int8"]
 
 
 def static_int8(model: nn.Module, calibration: Iterable[torch.Tensor],

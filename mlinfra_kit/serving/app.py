@@ -51,6 +51,8 @@ class ServerConfig:
     #: False loads it during start-up, before the first request (a serverless function,
     #: where there is no "later").
     load_in_background: bool = True
+    #: "int8": dynamic int8 linear layers, applied at load (CPU only); None serves fp32.
+    quantize: str | None = None
 
     def to_env(self) -> dict[str, str]:
         """This config as the environment variable ``app_from_env`` reads."""
@@ -63,6 +65,8 @@ class ServerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.cache_size < 0:
             raise ValueError("max_wait_ms and cache_size must be 0 or more")
+        if self.quantize not in (None, "int8"):
+            raise ValueError(f"quantize must be None or 'int8', got {self.quantize!r}")
 
 
 class PredictionOut(BaseModel):
@@ -162,7 +166,8 @@ class _State:
             from mlinfra_kit.models import TagClassifier
 
             torch.set_num_threads(self.config.threads)
-            model = TagClassifier.load(self.config.model, device=self.config.device)
+            model = TagClassifier.load(self.config.model, device=self.config.device,
+                                       quantize=self.config.quantize)
             if self.config.store:
                 from mlinfra_kit.serving.store import open_store
 

@@ -8,7 +8,12 @@ from mlinfra_kit.deployment.container import (
     problems,
     write_build_context,
 )
-from mlinfra_kit.deployment.kubernetes import kserve_inference_service, manifests, validate
+from mlinfra_kit.deployment.kubernetes import (
+    kserve_inference_service,
+    manifests,
+    validate,
+    validate_inference_service,
+)
 from mlinfra_kit.deployment.serverless import (
     LAMBDA_RUNTIME,
     lint_template,
@@ -69,6 +74,24 @@ def test_kserve_canary():
     isvc = kserve_inference_service("tagger", "s3://models/v1", "s3://models/v2", 20)
     assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 20
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == "s3://models/v2"
+    assert validate_inference_service(isvc) == []
+    assert validate([kserve_inference_service("tagger", "s3://models/v1"), *manifests(
+        "tagger", "img")]) == []
+
+
+def test_kserve_validation_catches_typos_types_and_missing_fields():
+    isvc = kserve_inference_service("tagger", "s3://models/v1", "s3://models/v2", 20)
+    predictor = isvc["spec"]["predictor"]
+    predictor["canaryTraficPercent"] = predictor.pop("canaryTrafficPercent")
+    predictor["minReplicas"] = "two"
+    del predictor["model"]["modelFormat"]
+    errors = validate([isvc])
+    assert any("unknown field 'canaryTraficPercent'" in e for e in errors)
+    assert any("minReplicas: expected int" in e for e in errors)
+    assert any("model_format" in e for e in errors)
+    assert validate_inference_service({"apiVersion": "serving.kserve.io/v1beta1",
+                                       "kind": "InferenceService", "spec": {}})
+    assert "expected apiVersion" in validate_inference_service({"kind": "Pod"})[0]
 
 
 @pytest.mark.parametrize("call, message", [

@@ -44,8 +44,9 @@ def test_bad_input_is_passed_through_or_refused(handler, event):
     assert too_big["statusCode"] == 413 and "payload limit" in too_big["body"]
 
 
-def test_cold_start_is_measured_in_a_fresh_process(artifact):
-    timing = measure_cold_start(artifact, warm_calls=5)
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_cold_start_is_measured_in_a_fresh_process(artifact, quantize):
+    timing = measure_cold_start(artifact, warm_calls=5, quantize=quantize)
     assert timing["status"] == 200 and timing["cold_s"] > 0 and len(timing["warm_s"]) == 5
     assert max(timing["warm_s"]) < timing["cold_s"]
 

@@ -66,6 +66,20 @@ def test_artifact_round_trip(trained, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
+def test_int8_load_keeps_the_answers_and_shrinks_the_linear_layers(trained, tmp_path):
+    from mlinfra_kit.optimization import is_quantized
+
+    texts = load_holdout().texts[:200]
+    path = trained.save(tmp_path / "model")
+    fp32, int8 = TagClassifier.load(path), TagClassifier.load(path, quantize="int8")
+    assert is_quantized(int8.net_) and not is_quantized(fp32.net_)
+    agree = np.mean([a.tag == b.tag for a, b in zip(fp32.predict(texts), int8.predict(texts),
+                                                  strict=True)])
+    assert agree > 0.95
+    with pytest.raises(ValueError, match="quantize"):
+        TagClassifier.load(path, quantize="int4")
+
+
 def test_loading_something_else_fails_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model artifact"):
         TagClassifier.load(tmp_path)
