@@ -84,12 +84,17 @@ class Monitor:
         Every tag the model can answer; labels outside it are counted and ignored.
     reference_macro_f1
         The model's validated macro F1; without it, quality is reported, never alerted.
+    output_reference
+        Predictions whose tag mix is the output reference (e.g. the model's answers on all
+        its training-period data: more of them than the validation set, so the mix is not
+        itself noise); ``reference_predictions`` by default.
     """
 
     def __init__(self, reference_texts: Sequence[str], reference_predictions: Sequence[str],
                  vocabulary: Vocabulary, tags: Sequence[str],
                  reference_macro_f1: float | None = None, alpha: float = 0.001,
-                 max_f1_drop: float = 0.10, min_window: int = 30, min_labels: int = 30):
+                 max_f1_drop: float = 0.10, min_window: int = 30, min_labels: int = 30,
+                 output_reference: Sequence[str] | None = None):
         self.reference_texts = reference_texts
         self.reference_predictions = reference_predictions
         self.vocabulary = vocabulary
@@ -99,6 +104,7 @@ class Monitor:
         self.max_f1_drop = max_f1_drop
         self.min_window = min_window
         self.min_labels = min_labels
+        self.output_reference = output_reference
 
     @cached_property
     def _reference(self) -> dict[str, Any]:
@@ -108,8 +114,9 @@ class Monitor:
                              "of the same length")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
-        counts = Counter(self.reference_predictions)
-        total = len(self.reference_predictions)
+        mix = self.output_reference or self.reference_predictions
+        counts = Counter(mix)
+        total = len(mix)
         # Half a count of smoothing: a tag never predicted on the reference is rare, not
         # impossible, so the chi-square test stays defined.
         shares = {t: (counts.get(t, 0) + 0.5) / (total + 0.5 * len(self.tags)) for t in self.tags}
@@ -140,11 +147,11 @@ class Monitor:
         if n >= self.min_window:
             lengths = [len(tokenize(t)) for t in texts]
             out["mean_words"] = sum(lengths) / n
-            test("input_length", "KS", stats.ks_2samp(ref["lengths"], lengths).pvalue)
+            test("input_length", "KS", float(stats.ks_2samp(ref["lengths"], lengths).pvalue))
             oov = _oov_rates(texts, self.vocabulary)
             out["oov_rate"] = sum(oov) / n
             test("oov_rate", "Mann-Whitney U",
-                 stats.mannwhitneyu(oov, ref["oov"], alternative="greater").pvalue)
+                 float(stats.mannwhitneyu(oov, ref["oov"], alternative="greater").pvalue))
             observed = Counter(predictions)
             expected = [ref["shares"][t] * n for t in self.tags]
             chi = stats.chisquare([observed.get(t, 0) for t in self.tags], expected)

@@ -47,8 +47,8 @@ def _answers(url: str, status: int = 200) -> bool:
 def run_server(model: str | os.PathLike, *, store: str | None = None, batching: bool = True,
                max_batch_size: int = 32, max_wait_ms: float = 2.0, cache_size: int = 0,
                max_items: int | None = None, max_body_bytes: int | None = None,
-               device: str = "cpu", port: int | None = None, wait_for: str = "/ready",
-               timeout_s: float = 120) -> Iterator[RunningServer]:
+               device: str = "cpu", quantize: str | None = None, port: int | None = None,
+               wait_for: str = "/ready", timeout_s: float = 120) -> Iterator[RunningServer]:
     """Run ``mlinfra serve`` for the artifact ``model`` in a child process.
 
     Waits until ``wait_for`` answers 200 (``/ready``: the model is loaded; ``/health``: the
@@ -67,6 +67,8 @@ def run_server(model: str | os.PathLike, *, store: str | None = None, batching: 
         args += ["--max-items", str(max_items)]
     if max_body_bytes is not None:
         args += ["--max-body-bytes", str(max_body_bytes)]
+    if quantize is not None:
+        args += ["--quantize", quantize]
     url = f"http://{LOOPBACK}:{port}"
     with child_process(args, f"model server on port {port}",
                        lambda: _answers(url + wait_for), timeout_s) as process:

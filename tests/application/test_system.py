@@ -1,0 +1,113 @@
+"""The application against real servers: a full quick run, a rehearsed failed candidate,
+bad inputs counted, and the registry."""
+
+import dataclasses
+import json
+from datetime import datetime
+
+import matplotlib.pyplot as plt
+import pytest
+
+from mlinfra_kit.application import (
+    AppConfig,
+    ModelRegistry,
+    compare_variants,
+    run_application,
+    timeline,
+    train,
+)
+from mlinfra_kit.data import TAGS
+from mlinfra_kit.optimization import pick
+
+CUT = datetime(2021, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def setting(projects, tmp_path_factory):
+    ordered = projects.sorted_by_time().rows
+    train_rows = [p for p in ordered if p.created_on < CUT]
+    stream = [p for p in ordered if p.created_on >= CUT]
+    v1 = train(train_rows, epochs=4)
+    return train_rows, stream, v1
+
+
+def registry_with(v1, root):
+    registry = ModelRegistry(root)
+    registry.promote(registry.register(v1.model, v1.evaluation.metrics()))
+    return registry
+
+
+def test_registry_versions_and_production(setting, tmp_path):
+    _, _, v1 = setting
+    registry = registry_with(v1, tmp_path)
+    assert registry.production == "v1" and list(registry.versions()) == ["v1"]
+    assert registry.register(v1.model, {"macro_f1": 0.5}, notes="again") == "v2"
+    assert registry.production == "v1"  # registering is not deploying
+    registry.promote("v2")
+    assert json.loads((tmp_path / "registry.json").read_text())["production"] == "v2"
+    with pytest.raises(ValueError, match="unknown version"):
+        registry.promote("v9")
+
+
+def test_the_whole_system_runs_and_reports(setting, tmp_path):
+    train_rows, stream, v1 = setting
+    registry = registry_with(v1, tmp_path)
+    run = run_application(registry, v1, train_rows, stream, AppConfig(epochs=4), progress=False)
+    assert len(run.served) == len(stream) and run.failed_requests == 0
+    assert len(run.windows) >= len(stream) // 50 - 1
+    assert run.outcome in ("no_retrain", "promoted", "rolled_back", "undecided")
+    if run.retrain_at is not None:
+        kinds = [e["kind"] for e in run.events]
+        assert kinds.index("alert") <= kinds.index("retrain") < kinds.index("shadow")
+        assert "v2" in registry.versions()
+    assert run.served_p99_ms > 0
+    fig = timeline(run, alpha=0.001, window=50)
+    assert len(fig.axes) == 3
+    plt.close(fig)
+
+
+def mislabelled(rows):
+    """A candidate from a buggy pipeline: every tag mapped to the next one in TAGS."""
+    shift = {t: TAGS[(i + 1) % len(TAGS)] for i, t in enumerate(TAGS)}
+    return train([dataclasses.replace(r, tag=shift[r.tag]) for r in rows], epochs=3)
+
+
+def test_a_failed_candidate_is_rolled_back_and_v1_keeps_serving(setting, tmp_path):
+    train_rows, stream, v1 = setting
+    registry = registry_with(v1, tmp_path)
+    bad_inputs = [dataclasses.replace(stream[5], id=10**6, title="  ", description=""),
+                  dataclasses.replace(stream[6], id=10**6 + 1, tag="astrology")]
+    stream = [*stream[:40], *bad_inputs, *stream[40:240]]
+    # alpha=0.5: the first window alerts, so the rollout starts early in a short stream.
+    config = AppConfig(window=20, label_delay=5, shadow_requests=10,
+                       canary_min_requests=15, alpha=0.5, epochs=3)
+    run = run_application(registry, v1, train_rows, stream, config, retrain=mislabelled,
+                          progress=False)
+    assert run.outcome == "rolled_back" and registry.production == "v1"
+    assert "quality" in next(e["detail"] for e in run.events if e["kind"] == "rollback")
+    assert run.failed_requests == 0 and run.rejected_requests == 1 and run.rejected_labels == 1
+    after = [s for s in run.served if s.index > max(e["index"] for e in run.events
+                                                     if e["kind"] == "rollback")]
+    assert after and all(s.version == "v1" for s in after)
+
+
+def test_variant_choice_uses_measured_numbers(setting, tmp_path):
+    _, stream, v1 = setting
+    registry = registry_with(v1, tmp_path)
+    texts, tags = [p.text for p in stream[:100]], [p.tag for p in stream[:100]]
+    rows = compare_variants(registry.path("v1"), texts, tags, batch_sizes=(1,))
+    assert [r["variant"] for r in rows] == ["fp32", "int8"]
+    assert rows[1]["size_mb"] < rows[0]["size_mb"]
+    assert pick(rows, max_latency_ms=1e6)["variant"] in ("fp32", "int8")
+    with pytest.raises(ValueError, match="budget"):
+        pick(rows, max_latency_ms=1e-6)
+
+
+def test_bad_configuration_and_missing_production(setting, tmp_path):
+    train_rows, stream, v1 = setting
+    with pytest.raises(ValueError, match="window"):
+        AppConfig(window=2)
+    with pytest.raises(ValueError, match="production"):
+        run_application(ModelRegistry(tmp_path), v1, train_rows, stream, progress=False)
+    with pytest.raises(ValueError, match="at least 20"):
+        train(train_rows[:5])
