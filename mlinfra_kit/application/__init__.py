@@ -7,8 +7,9 @@ Assembles the other subpackages; the only one allowed to depend on all of them.
   each against a reference and a stated threshold; an :class:`Alert` says which;
 - :class:`ModelRegistry`: numbered versions on disk and which one is in production;
 - :func:`run_application`: serve v1 from a real server, replay the later projects as a
-  stream with delayed labels, monitor, retrain on the first alert, shadow, canary, then
-  promote or roll back.
+  stream (in process or through a Redis Stream) with delayed labels, monitor, retrain on
+  the first alert, shadow, canary, then promote or roll back;
+- :func:`timeline`: that story in one figure.
 """
 
 from mlinfra_kit.application.monitoring import Alert, Monitor, WindowReport

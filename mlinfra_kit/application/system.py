@@ -20,6 +20,7 @@ from typing import Any
 
 from mlinfra_kit.application.monitoring import Monitor, WindowReport
 from mlinfra_kit.application.registry import ModelRegistry
+from mlinfra_kit.application.sources import project_source
 from mlinfra_kit.data import TAGS
 from mlinfra_kit.data.projects import Project, Projects, train_val_split
 from mlinfra_kit.models import TagClassifier, evaluate
@@ -160,11 +161,12 @@ class _Servers:
 def run_application(registry: ModelRegistry, v1: Trained, train_rows: Sequence[Project],
                     stream: Sequence[Project], config: AppConfig = AppConfig(),
                     retrain: Callable[[Sequence[Project]], Trained] | None = None,
-                    progress: bool = True) -> ApplicationRun:
+                    redis_url: str | None = None, progress: bool = True) -> ApplicationRun:
     """Run the whole system over ``stream`` with ``registry.production`` serving first.
 
     ``retrain(rows)`` builds the candidate (default: :func:`train` with the config's epochs
-    and seed); pass another to rehearse a bad candidate.
+    and seed); pass another to rehearse a bad candidate. With ``redis_url``, the projects
+    travel through a Redis Stream (consumer group, acknowledged once handled).
     """
     from tqdm.auto import tqdm
 
@@ -185,7 +187,8 @@ def run_application(registry: ModelRegistry, v1: Trained, train_rows: Sequence[P
     with contextlib.ExitStack() as stack:
         servers = _Servers(registry, config.quantize, stack)
         servers.start(baseline)
-        items = iter(enumerate(tqdm(stream, desc="stream", disable=not progress)))
+        items = iter(enumerate(tqdm(project_source(stream, redis_url), total=len(stream),
+                                    desc="stream", disable=not progress)))
         for index, project in items:
             # Labels that have arrived by now.
             while label_queue and label_queue[0][0] <= index:

@@ -111,3 +111,22 @@ def test_bad_configuration_and_missing_production(setting, tmp_path):
         run_application(ModelRegistry(tmp_path), v1, train_rows, stream, progress=False)
     with pytest.raises(ValueError, match="at least 20"):
         train(train_rows[:5])
+
+
+def test_projects_travel_through_a_redis_stream(setting, tmp_path, redis_url):
+    train_rows, stream, v1 = setting
+    registry = registry_with(v1, tmp_path)
+    short = stream[:120]
+    run = run_application(registry, v1, train_rows, short, AppConfig(window=40, epochs=3),
+                          redis_url=redis_url, progress=False)
+    assert [s.project_id for s in run.served] == [p.id for p in short]
+    assert run.failed_requests == 0
+
+
+def test_redis_entries_round_trip_and_bad_entries_are_clear(setting, redis_url):
+    from mlinfra_kit.application.sources import _decode, redis_project_stream
+
+    _, stream, _ = setting
+    assert list(redis_project_stream(redis_url, stream[:7], stream="t-projects")) == stream[:7]
+    with pytest.raises(ValueError, match="lacks"):
+        _decode({b"other": b"{}"})
