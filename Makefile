@@ -8,7 +8,7 @@ TOUR ?= tour
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,scale]"
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv with the kit and its test tools
@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/ruff format --check mlinfra_kit tests
 
 $(VENV)/.lab: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[lab,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[lab,dev,scale]"
 	touch $@
 
 lab: $(VENV)/.lab  ## open JupyterLab on the notebooks

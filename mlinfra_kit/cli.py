@@ -42,6 +42,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"▶ {nb.name} ...", flush=True)
         elif result.status == "ok":
             print(f"  ok in {result.seconds:.1f} s -> {result.output}", flush=True)
+        elif result.status == "skipped":
+            print(f"  skipped: {result.error}", flush=True)
         else:
             print(f"  FAILED after {result.seconds:.1f} s\n  {result.error}", flush=True)
 
@@ -52,9 +54,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"mlinfra run: {err}", file=sys.stderr)
         return 2
-    failed = [o for o in outcomes if o.status != "ok"]
+    failed = [o for o in outcomes if o.status == "failed"]
+    skipped = sum(o.status == "skipped" for o in outcomes)
     total = sum(o.seconds for o in outcomes)
-    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} notebook(s) ok in {total:.1f} s; "
+    print(f"{len(outcomes) - len(failed) - skipped}/{len(outcomes)} notebook(s) ok"
+          f"{f', {skipped} skipped' if skipped else ''} in {total:.1f} s; "
           f"results in {Path(args.out) / 'results'}")
     for o in failed:
         print(f"failed: {o.error}", file=sys.stderr)

@@ -42,16 +42,25 @@ class NotebookInfo:
     path: Path
     title: str
     metrics: tuple[str, ...]
+    #: Modules of an optional extra the notebook needs (``metadata.mlinfra.requires``).
+    requires: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return self.path.stem
 
+    @property
+    def missing(self) -> list[str]:
+        """The required modules that are not installed here."""
+        import importlib.util
+
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
 
 @dataclass
 class NotebookResult:
     notebook: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", or "skipped" (an optional extra is not installed)
     seconds: float
     output: str
     error: str | None = None
@@ -76,8 +85,9 @@ def _info(path: Path) -> NotebookInfo:
             if first and first[0].startswith("#"):
                 title = first[0].lstrip("#").strip()
                 break
-    metrics = tuple(nb.get("metadata", {}).get("mlinfra", {}).get("metrics", ()))
-    return NotebookInfo(path, title, metrics)
+    meta = nb.get("metadata", {}).get("mlinfra", {})
+    return NotebookInfo(path, title, tuple(meta.get("metrics", ())),
+                        tuple(meta.get("requires", ())))
 
 
 def discover(folder: str | os.PathLike | None = None) -> list[NotebookInfo]:
@@ -180,6 +190,15 @@ def run_notebooks(
         output = out / nb.path.name
         if on_event:
             on_event("start", nb, None)
+        if nb.missing:
+            result = NotebookResult(nb.name, "skipped", 0.0, "", f"{nb.name} needs "
+                                    f"{', '.join(nb.missing)}: pip install "
+                                    f"\"mlinfra-kit[scale]\" (or the extra that provides it)",
+                                    given)
+            outcomes.append(result)
+            if on_event:
+                on_event("end", nb, result)
+            continue
         (results_dir / f"{nb.name}.json").unlink(missing_ok=True)
         tic = time.perf_counter()
         error = None

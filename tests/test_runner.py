@@ -69,6 +69,19 @@ def test_missing_promised_metric_fails_the_run(tmp_path):
     assert "did not record promised metric(s): p99_ms" in outcome.error
 
 
+def test_a_notebook_whose_extra_is_missing_is_skipped_with_the_hint(tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    path = make_notebook(folder / "05_needs.ipynb", RECORD.format(name="05_needs"))
+    nb = json.loads(path.read_text())
+    nb["metadata"]["mlinfra"]["requires"] = ["no_such_module_here", "json"]
+    path.write_text(json.dumps(nb))
+    (info,) = discover(folder)
+    assert info.missing == ["no_such_module_here"]
+    (outcome,) = run_notebooks([info], tmp_path / "out")
+    assert outcome.status == "skipped" and "pip install" in outcome.error
+
+
 def test_notebook_without_results_fails(tmp_path):
     folder = tmp_path / "nbs"
     folder.mkdir()

@@ -86,7 +86,7 @@ class StoredOut(PredictionOut):
     age_s: float
 
 
-def _request_models(max_chars: int, max_items: int) -> tuple[type[BaseModel], type[BaseModel]]:
+def request_models(max_chars: int, max_items: int) -> tuple[type[BaseModel], type[BaseModel]]:
     class ProjectIn(BaseModel):
         """One project to tag: a non-empty title and an optional description."""
 
@@ -197,7 +197,7 @@ def _out(prediction, version: str) -> dict[str, Any]:
 def create_app(config: ServerConfig) -> FastAPI:
     """A FastAPI app serving the model artifact ``config.model``."""
     state = _State(config)
-    ProjectIn, BatchIn = _request_models(config.max_text_chars, config.max_items)
+    ProjectIn, BatchIn = request_models(config.max_text_chars, config.max_items)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -1,0 +1,23 @@
+"""Scale-out on Ray: the kit's batch predictions, batch features and serving, unchanged in
+what they compute, run on a Ray cluster (a local one by default, a real one by address).
+
+- :func:`ray_cluster`: connect to ``address`` / ``RAY_ADDRESS``, or start a local cluster,
+  and time the start-up;
+- :func:`ray_predict_into_store`: the batch-serving job as Ray Data ``map_batches`` over an
+  actor pool (the model loads once per actor), written to the kit's prediction store one
+  partition per transaction;
+- :func:`ray_batch_features`: the processing module's batch features as a Ray Data groupby;
+- :func:`ray_serve`: the kit's model behind a Ray Serve deployment with ``@serve.batch`` and
+  N replicas, answering the kit server's API;
+- :func:`raycluster_manifest` / :func:`validate_raycluster`: the KubeRay ``RayCluster`` that
+  points the same code at Kubernetes.
+
+Ray is an optional extra: ``pip install "mlinfra-kit[scale]"``.
+"""
+
+from mlinfra_kit.scale.cluster import RayCluster, ray_available, ray_cluster
+from mlinfra_kit.scale.jobs import ray_batch_features, ray_predict_into_store
+from mlinfra_kit.scale.kuberay import raycluster_manifest, validate_raycluster
+
+__all__ = ["RayCluster", "ray_available", "ray_batch_features", "ray_cluster",
+           "ray_predict_into_store", "raycluster_manifest", "validate_raycluster"]

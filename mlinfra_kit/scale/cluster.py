@@ -1,0 +1,56 @@
+"""Connecting to Ray: the same code on a laptop and on a cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+INSTALL_HINT = 'Ray is not installed: pip install "mlinfra-kit[scale]"'
+
+
+def ray_available() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
+def require_ray():
+    if not ray_available():
+        raise ImportError(INSTALL_HINT)
+    import ray
+
+    return ray
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    address: str  # "local" for a cluster started here
+    cpus: float
+    startup_s: float
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str | None = None, num_cpus: int | None = None
+                ) -> Iterator[RayCluster]:
+    """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``); without one, start a
+    local cluster with ``num_cpus`` CPUs (default: all). Shut down on exit what was started
+    here; a cluster that was already up stays up."""
+    ray = require_ray()
+    address = address or os.environ.get("RAY_ADDRESS")
+    started = not ray.is_initialized()
+    tic = time.perf_counter()
+    if started:
+        options = {"include_dashboard": False, "log_to_driver": False,
+                   "configure_logging": False}
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=num_cpus, **options)
+    startup = time.perf_counter() - tic
+    try:
+        yield RayCluster(address or "local", ray.cluster_resources().get("CPU", 0.0), startup)
+    finally:
+        if started:
+            ray.shutdown()
