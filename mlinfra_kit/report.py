@@ -35,16 +35,19 @@ def render_report(run_dir: str | os.PathLike) -> str:
     lines = ["# mlinfra-kit run report", ""]
     if runs:
         total = sum(r["seconds"] for r in runs)
-        failed = [r for r in runs if r["status"] != "ok"]
+        failed = [r for r in runs if r["status"] == "failed"]
+        skipped = [r for r in runs if r["status"] == "skipped"]
         lines += [
-            f"{len(runs)} notebook(s), {len(runs) - len(failed)} ok, {len(failed)} failed, "
-            f"{format_value(total)} s in all.", "",
+            f"{len(runs)} notebook(s), {len(runs) - len(failed) - len(skipped)} ok, "
+            f"{len(failed)} failed, {len(skipped)} skipped, {format_value(total)} s in all.", "",
             markdown_table([{"notebook": r["notebook"], "status": r["status"],
                              "seconds": r["seconds"]} for r in runs]), "",
         ]
         for r in failed:
             lines += [f"- **{r['notebook']} failed**: {r['error']}"]
-        lines += [""] if failed else []
+        for r in skipped:
+            lines += [f"- {r['notebook']} skipped: {r['error']}"]
+        lines += [""] if failed or skipped else []
     for doc in docs:
         lines += [f"## {doc['notebook']}", "", "### Metrics", ""]
         lines += [_key_values(doc["metrics"], "metric", "value") if doc["metrics"]

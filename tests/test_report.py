@@ -10,12 +10,13 @@ def test_report_lists_metrics_tables_parameters_and_environment(tmp_path):
                    results_dir=tmp_path / "results", environment={"cpu": "test cpu"})
     (tmp_path / "run.json").write_text(
         '{"notebooks": [{"notebook": "00_quickstart", "status": "ok", "seconds": 12.5},'
-        ' {"notebook": "01_serving", "status": "failed", "seconds": 3.0, "error": "boom"}]}')
+        ' {"notebook": "01_serving", "status": "failed", "seconds": 3.0, "error": "boom"},'
+        ' {"notebook": "08_scale_out", "status": "skipped", "seconds": 0, "error": "needs ray"}]}')
     path = write_report(tmp_path)
     text = path.read_text()
     assert path == tmp_path / "report.md"
-    assert "2 notebook(s), 1 ok, 1 failed, 15.500 s in all." in text
-    assert "**01_serving failed**: boom" in text
+    assert "3 notebook(s), 1 ok, 1 failed, 1 skipped, 15.500 s in all." in text
+    assert "**01_serving failed**: boom" in text and "08_scale_out skipped: needs ray" in text
     assert "| macro_f1 | 0.8123 |" in text
     assert "| predict_p50_ms | 0.25 |" in text
     assert "### Table: per_class" in text and "| mlops | 0.7 |" in text
