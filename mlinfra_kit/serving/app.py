@@ -87,6 +87,9 @@ class StoredOut(PredictionOut):
 
 
 def request_models(max_chars: int, max_items: int) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The request bodies ``(ProjectIn, BatchIn)`` with these limits: one definition, so
+    every server of the kit (this one, Ray Serve's) rejects the same input the same way."""
+
     class ProjectIn(BaseModel):
         """One project to tag: a non-empty title and an optional description."""
 
