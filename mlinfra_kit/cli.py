@@ -112,20 +112,31 @@ def _service_version(program: str) -> str | None:
         return f"found at {path}"
 
 
+def _distribution_version(name: str) -> str | None:
+    """The installed version of a Python distribution, without importing it (fast)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from mlinfra_kit.measure import environment
 
     env = environment()
-    width = max(map(len, env)) + 2
-    print("environment")
-    for key, value in env.items():
-        print(f"  {key:<{width}}{value if value is not None else '-'}")
-    print("optional services")
     services = {
         "CUDA GPU": env["gpu"] or None,
         "redis-server": _service_version("redis-server"),
         "docker": _service_version("docker"),
+        "ray (scale extra)": _distribution_version("ray"),
     }
+    width = max(map(len, [*env, *services, "jupyter kernels"])) + 2
+    print("environment")
+    for key, value in env.items():
+        print(f"  {key:<{width}}{value if value is not None else '-'}")
+    print("optional services")
     for name, found in services.items():
         print(f"  {name:<{width}}{found or 'not available'}")
     from jupyter_client.kernelspec import KernelSpecManager

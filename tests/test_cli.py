@@ -72,7 +72,8 @@ def test_report_of_empty_folder(tmp_path):
 def test_doctor_lists_environment_and_services():
     done = mlinfra("doctor")
     assert done.returncode == 0, done.stderr
-    for word in ("torch", "river", "cpu", "CUDA GPU", "redis-server", "jupyter kernels"):
+    for word in ("torch", "river", "cpu", "CUDA GPU", "redis-server", "ray (scale extra)",
+                 "jupyter kernels"):
         assert word in done.stdout
 
 
