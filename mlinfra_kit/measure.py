@@ -59,8 +59,9 @@ class LatencyStats:
         return {f"{prefix}{k}": v for k, v in asdict(self).items()}
 
 
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default method) of sorted values."""
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile ``q`` (0-100; numpy's default method) of sorted values:
+    the one definition every number the kit reports uses."""
     pos = (len(sorted_values) - 1) * q / 100.0
     lo = math.floor(pos)
     hi = min(lo + 1, len(sorted_values) - 1)
@@ -82,9 +83,9 @@ def latency_stats(seconds: Sequence[float]) -> LatencyStats:
         count=n,
         mean_ms=mean,
         std_ms=std,
-        p50_ms=_percentile(ms, 50),
-        p90_ms=_percentile(ms, 90),
-        p99_ms=_percentile(ms, 99),
+        p50_ms=percentile(ms, 50),
+        p90_ms=percentile(ms, 90),
+        p99_ms=percentile(ms, 99),
         max_ms=ms[-1],
     )
 

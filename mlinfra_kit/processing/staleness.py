@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlinfra_kit.measure import percentile
 from mlinfra_kit.processing.events import CATEGORIES, Event, EventLog
 from mlinfra_kit.processing.features import (
     DEFAULT_WINDOWS,
@@ -151,17 +152,13 @@ def serve_from_stream(log: EventLog, events: Sequence[Event],
     return Served(tuple(events), tuple(features), tuple(ages), 0, time.perf_counter() - tic)
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def _row(source: str, interval: float, model: NextCategoryModel, served: Served
          ) -> dict[str, Any]:
+    ages = sorted(served.ages_s)
     return {"source": source, "refresh_interval_s": interval,
             "accuracy": model.accuracy(served.features, [e.category for e in served.events]),
-            "feature_age_p50_s": _percentile(served.ages_s, 0.5),
-            "feature_age_p99_s": _percentile(served.ages_s, 0.99),
+            "feature_age_p50_s": percentile(ages, 50),
+            "feature_age_p99_s": percentile(ages, 99),
             "refreshes": served.refreshes, "replay_s": served.seconds}
 
 
