@@ -80,6 +80,16 @@ def artifact(trained, tmp_path_factory):
     return trained.save(tmp_path_factory.mktemp("artifacts") / "tag-classifier", version="v1")
 
 
+def skip_unless_ci(reason: str) -> None:
+    """Skip for a missing optional service or extra, except in CI (``CI=true``), where
+    ``.ci/run`` installs everything and a skip would hide a broken part: fail there."""
+    import os
+
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """A real redis-server on a free loopback port for the whole session.
@@ -87,13 +97,9 @@ def redis_url():
     Without redis-server the Redis tests skip, except in CI (``CI=true``), where
     ``.ci/run`` installs it and a skip would hide a broken backend.
     """
-    import os
-
     from mlinfra_kit.services import redis_available, redis_server
 
     if not redis_available():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI=true but redis-server (or the redis package) is missing")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        skip_unless_ci("redis-server is not installed (apt-get install redis-server)")
     with redis_server() as server:
         yield server.url

@@ -5,9 +5,9 @@ These tests execute the notebooks for real with papermill, through the same runn
 """
 
 import json
-import os
 
 import pytest
+from conftest import skip_unless_ci
 
 from mlinfra_kit.results import load
 from mlinfra_kit.runner import discover, notebooks_dir, run_notebooks
@@ -51,9 +51,7 @@ def test_every_notebook_file_is_numbered():
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: nb.name)
 def test_runs_quick_and_records_its_metrics(nb, tmp_path, monkeypatch):
     if nb.missing:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true but {nb.name} lacks {nb.missing}: install its extra")
-        pytest.skip(f"{nb.name} needs {', '.join(nb.missing)} (an optional extra)")
+        skip_unless_ci(f"{nb.name} needs {', '.join(nb.missing)} (an optional extra)")
     monkeypatch.setenv("TQDM_DISABLE", "1")
     (outcome,) = run_notebooks([nb], tmp_path, quick=True, cell_timeout=600)
     assert outcome.status == "ok", outcome.error

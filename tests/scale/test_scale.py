@@ -4,10 +4,9 @@ Ray tests share one local cluster (2 CPUs) per module to keep their time small. 
 the ``scale`` extra they skip, except in CI, where a skip would hide a broken extra.
 """
 
-import os
-
 import httpx
 import pytest
+from conftest import skip_unless_ci
 
 from mlinfra_kit.processing import batch_features, simulate_events
 from mlinfra_kit.scale import raycluster_manifest, validate_raycluster
@@ -18,9 +17,7 @@ from mlinfra_kit.serving.store import SQLiteStore
 @pytest.fixture(scope="module")
 def cluster():
     if not ray_available():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI=true but the scale extra (ray) is not installed")
-        pytest.skip(INSTALL_HINT)
+        skip_unless_ci(INSTALL_HINT)
     from mlinfra_kit.scale import ray_cluster
 
     with ray_cluster(num_cpus=2) as info:
