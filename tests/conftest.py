@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import matplotlib
-import nbformat
 import pytest
 
 matplotlib.use("Agg")  # this test process only; executed notebooks keep their inline figures
@@ -40,6 +39,8 @@ def trained(projects):
 
 def make_notebook(path, body: str, metrics=("answer",), parameters: str = ""):
     """Write a minimal kit-style notebook: a tagged parameters cell, then ``body``."""
+    import nbformat  # here, not at the top: the GPU tests run where only torch is installed
+
     params = nbformat.v4.new_code_cell(
         'QUICK = False\nSEED = 0\nDEVICE = "auto"\nRESULTS_DIR = "results"\n'
         "INTERACTIVE = True\n" + parameters

@@ -8,13 +8,24 @@
   :func:`sparse_vs_dense`;
 - quantization: :func:`dynamic_int8`, :func:`static_int8` (classic eager),
   :func:`torchao_int8`, :func:`pt2e_int8` (torchao);
-- distillation: :func:`distillation_loss`, :func:`distill`.
+- distillation: :func:`distillation_loss`, :func:`distill`;
+- on a GPU (:mod:`mlinfra_kit.optimization.gpu`): :func:`to_dtype` (bf16/fp16),
+  :func:`prune_2to4` and :func:`semi_structured` (2:4 sparsity), :func:`low_bit_linears`
+  (float8 / int8 matrix products), :func:`gpu_variants`, :func:`gpu_linear_sweep`.
 
 Importing this package imports torch (every function here needs it).
 """
 
 from mlinfra_kit.optimization.bench import benchmark, pick, speedup
 from mlinfra_kit.optimization.distillation import distill, distillation_loss
+from mlinfra_kit.optimization.gpu import (
+    gpu_linear_sweep,
+    gpu_variants,
+    low_bit_linears,
+    prune_2to4,
+    semi_structured,
+    to_dtype,
+)
 from mlinfra_kit.optimization.models import (
     ImageData,
     SmallCNN,
@@ -38,8 +49,9 @@ from mlinfra_kit.optimization.quantization import (
 )
 
 __all__ = [
-    "ImageData", "SmallCNN", "accuracy", "benchmark", "distill", "distillation_loss",
-    "dynamic_int8", "is_quantized", "load_digits", "mlp", "pick", "prune_neurons",
-    "prune_unstructured", "pt2e_int8", "sparse_vs_dense", "sparsity", "speedup",
-    "static_int8", "torchao_int8", "train",
+    "accuracy", "benchmark", "distill", "distillation_loss", "dynamic_int8",
+    "gpu_linear_sweep", "gpu_variants", "ImageData", "is_quantized", "load_digits",
+    "low_bit_linears", "mlp", "pick", "prune_2to4", "prune_neurons", "prune_unstructured",
+    "pt2e_int8", "semi_structured", "SmallCNN", "sparse_vs_dense", "sparsity", "speedup",
+    "static_int8", "to_dtype", "torchao_int8", "train",
 ]
