@@ -12,23 +12,29 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from mlinfra_kit.data.projects import Project
+from mlinfra_kit.processing.sources import RedisStreamSource, text_fields
 
 
-def _encode(project: Project) -> dict[str, str]:
-    return {"project": json.dumps({"id": project.id, "created_on": project.created_on.isoformat(),
-                                   "title": project.title, "description": project.description,
-                                   "tag": project.tag})}
+class ProjectCodec:
+    """A :class:`Project` as one JSON stream field."""
 
+    def encode(self, project: Project) -> dict[str, Any]:
+        return {"project": json.dumps({"id": project.id,
+                                       "created_on": project.created_on.isoformat(),
+                                       "title": project.title,
+                                       "description": project.description,
+                                       "tag": project.tag})}
 
-def _decode(fields: dict) -> Project:
-    raw = fields.get(b"project") or fields.get("project")
-    if raw is None:
-        raise ValueError(f"stream entry lacks the 'project' field: {fields}")
-    data = json.loads(raw)
-    return Project(int(data["id"]), datetime.fromisoformat(data["created_on"]), data["title"],
-                   data["description"], data["tag"])
+    def decode(self, fields: dict) -> Project:
+        raw = text_fields(fields).get("project")
+        if raw is None:
+            raise ValueError(f"stream entry lacks the 'project' field: {fields}")
+        data = json.loads(raw)
+        return Project(int(data["id"]), datetime.fromisoformat(data["created_on"]),
+                       data["title"], data["description"], data["tag"])
 
 
 def redis_project_stream(url: str, projects: Sequence[Project], stream: str = "mlinfra:projects",
@@ -36,27 +42,16 @@ def redis_project_stream(url: str, projects: Sequence[Project], stream: str = "m
     """Publish ``projects`` to a Redis Stream, then yield them back through a consumer
     group, acknowledging each read batch once it has been handled. The stream is deleted
     at the end."""
-    import redis
-
-    client = redis.Redis.from_url(url)
+    source = RedisStreamSource(url, stream, group, codec=ProjectCodec(), fresh=True)
     try:
-        client.delete(stream)
-        pipe = client.pipeline(transaction=False)
-        for project in projects:
-            pipe.xadd(stream, _encode(project))
-        pipe.execute()
-        client.xgroup_create(stream, group, id="0")
-        while True:
-            reply = client.xreadgroup(group, "consumer-1", {stream: ">"}, count=count, block=100)
-            entries = [entry for _, batch in reply or () for entry in batch]
-            if not entries:
-                break
-            for _, fields in entries:
-                yield _decode(fields)
-            client.xack(stream, group, *[mid for mid, _ in entries])
+        source.publish(projects)
+        while batch := source.read(count):
+            for _, project in batch:
+                yield project
+            source.ack([mid for mid, _ in batch])
     finally:
-        client.delete(stream)
-        client.close()
+        source.delete()
+        source.close()
 
 
 def project_source(projects: Sequence[Project], redis_url: str | None = None

@@ -124,9 +124,9 @@ def test_projects_travel_through_a_redis_stream(setting, tmp_path, redis_url):
 
 
 def test_redis_entries_round_trip_and_bad_entries_are_clear(setting, redis_url):
-    from mlinfra_kit.application.sources import _decode, redis_project_stream
+    from mlinfra_kit.application.sources import ProjectCodec, redis_project_stream
 
     _, stream, _ = setting
     assert list(redis_project_stream(redis_url, stream[:7], stream="t-projects")) == stream[:7]
     with pytest.raises(ValueError, match="lacks"):
-        _decode({b"other": b"{}"})
+        ProjectCodec().decode({b"other": b"{}"})
