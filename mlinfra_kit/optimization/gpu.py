@@ -311,9 +311,9 @@ def gpu_variants(model: nn.Module, retrain: Callable[[nn.Module], object] | None
 
 
 GPU_FORMATS = (
-    "fp32", "tf32", "bf16 autocast", "bf16", "fp16", "float8", "float8 matmul only", "int8",
-    "int8 matmul only", "fp16 dense, 2:4 weights", "fp16 2:4", "fp16 2:4 (CUTLASS)",
-    "bf16 dense, 2:4 weights", "bf16 2:4",
+    "fp32", "tf32", "bf16 autocast", "bf16", "fp16", "float8", "float8 matmul only",
+    "float8 compiled", "int8", "int8 matmul only", "int8 compiled", "fp16 dense, 2:4 weights",
+    "fp16 2:4", "fp16 2:4 (CUTLASS)", "bf16 dense, 2:4 weights", "bf16 2:4",
 )
 """The variants :func:`gpu_linear_sweep` times, in its order."""
 
@@ -337,7 +337,8 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
     weights*: a GPU runs zeros a little faster than random values, so this isolates
     what the sparse kernel skips. The "matmul only" rows time the 8-bit product on inputs
     quantized beforehand: the gap to the full row is the cost of quantizing activations
-    in separate (unfused) kernels. ``formats`` picks a subset of :data:`GPU_FORMATS`.
+    in separate (unfused) kernels, which the "compiled" rows (``torch.compile``) fuse.
+    ``formats`` picks a subset of :data:`GPU_FORMATS`.
     """
     dev = require_cuda(dev)
     if size % 64 or batch < 1:
@@ -373,9 +374,16 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
                 return layer(x)
         return run
 
+    bf16, fp16 = torch.bfloat16, torch.float16
+
     def inner(model: LowerPrecision, dtype: torch.dtype) -> Callable[[], Any]:
         # Inputs already in the layer's format: the table compares formats, not casts.
         layer, inputs = model.model, x.to(dtype)
+        return lambda: layer(inputs)
+
+    def compiled(kind: str) -> Callable[[], Any]:
+        # Inductor fuses the activation scaling into one or two kernels around the product.
+        layer, inputs = torch.compile(low_bit_linears(dense, kind).to(dev).model), x.to(bf16)
         return lambda: layer(inputs)
 
     def matmul_only(kind: str) -> Callable[[], Any]:
@@ -383,7 +391,6 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
         quantized = layer.quantize_input(x.to(torch.bfloat16))
         return lambda: layer.matmul(*quantized)
 
-    bf16, fp16 = torch.bfloat16, torch.float16
     builders: dict[str, tuple[nn.Module, Callable[[], Callable[[], Any]]]] = {
         "fp32": (dense, lambda: fp32("highest")),
         "tf32": (dense, lambda: fp32("high")),
@@ -392,8 +399,10 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
         "fp16": (dense, lambda: inner(to_dtype(dense, fp16).to(dev), fp16)),
         "float8": (dense, lambda: inner(low_bit_linears(dense, "float8").to(dev), bf16)),
         "float8 matmul only": (dense, lambda: matmul_only("float8")),
+        "float8 compiled": (dense, lambda: compiled("float8")),
         "int8": (dense, lambda: inner(low_bit_linears(dense, "int8").to(dev), bf16)),
         "int8 matmul only": (dense, lambda: matmul_only("int8")),
+        "int8 compiled": (dense, lambda: compiled("int8")),
         "fp16 dense, 2:4 weights": (pruned, lambda: inner(to_dtype(pruned, fp16).to(dev), fp16)),
         "fp16 2:4": (pruned, lambda: inner(semi_structured(pruned.to(dev), fp16), fp16)),
         "fp16 2:4 (CUTLASS)": (pruned, lambda: inner(
@@ -416,7 +425,7 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
             row["p50_ms"] = _timed(run, dev, repeat, warmup)
             row["tflops"] = flop / row["p50_ms"] / 1e9
             row["rel_error"] = float((out - reference).norm() / reference.norm())
-        except (RuntimeError, NotImplementedError, ValueError) as err:
+        except (RuntimeError, NotImplementedError, ValueError, AssertionError) as err:
             row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
         rows.append(row)
         torch.cuda.empty_cache()
