@@ -145,19 +145,19 @@ def semi_structured(model: nn.Module, dtype: torch.dtype = torch.float16,
         raise ValueError("this torch build has no cuSPARSELt: use backend='cutlass' or None")
     converted = to_dtype(model, dtype).to(dev)
     layers = [m for m in converted.modules() if _eligible(m)]
-    for layer in layers:
-        if not is_2to4(layer.weight):
-            raise ValueError("the weights are not 2:4 sparse: run prune_2to4 first")
-        forced = SparseSemiStructuredTensor._FORCE_CUTLASS
-        if backend is not None:  # the class-wide switch torch reads when it converts
-            SparseSemiStructuredTensor._FORCE_CUTLASS = backend == "cutlass"
-        try:
-            sparse = to_sparse_semi_structured(layer.weight.detach())
-        finally:
-            SparseSemiStructuredTensor._FORCE_CUTLASS = forced
-        layer.weight = nn.Parameter(sparse, requires_grad=False)
     if not layers:
         raise ValueError("no Linear layer has a 2:4-compatible shape")
+    if not all(is_2to4(layer.weight) for layer in layers):
+        raise ValueError("the weights are not 2:4 sparse: run prune_2to4 first")
+    forced = SparseSemiStructuredTensor._FORCE_CUTLASS
+    if backend is not None:  # the class-wide switch torch reads when it converts
+        SparseSemiStructuredTensor._FORCE_CUTLASS = backend == "cutlass"
+    try:
+        for layer in layers:
+            layer.weight = nn.Parameter(to_sparse_semi_structured(layer.weight.detach()),
+                                        requires_grad=False)
+    finally:
+        SparseSemiStructuredTensor._FORCE_CUTLASS = forced
     return converted
 
 
@@ -184,25 +184,44 @@ def _row_scale(x: torch.Tensor, top: float) -> torch.Tensor:
     return x.abs().amax(dim=1, keepdim=True).float().clamp(min=1e-12) / top
 
 
-class Float8Linear(nn.Module):
+class _RowScaledLinear(nn.Module):
+    """A linear layer whose weights are stored in 8 bits with one scale per output row;
+    subclasses say how a row is quantized (:meth:`quantize_rows`, the same for weights and
+    activations) and which kernel multiplies (:meth:`matmul`)."""
+
+    bias_dtype: torch.dtype
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        weight, scale = self.quantize_rows(linear.weight.detach())
+        self.register_buffer("weight", weight)
+        self.register_buffer("weight_scale", scale.t().contiguous())  # (1, out)
+        bias = linear.bias
+        self.register_buffer("bias", None if bias is None else bias.detach().to(self.bias_dtype))
+
+    @staticmethod
+    def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def quantize_input(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of a 2-D input in 8 bits, with their scales (the on-the-fly half)."""
+        return self.quantize_rows(flat)
+
+    def matmul(self, quantized: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Float8Linear(_RowScaledLinear):
     """A linear layer multiplying in float8 (e4m3): weights stored in 8 bits with one scale
     per output row, activations scaled per row on the fly, bf16 out (``torch._scaled_mm``).
     """
 
-    def __init__(self, linear: nn.Linear):
-        super().__init__()
-        weight = linear.weight.detach().float()
-        scale = _row_scale(weight, _FLOAT8_MAX)
-        self.register_buffer("weight", (weight / scale).to(FLOAT8))
-        self.register_buffer("weight_scale", scale.t().contiguous())  # (1, out)
-        bias = linear.bias
-        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16))
+    bias_dtype = torch.bfloat16
 
     @staticmethod
-    def quantize_input(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows of a 2-D input in float8, with their scales (the on-the-fly half)."""
-        scale = _row_scale(flat, _FLOAT8_MAX)
-        return (flat.float() / scale).clamp(-_FLOAT8_MAX, _FLOAT8_MAX).to(FLOAT8), scale
+    def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scale = _row_scale(x, _FLOAT8_MAX)
+        return (x.float() / scale).clamp(-_FLOAT8_MAX, _FLOAT8_MAX).to(FLOAT8), scale
 
     def matmul(self, quantized: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """The float8 product itself, bias added, bf16 out."""
@@ -215,30 +234,26 @@ class Float8Linear(nn.Module):
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
-class Int8Linear(nn.Module):
+class Int8Linear(_RowScaledLinear):
     """A linear layer multiplying in int8 with int32 accumulation (``torch._int_mm``):
     weights int8 with one scale per output row, activations quantized per row on the fly.
     """
 
-    def __init__(self, linear: nn.Linear):
-        super().__init__()
-        weight = linear.weight.detach().float()
-        scale = _row_scale(weight, 127.0)
-        self.register_buffer("weight", (weight / scale).round().clamp(-127, 127).to(torch.int8))
-        self.register_buffer("weight_scale", scale.t().contiguous())  # (1, out)
-        bias = linear.bias
-        self.register_buffer("bias", None if bias is None else bias.detach().float())
+    bias_dtype = torch.float32
 
     @staticmethod
-    def quantize_input(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows of a 2-D input in int8, with their scales (the on-the-fly half). The CUDA
-        kernel wants more than 16 rows, in a multiple of 8: short inputs are zero-padded."""
+    def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scale = _row_scale(x, 127.0)
+        return (x.float() / scale).round().clamp(-127, 127).to(torch.int8), scale
+
+    def quantize_input(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As for any 8-bit layer, but the CUDA kernel wants more than 16 rows, in a
+        multiple of 8: short inputs are zero-padded (:meth:`forward` drops the extra rows)."""
         rows = len(flat)
         padded_rows = max(24, -(-rows // 8) * 8)
         if padded_rows != rows:
             flat = F.pad(flat, (0, 0, 0, padded_rows - rows))
-        scale = _row_scale(flat, 127.0)
-        return (flat.float() / scale).round().clamp(-127, 127).to(torch.int8), scale
+        return self.quantize_rows(flat)
 
     def matmul(self, quantized: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """The int8 product (int32 accumulation), rescaled, bias added, float32 out."""
@@ -388,7 +403,7 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
 
     def matmul_only(kind: str) -> Callable[[], Any]:
         layer = low_bit_linears(dense, kind).to(dev).model
-        quantized = layer.quantize_input(x.to(torch.bfloat16))
+        quantized = layer.quantize_input(x.to(bf16))
         return lambda: layer.matmul(*quantized)
 
     builders: dict[str, tuple[nn.Module, Callable[[], Callable[[], Any]]]] = {
