@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlinfra_kit import __version__
+from mlinfra_kit.serving.config import add_arguments
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -78,25 +79,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from mlinfra_kit.serving.app import ServerConfig, serve
+    from mlinfra_kit.artifacts import require_artifact
+    from mlinfra_kit.serving.app import serve
+    from mlinfra_kit.serving.config import ServerConfig
 
-    if not (Path(args.model) / "metadata.json").is_file():
-        print(f"mlinfra serve: {args.model} is not a model artifact (no metadata.json); "
-              "save one with TagClassifier.save() or run the 00_quickstart notebook",
-              file=sys.stderr)
-        return 2
     try:
-        config = ServerConfig(
-            model=str(args.model), store=args.store, batching=not args.no_batching,
-            max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-            cache_size=args.cache_size, max_items=args.max_items,
-            max_body_bytes=args.max_body_bytes, device=args.device, threads=args.threads,
-            quantize=args.quantize)
+        config = ServerConfig.from_args(args)
+        require_artifact(config.model)
     except ValueError as err:
         print(f"mlinfra serve: {err}", file=sys.stderr)
         return 2
-    print(f"serving {args.model} on http://{args.host}:{args.port} "
-          f"(batching {'off' if args.no_batching else 'on'})", flush=True)
+    print(f"serving {config.model} on http://{args.host}:{args.port} "
+          f"(batching {'on' if config.batching else 'off'})", flush=True)
     serve(config, host=args.host, port=args.port)
     return 0
 
@@ -112,25 +106,15 @@ def _service_version(program: str) -> str | None:
         return f"found at {path}"
 
 
-def _distribution_version(name: str) -> str | None:
-    """The installed version of a Python distribution, without importing it (fast)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from mlinfra_kit.measure import environment
+    from mlinfra_kit.measure import distribution_version, environment
 
     env = environment()
     services = {
         "CUDA GPU": env["gpu"] or None,
         "redis-server": _service_version("redis-server"),
         "docker": _service_version("docker"),
-        "ray (scale extra)": _distribution_version("ray"),
+        "ray (scale extra)": distribution_version("ray"),
     }
     width = max(map(len, [*env, *services, "jupyter kernels"])) + 2
     print("environment")
@@ -182,28 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve a model artifact over HTTP (FastAPI + uvicorn)",
                        description="Real-time predictions: POST /predict, POST /predict/batch, "
                        "GET /predictions/{id} (from --store), /health, /ready, /metadata.")
-    p.add_argument("--model", required=True, type=Path, metavar="PATH",
-                   help="model artifact folder (weights.pt + metadata.json)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument("--max-batch-size", type=int, default=32, metavar="N",
-                   help="most requests merged into one model call (default: 32)")
-    p.add_argument("--max-wait-ms", type=float, default=2.0, metavar="MS",
-                   help="longest a request waits for others to batch with (default: 2)")
-    p.add_argument("--no-batching", action="store_true", help="one model call per request")
-    p.add_argument("--cache-size", type=int, default=0, metavar="N",
-                   help="LRU cache of N recent inputs (default: 0, off)")
-    p.add_argument("--store", metavar="URL",
-                   help="prediction store for GET /predictions/{id}: sqlite:PATH or redis://...")
-    p.add_argument("--max-items", type=int, default=256, metavar="N",
-                   help="most projects in one /predict/batch request (default: 256)")
-    p.add_argument("--max-body-bytes", type=int, default=1_000_000, metavar="BYTES",
-                   help="larger request bodies get 413 (default: 1000000)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch intra-op threads (default: 1, best for many small calls)")
-    p.add_argument("--quantize", choices=["int8"], default=None,
-                   help="serve dynamic int8 linear layers, converted at load (CPU only)")
+    add_arguments(p)  # one flag per ServerConfig field, with its default
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("doctor", help="print versions, CPU, GPU and optional services")

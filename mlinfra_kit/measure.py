@@ -38,6 +38,7 @@ __all__ = [
     "model_size_bytes",
     "peak_memory_mb",
     "environment",
+    "distribution_version",
 ]
 
 
@@ -171,7 +172,13 @@ def peak_memory_mb() -> float:
     return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
 
 
-def _version(dist: str) -> str | None:
+def distribution_version(dist: str) -> str | None:
+    """The installed version of a Python distribution, without importing it (fast), or
+    ``None`` where it is not installed.
+
+    >>> distribution_version("no-such-distribution") is None
+    True
+    """
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -201,11 +208,11 @@ def environment() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
-        "mlinfra_kit": _version("mlinfra-kit"),
+        "mlinfra_kit": distribution_version("mlinfra-kit"),
         "torch": torch.__version__,
-        "torchvision": _version("torchvision"),
-        "river": _version("river"),
-        "numpy": _version("numpy"),
+        "torchvision": distribution_version("torchvision"),
+        "river": distribution_version("river"),
+        "numpy": distribution_version("numpy"),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),

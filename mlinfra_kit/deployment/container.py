@@ -19,6 +19,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from mlinfra_kit.artifacts import require_artifact
+
 #: A fully pinned base: the same bytes on every build (a bare "python:3.11" moves).
 BASE_IMAGE = "python:3.11.11-slim-bookworm"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -115,9 +117,7 @@ def write_build_context(folder: str | os.PathLike, artifact: str | os.PathLike,
     checkout), the artifact, the Dockerfile and the .dockerignore. Returns the folder
     (``docker build FOLDER`` builds it)."""
     root = Path(root) if root is not None else project_root()
-    artifact, folder = Path(artifact), Path(folder)
-    if not (artifact / "metadata.json").is_file():
-        raise ValueError(f"{artifact} is not a model artifact (no metadata.json)")
+    artifact, folder = require_artifact(artifact), Path(folder)
     if not (root / "pyproject.toml").is_file():
         raise ValueError(f"{root} is not the project root (no pyproject.toml)")
     folder.mkdir(parents=True, exist_ok=True)

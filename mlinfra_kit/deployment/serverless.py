@@ -25,6 +25,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from mlinfra_kit.artifacts import check_quantize
+from mlinfra_kit.serving.config import ServerConfig
+
 #: AWS Lambda's documented limits (bytes), which decide how a model can be packaged.
 LAMBDA_LIMITS = {
     "zip_unzipped_bytes": 250 * 1024 * 1024,
@@ -85,9 +88,10 @@ def _too_large(event: dict[str, Any], limit: int) -> dict[str, Any]:
     return response
 
 
-def make_handler(model: str | os.PathLike, max_body_bytes: int | None = None,
-                 **config: Any) -> Callable[[dict, Any], dict]:
-    """A Lambda handler ``handler(event, context)`` serving the artifact ``model``.
+def make_handler(model: ServerConfig | str | os.PathLike,
+                 **settings: Any) -> Callable[[dict, Any], dict]:
+    """A Lambda handler ``handler(event, context)`` serving ``model`` (an artifact path or
+    a :class:`ServerConfig`, with any field overridden by ``settings``).
 
     The model loads here, synchronously: in Lambda this runs in the init phase, once per
     instance (part of the cold start), not on every invocation. Mangum's per-invocation
@@ -97,15 +101,15 @@ def make_handler(model: str | os.PathLike, max_body_bytes: int | None = None,
     """
     from mangum import Mangum
 
-    from mlinfra_kit.serving.app import ServerConfig, create_app
+    from mlinfra_kit.serving.app import create_app, load_now
 
-    limit = min(max_body_bytes or LAMBDA_LIMITS["sync_payload_bytes"],
-                LAMBDA_LIMITS["sync_payload_bytes"])
-    settings = {"batching": False, "load_in_background": False, **config}
-    app = create_app(ServerConfig(model=str(model), max_body_bytes=limit, **settings))
-    app.state.mlinfra.load()
-    if app.state.mlinfra.load_error:
-        raise ValueError(f"cannot serve {model}: {app.state.mlinfra.load_error}")
+    if not isinstance(model, ServerConfig):  # a function's defaults, where none were given
+        settings = {"batching": False, "load_in_background": False,
+                    "max_body_bytes": LAMBDA_LIMITS["sync_payload_bytes"], **settings}
+    config = ServerConfig.of(model, **settings)
+    limit = min(config.max_body_bytes, LAMBDA_LIMITS["sync_payload_bytes"])
+    app = create_app(ServerConfig.of(config, max_body_bytes=limit))
+    load_now(app)
     adapter = Mangum(app, lifespan="off")
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -169,8 +173,7 @@ def measure_cold_start(model: str | os.PathLike, warm_calls: int = 200,
     """Time a cold start in a fresh Python process (imports, model load, first request),
     then ``warm_calls`` warm invocations in the same process. ``quantize="int8"`` serves
     the dynamic int8 model (converted during the cold start, as a function would)."""
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    check_quantize(quantize)
     done = subprocess.run([sys.executable, "-c", _COLD_START, str(model), str(warm_calls),
                            quantize or ""],
                           capture_output=True, text=True, timeout=600)

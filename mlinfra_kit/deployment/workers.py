@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from mlinfra_kit.artifacts import require_artifact
 from mlinfra_kit.services import LOOPBACK, child_process, free_port
-from mlinfra_kit.serving.app import ServerConfig
+from mlinfra_kit.serving.config import ServerConfig
+from mlinfra_kit.serving.process import server_command
 
 
 @dataclass(frozen=True)
@@ -40,25 +42,24 @@ def _rss_mb(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def run_workers(model: str | os.PathLike, workers: int = 2, port: int | None = None,
-                timeout_s: float = 180, **config) -> Iterator[WorkerPool]:
-    """Serve ``model`` with ``workers`` uvicorn worker processes on a free loopback port.
+def run_workers(model: ServerConfig | str | os.PathLike, workers: int = 2,
+                port: int | None = None, timeout_s: float = 180,
+                **settings: Any) -> Iterator[WorkerPool]:
+    """Serve ``model`` (an artifact path or a :class:`ServerConfig`, with any field
+    overridden by ``settings``) with ``workers`` uvicorn worker processes on a free
+    loopback port.
 
     Waits until every worker has loaded the model (each answers /ready), yields, stops
     them all. Needs Linux (it reads /proc) for the memory and process numbers.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    if not (Path(model) / "metadata.json").is_file():
-        raise ValueError(f"{model} is not a model artifact (no metadata.json)")
+    config = ServerConfig.of(model, **settings)
+    require_artifact(config.model)
     import httpx
 
-    settings = replace(ServerConfig(model=str(model)), **config)
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
-    args = [sys.executable, "-m", "uvicorn", "mlinfra_kit.serving.app:app_from_env",
-            "--factory", "--host", LOOPBACK, "--port", str(port), "--workers", str(workers),
-            "--log-level", "warning", "--no-access-log"]
 
     def all_ready() -> bool:
         # /ready must answer 200 from `workers` distinct processes.
@@ -75,7 +76,7 @@ def run_workers(model: str | os.PathLike, workers: int = 2, port: int | None = N
 
     seen: set[int] = set()
     tic = time.perf_counter()
-    with child_process(args, f"{workers} uvicorn worker(s) on port {port}", all_ready,
-                       timeout_s, env=settings.to_env()) as process:
+    with child_process(server_command(port, workers), f"{workers} uvicorn worker(s) on port "
+                       f"{port}", all_ready, timeout_s, env=config.to_env()) as process:
         yield WorkerPool(url, workers, time.perf_counter() - tic, process.pid,
                          tuple(sorted(seen)))

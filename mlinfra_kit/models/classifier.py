@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from mlinfra_kit import __version__
 from mlinfra_kit import device as _device
+from mlinfra_kit.artifacts import METADATA_FILE, WEIGHTS_FILE, check_quantize, is_artifact
 from mlinfra_kit.data.projects import TAGS
 from mlinfra_kit.models.evaluation import Evaluation, evaluate
 from mlinfra_kit.models.text import Vocabulary
@@ -47,7 +48,6 @@ from mlinfra_kit.models.text import Vocabulary
 __all__ = ["TagClassifier", "TextClassifierNet", "Prediction", "ARTIFACT_FORMAT"]
 
 ARTIFACT_FORMAT = "mlinfra-kit.tag-classifier"
-_WEIGHTS, _METADATA = "weights.pt", "metadata.json"
 
 
 class TextClassifierNet(nn.Module):
@@ -322,8 +322,8 @@ class TagClassifier:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         try:
-            (staging / _WEIGHTS).write_bytes(weights)
-            (staging / _METADATA).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            (staging / WEIGHTS_FILE).write_bytes(weights)
+            (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
             if target.exists():
                 old = target.with_name(f".{target.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -343,15 +343,14 @@ class TagClassifier:
         """Load an artifact written by :meth:`save`. Weights are read with
         ``weights_only=True``: no code from the file is ever run. ``quantize="int8"``
         turns the linear layers into dynamic int8 ones after loading (CPU only)."""
-        if quantize not in (None, "int8"):
-            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        check_quantize(quantize)
         if quantize and _device.pick(device).type != "cpu":
             raise ValueError("quantize='int8' runs on the CPU only: pass device='cpu'")
         path = Path(path)
-        meta_path = path / _METADATA
-        if not meta_path.is_file() or not (path / _WEIGHTS).is_file():
+        meta_path = path / METADATA_FILE
+        if not is_artifact(path):
             raise FileNotFoundError(
-                f"{path} is not a model artifact: expected {_METADATA} and {_WEIGHTS} inside"
+                f"{path} is not a model artifact: expected {METADATA_FILE} and {WEIGHTS_FILE} inside"
             )
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -368,7 +367,7 @@ class TagClassifier:
         model.vocab_ = Vocabulary.from_dict(meta["vocabulary"])
         model.net_ = TextClassifierNet(len(model.vocab_), len(model.tags), model.embed_dim,
                                        model.hidden_dim, model.dropout)
-        state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
+        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.net_.load_state_dict(state)
         model.net_.to(model.device_).eval()
         if quantize == "int8":

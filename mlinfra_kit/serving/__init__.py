@@ -2,7 +2,8 @@
 
 - :func:`predict_into_store` precomputes predictions for a finite set of entities into a
   :class:`PredictionStore` (:class:`SQLiteStore` or :class:`RedisStore`), resumably;
-- :func:`create_app` is the FastAPI server (``mlinfra serve``), with a
+- :func:`create_app` is the FastAPI server (``mlinfra serve``), configured by one
+  :class:`ServerConfig`, with a
   :class:`DynamicBatcher` and an :class:`LRUCache` in front of the model;
 - :func:`run_server` starts it as a real process on loopback, :func:`run_load` loads it
   over real HTTP from another process.
@@ -13,6 +14,7 @@ Importing this package does not import torch, FastAPI or the HTTP clients.
 from mlinfra_kit.serving.batch import BatchJobReport, compare_with_live, predict_into_store
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
+from mlinfra_kit.serving.config import ServerConfig
 from mlinfra_kit.serving.process import RunningServer, run_server, run_trivial_server
 from mlinfra_kit.serving.store import (
     PredictionStore,
@@ -38,6 +40,7 @@ __all__ = [
     "RedisStore",
     "RunningServer",
     "SQLiteStore",
+    "ServerConfig",
     "StoredPrediction",
     "compare_with_live",
     "create_app",

@@ -19,7 +19,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException
@@ -28,45 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints
 
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything a server is configured with; ``mlinfra serve`` flags map onto it."""
-
-    model: str
-    store: str | None = None
-    batching: bool = True
-    max_batch_size: int = 32
-    max_wait_ms: float = 2.0
-    cache_size: int = 0
-    max_items: int = 256
-    max_text_chars: int = 5000
-    max_body_bytes: int = 1_000_000
-    device: str = "cpu"
-    #: torch intra-op threads. 1 by default: a server runs many tiny model calls, and idle
-    #: intra-op threads spin between them on the cores the event loop (and clients) need.
-    threads: int = 1
-    #: Load the model on a thread, so /health answers at once (a long-running server).
-    #: False loads it during start-up, before the first request (a serverless function,
-    #: where there is no "later").
-    load_in_background: bool = True
-    #: "int8": dynamic int8 linear layers, applied at load (CPU only); None serves fp32.
-    quantize: str | None = None
-
-    def to_env(self) -> dict[str, str]:
-        """This config as the environment variable ``app_from_env`` reads."""
-        return {"MLINFRA_SERVER_CONFIG": json.dumps(asdict(self))}
-
-    def __post_init__(self):
-        for name in ("max_batch_size", "max_items", "max_text_chars", "max_body_bytes",
-                     "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0 or self.cache_size < 0:
-            raise ValueError("max_wait_ms and cache_size must be 0 or more")
-        if self.quantize not in (None, "int8"):
-            raise ValueError(f"quantize must be None or 'int8', got {self.quantize!r}")
+from mlinfra_kit.serving.config import ServerConfig
 
 
 class PredictionOut(BaseModel):
@@ -287,14 +249,20 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
+def load_now(app: FastAPI) -> None:
+    """Load the model of an app made by :func:`create_app` now, in this thread, instead
+    of in its lifespan (a serverless function, whose runtime may not run one). Raises a
+    ``ValueError`` naming the artifact and why it failed to load."""
+    state: _State = app.state.mlinfra
+    state.load()
+    if state.load_error:
+        raise ValueError(f"cannot serve {state.config.model}: {state.load_error}")
+
+
 def app_from_env() -> FastAPI:
     """An app from the ``MLINFRA_SERVER_CONFIG`` environment variable (JSON of a
-    :class:`ServerConfig`): the factory uvicorn calls in each worker process."""
-    raw = os.environ.get("MLINFRA_SERVER_CONFIG")
-    if not raw:
-        raise RuntimeError("MLINFRA_SERVER_CONFIG is not set: it holds the server's config "
-                           "as JSON (see ServerConfig.to_env)")
-    return create_app(ServerConfig(**json.loads(raw)))
+    :class:`ServerConfig`): the factory uvicorn calls in each server process."""
+    return create_app(ServerConfig.from_env())
 
 
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000,

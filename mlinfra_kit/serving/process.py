@@ -14,8 +14,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from subprocess import Popen
+from typing import Any
 
 from mlinfra_kit.services import LOOPBACK, child_process, free_port
+from mlinfra_kit.serving.config import ServerConfig
 
 
 @dataclass(frozen=True)
@@ -43,35 +45,33 @@ def _answers(url: str, status: int = 200) -> bool:
     return httpx.get(url, timeout=1.0).status_code == status
 
 
+def server_command(port: int, workers: int = 1) -> list[str]:
+    """The command that starts uvicorn on the kit's app factory (which reads a
+    :class:`ServerConfig` from :data:`~mlinfra_kit.serving.config.CONFIG_ENV`), on loopback,
+    with ``workers`` processes. :func:`run_server` and
+    :func:`~mlinfra_kit.deployment.run_workers` both start servers with it."""
+    return [sys.executable, "-m", "uvicorn", "mlinfra_kit.serving.app:app_from_env",
+            "--factory", "--host", LOOPBACK, "--port", str(port), "--workers", str(workers),
+            "--log-level", "warning", "--no-access-log"]
+
+
 @contextlib.contextmanager
-def run_server(model: str | os.PathLike, *, store: str | None = None, batching: bool = True,
-               max_batch_size: int = 32, max_wait_ms: float = 2.0, cache_size: int = 0,
-               max_items: int | None = None, max_body_bytes: int | None = None,
-               device: str = "cpu", quantize: str | None = None, port: int | None = None,
-               wait_for: str = "/ready", timeout_s: float = 120) -> Iterator[RunningServer]:
-    """Run ``mlinfra serve`` for the artifact ``model`` in a child process.
+def run_server(model: ServerConfig | str | os.PathLike, *, port: int | None = None,
+               wait_for: str = "/ready", timeout_s: float = 120,
+               **settings: Any) -> Iterator[RunningServer]:
+    """Run the model server for ``model`` (an artifact path or a :class:`ServerConfig`)
+    in a child process, with any :class:`ServerConfig` field overridden by ``settings``
+    (``run_server(path, batching=False, max_wait_ms=1)``).
 
     Waits until ``wait_for`` answers 200 (``/ready``: the model is loaded; ``/health``: the
     process is up), yields the server, and stops it when the block ends, even on error.
     """
+    config = ServerConfig.of(model, **settings)
     port = port or free_port()
-    args = [sys.executable, "-m", "mlinfra_kit.cli", "serve", "--model", str(model),
-            "--host", LOOPBACK, "--port", str(port), "--max-batch-size", str(max_batch_size),
-            "--max-wait-ms", str(max_wait_ms), "--cache-size", str(cache_size),
-            "--device", device]
-    if not batching:
-        args.append("--no-batching")
-    if store:
-        args += ["--store", str(store)]
-    if max_items is not None:
-        args += ["--max-items", str(max_items)]
-    if max_body_bytes is not None:
-        args += ["--max-body-bytes", str(max_body_bytes)]
-    if quantize is not None:
-        args += ["--quantize", quantize]
     url = f"http://{LOOPBACK}:{port}"
-    with child_process(args, f"model server on port {port}",
-                       lambda: _answers(url + wait_for), timeout_s) as process:
+    with child_process(server_command(port), f"model server on port {port}",
+                       lambda: _answers(url + wait_for), timeout_s,
+                       env=config.to_env()) as process:
         yield RunningServer(url, port, process)
 
 

@@ -1,0 +1,148 @@
+"""The server's configuration: one dataclass, the single source of every setting.
+
+Every way of starting the server reads it: ``mlinfra serve`` builds its flags and
+defaults from its fields (:func:`add_arguments`, :meth:`ServerConfig.from_args`),
+:func:`~mlinfra_kit.serving.run_server` and
+:func:`~mlinfra_kit.deployment.run_workers` hand it to the server process as JSON in one
+environment variable (:meth:`ServerConfig.to_env`), and
+:func:`~mlinfra_kit.deployment.make_handler` builds the app from it directly. A new
+setting is a new field here, and every entry point has it.
+
+Importing this module imports neither torch nor FastAPI.
+
+Examples
+--------
+>>> config = ServerConfig.of("artifacts/tag-classifier", max_wait_ms=1.0)
+>>> config.max_wait_ms, config.batching
+(1.0, True)
+>>> ServerConfig.from_env(config.to_env()) == config
+True
+>>> ServerConfig.of(config, batching=False).batching
+False
+>>> ServerConfig.of(config, max_wait=1)
+Traceback (most recent call last):
+...
+ValueError: unknown server setting(s) ['max_wait']; the settings are: model, store, ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from mlinfra_kit.artifacts import QUANTIZE_MODES, check_quantize
+
+__all__ = ["CONFIG_ENV", "ServerConfig", "add_arguments"]
+
+#: The environment variable that carries a :class:`ServerConfig` (JSON) to a server process.
+CONFIG_ENV = "MLINFRA_SERVER_CONFIG"
+
+
+def _setting(default: Any, help: str, metavar: str | None = None, **cli: Any) -> Any:
+    return field(default=default, metadata={"help": help, "metavar": metavar, **cli})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything a model server is configured with.
+
+    ``model`` is the artifact folder; every other field has the default ``mlinfra serve``
+    uses. Build one from a model path and overrides with :meth:`of`.
+    """
+
+    model: str = field(metadata={"help": "model artifact folder (weights.pt + metadata.json)",
+                                 "metavar": "PATH"})
+    store: str | None = _setting(
+        None, "prediction store for GET /predictions/{id}: sqlite:PATH or redis://...", "URL")
+    batching: bool = _setting(True, "merge concurrent requests into one model call",
+                              no_help="one model call per request")
+    max_batch_size: int = _setting(32, "most requests merged into one model call", "N")
+    max_wait_ms: float = _setting(2.0, "longest a request waits for others to batch with", "MS")
+    cache_size: int = _setting(0, "LRU cache of N recent inputs (0: off)", "N")
+    max_items: int = _setting(256, "most projects in one /predict/batch request", "N")
+    max_text_chars: int = _setting(5000, "longest title or description accepted", "N")
+    max_body_bytes: int = _setting(1_000_000, "larger request bodies get 413", "BYTES")
+    device: str = _setting("cpu", "cpu, cuda, cuda:N or auto")
+    #: torch intra-op threads. 1 by default: a server runs many tiny model calls, and idle
+    #: intra-op threads spin between them on the cores the event loop (and clients) need.
+    threads: int = _setting(1, "torch intra-op threads (1 is best for many small calls)", "N")
+    #: Load the model on a thread, so /health answers at once (a long-running server).
+    #: False loads it during start-up, before the first request (a serverless function,
+    #: where there is no "later").
+    load_in_background: bool = _setting(
+        True, "load the model on a thread, so /health answers while it loads",
+        no_help="load the model before answering any request (as a serverless function does)")
+    #: "int8": dynamic int8 linear layers, applied at load (CPU only); None serves fp32.
+    quantize: str | None = _setting(
+        None, "serve dynamic int8 linear layers, converted at load (CPU only)",
+        choices=list(QUANTIZE_MODES))
+
+    def __post_init__(self):
+        for name in ("max_batch_size", "max_items", "max_text_chars", "max_body_bytes",
+                     "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0 or self.cache_size < 0:
+            raise ValueError("max_wait_ms and cache_size must be 0 or more")
+        check_quantize(self.quantize)
+
+    @classmethod
+    def of(cls, model: ServerConfig | str | os.PathLike, **overrides: Any) -> ServerConfig:
+        """A config from a model path or another config, with ``overrides`` applied;
+        an unknown setting is a ``ValueError`` that lists the known ones."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise ValueError(f"unknown server setting(s) {unknown}; the settings are: "
+                             f"{', '.join(names)}")
+        if isinstance(model, ServerConfig):
+            return replace(model, **overrides)
+        return cls(model=str(model), **overrides)
+
+    def to_env(self) -> dict[str, str]:
+        """This config as the environment variable :meth:`from_env` reads."""
+        return {CONFIG_ENV: json.dumps(asdict(self))}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServerConfig:
+        """The config carried by :data:`CONFIG_ENV` (what a server process starts from)."""
+        raw = environ.get(CONFIG_ENV)
+        if not raw:
+            raise RuntimeError(f"{CONFIG_ENV} is not set: it holds the server's config as "
+                               "JSON (see ServerConfig.to_env)")
+        return cls(**json.loads(raw))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ServerConfig:
+        """The config from the flags :func:`add_arguments` defined."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One command-line flag per :class:`ServerConfig` field, with its default and help:
+    ``--max-wait-ms MS``; a setting that is on by default gets ``--no-...``."""
+    types = typing.get_type_hints(ServerConfig)
+    for f in fields(ServerConfig):
+        flag = "--" + f.name.replace("_", "-")
+        meta = dict(f.metadata)
+        help_text = meta.pop("help")
+        if types[f.name] is bool:
+            if f.default:
+                parser.add_argument("--no-" + flag[2:], dest=f.name, action="store_false",
+                                    help=meta["no_help"])
+            else:
+                parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
+            continue
+        kind = next(t for t in typing.get_args(types[f.name]) or (types[f.name],)
+                    if t is not type(None))
+        if f.name == "model":
+            parser.add_argument(flag, required=True, help=help_text, metavar=meta["metavar"])
+            continue
+        shown = "" if f.default is None else f" (default: {f.default})"
+        parser.add_argument(flag, type=kind, default=f.default, help=help_text + shown,
+                            **{k: v for k, v in meta.items() if v is not None})

@@ -1,0 +1,67 @@
+"""One server configuration: every ServerConfig field reaches the server from every entry
+point (the command line, run_server, run_workers and the Lambda handler)."""
+
+import json
+from dataclasses import asdict, fields
+
+import pytest
+
+from mlinfra_kit.cli import build_parser
+from mlinfra_kit.deployment import api_gateway_v2_event, make_handler, run_workers
+from mlinfra_kit.serving import ServerConfig, run_server
+
+
+def every_field_changed(model, tmp_path) -> dict:
+    """A value other than the default for every field the server can run with here."""
+    return dict(model=str(model), store=f"sqlite:{tmp_path / 'predictions.db'}",
+                batching=False, max_batch_size=7, max_wait_ms=0.5, cache_size=3, max_items=5,
+                max_text_chars=99, max_body_bytes=12_345, device="cpu", threads=2,
+                load_in_background=False, quantize="int8")
+
+
+def test_the_settings_cover_every_field(tmp_path):
+    assert set(every_field_changed("m", tmp_path)) == {f.name for f in fields(ServerConfig)}
+
+
+def test_the_command_line_has_a_flag_with_the_default_for_every_field(tmp_path):
+    parser = build_parser()
+    defaults = ServerConfig.from_args(parser.parse_args(["serve", "--model", "m"]))
+    assert defaults == ServerConfig(model="m")
+    wanted = every_field_changed("m", tmp_path)
+    argv = ["serve", "--model", "m", "--store", wanted["store"], "--no-batching",
+            "--max-batch-size", "7", "--max-wait-ms", "0.5", "--cache-size", "3",
+            "--max-items", "5", "--max-text-chars", "99", "--max-body-bytes", "12345",
+            "--device", "cpu", "--threads", "2", "--no-load-in-background",
+            "--quantize", "int8"]
+    assert asdict(ServerConfig.from_args(parser.parse_args(argv))) == wanted
+
+
+def test_run_server_passes_every_field(artifact, tmp_path):
+    wanted = every_field_changed(artifact, tmp_path)
+    with run_server(artifact, **{k: v for k, v in wanted.items() if k != "model"}) as server:
+        assert server.get("/metadata")["config"] == wanted
+    config = ServerConfig.of(artifact, max_items=3)
+    with run_server(config, cache_size=2) as server:  # a config, with overrides
+        assert server.get("/metadata")["config"] == asdict(ServerConfig.of(config, cache_size=2))
+
+
+def test_run_workers_passes_every_field(artifact, tmp_path):
+    wanted = every_field_changed(artifact, tmp_path)
+    with run_workers(ServerConfig(**wanted), workers=1) as pool:
+        import httpx
+
+        assert httpx.get(pool.url + "/metadata", timeout=30).json()["config"] == wanted
+
+
+def test_the_handler_passes_every_field(artifact, tmp_path):
+    wanted = every_field_changed(artifact, tmp_path)
+    handler = make_handler(artifact, **{k: v for k, v in wanted.items() if k != "model"})
+    answer = handler(api_gateway_v2_event("GET", "/metadata"), None)
+    assert json.loads(answer["body"])["config"] == wanted
+
+
+def test_an_unknown_setting_is_named(artifact):
+    with pytest.raises(ValueError, match=r"unknown server setting\(s\) \['max_wait'\]"):
+        ServerConfig.of(artifact, max_wait=1)
+    with pytest.raises(ValueError, match="max_wait"), run_server(artifact, max_wait=1):
+        pass
