@@ -350,7 +350,8 @@ class TagClassifier:
         meta_path = path / METADATA_FILE
         if not is_artifact(path):
             raise FileNotFoundError(
-                f"{path} is not a model artifact: expected {METADATA_FILE} and {WEIGHTS_FILE} inside"
+                f"{path} is not a model artifact: expected {METADATA_FILE} and "
+                f"{WEIGHTS_FILE} inside"
             )
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
