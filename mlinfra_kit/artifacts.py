@@ -19,8 +19,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["METADATA_FILE", "QUANTIZE_MODES", "WEIGHTS_FILE", "check_quantize",
-           "is_artifact", "require_artifact"]
+__all__ = [
+    "METADATA_FILE",
+    "QUANTIZE_MODES",
+    "WEIGHTS_FILE",
+    "check_quantize",
+    "is_artifact",
+    "require_artifact",
+]
 
 #: The weights (a ``state_dict``, read with ``torch.load(weights_only=True)``).
 WEIGHTS_FILE = "weights.pt"
@@ -41,9 +47,11 @@ def require_artifact(path: str | os.PathLike) -> Path:
     """``path`` as a ``Path`` if it holds an artifact, else a ``ValueError`` that says how
     to make one."""
     if not is_artifact(path):
-        raise ValueError(f"{path} is not a model artifact: expected {METADATA_FILE} and "
-                         f"{WEIGHTS_FILE} inside; save one with TagClassifier.save() or run "
-                         "the 00_quickstart notebook")
+        raise ValueError(
+            f"{path} is not a model artifact: expected {METADATA_FILE} and "
+            f"{WEIGHTS_FILE} inside; save one with TagClassifier.save() or run "
+            "the 00_quickstart notebook"
+        )
     return Path(path)
 
 

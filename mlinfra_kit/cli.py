@@ -49,18 +49,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"  FAILED after {result.seconds:.1f} s\n  {result.error}", flush=True)
 
     try:
-        outcomes = run_notebooks(chosen, args.out, parameters, quick=args.quick,
-                                 kernel=args.kernel, cell_timeout=args.cell_timeout,
-                                 on_event=report)
+        outcomes = run_notebooks(
+            chosen,
+            args.out,
+            parameters,
+            quick=args.quick,
+            kernel=args.kernel,
+            cell_timeout=args.cell_timeout,
+            on_event=report,
+        )
     except ValueError as err:
         print(f"mlinfra run: {err}", file=sys.stderr)
         return 2
     failed = [o for o in outcomes if o.status == "failed"]
     skipped = sum(o.status == "skipped" for o in outcomes)
     total = sum(o.seconds for o in outcomes)
-    print(f"{len(outcomes) - len(failed) - skipped}/{len(outcomes)} notebook(s) ok"
-          f"{f', {skipped} skipped' if skipped else ''} in {total:.1f} s; "
-          f"results in {Path(args.out) / 'results'}")
+    print(
+        f"{len(outcomes) - len(failed) - skipped}/{len(outcomes)} notebook(s) ok"
+        f"{f', {skipped} skipped' if skipped else ''} in {total:.1f} s; "
+        f"results in {Path(args.out) / 'results'}"
+    )
     for o in failed:
         print(f"failed: {o.error}", file=sys.stderr)
     return 1 if failed else 0
@@ -89,8 +97,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"mlinfra serve: {err}", file=sys.stderr)
         return 2
-    print(f"serving {config.model} on http://{args.host}:{args.port} "
-          f"(batching {'on' if config.batching else 'off'})", flush=True)
+    print(
+        f"serving {config.model} on http://{args.host}:{args.port} "
+        f"(batching {'on' if config.batching else 'off'})",
+        flush=True,
+    )
     serve(config, host=args.host, port=args.port)
     return 0
 
@@ -143,19 +154,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", type=Path, help=notebooks_help)
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("run", help="execute notebooks with papermill and record results",
-                       description="Execute notebooks into DIR: executed copies, "
-                       "DIR/results/*.json and DIR/run.json.")
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help="notebooks to run: 00_quickstart, 00 or quickstart (default: all)")
+    p = sub.add_parser(
+        "run",
+        help="execute notebooks with papermill and record results",
+        description="Execute notebooks into DIR: executed copies, "
+        "DIR/results/*.json and DIR/run.json.",
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="notebooks to run: 00_quickstart, 00 or quickstart (default: all)",
+    )
     p.add_argument("--quick", action="store_true", help="QUICK=True: small sizes, ~1 min each")
-    p.add_argument("--out", default="runs/latest", metavar="DIR",
-                   help="output folder (default: runs/latest)")
-    p.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a notebook parameter, e.g. -p SEED=1 (repeatable)")
+    p.add_argument(
+        "--out", default="runs/latest", metavar="DIR", help="output folder (default: runs/latest)"
+    )
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a notebook parameter, e.g. -p SEED=1 (repeatable)",
+    )
     p.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
-    p.add_argument("--cell-timeout", type=int, default=1200, metavar="SECONDS",
-                   help="fail a cell that runs longer than this (default: 1200)")
+    p.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=1200,
+        metavar="SECONDS",
+        help="fail a cell that runs longer than this (default: 1200)",
+    )
     p.add_argument("--notebooks", type=Path, help=notebooks_help)
     p.set_defaults(func=_cmd_run)
 
@@ -163,9 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of `mlinfra run`")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("serve", help="serve a model artifact over HTTP (FastAPI + uvicorn)",
-                       description="Real-time predictions: POST /predict, POST /predict/batch, "
-                       "GET /predictions/{id} (from --store), /health, /ready, /metadata.")
+    p = sub.add_parser(
+        "serve",
+        help="serve a model artifact over HTTP (FastAPI + uvicorn)",
+        description="Real-time predictions: POST /predict, POST /predict/batch, "
+        "GET /predictions/{id} (from --store), /health, /ready, /metadata.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     add_arguments(p)  # one flag per ServerConfig field, with its default

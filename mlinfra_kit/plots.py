@@ -9,8 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["confusion_matrix", "latency_histogram", "training_curves", "bar", "stacked_shares",
-           "latency_vs_throughput", "accuracy_over_time", "staleness_curve"]
+__all__ = [
+    "confusion_matrix",
+    "latency_histogram",
+    "training_curves",
+    "bar",
+    "stacked_shares",
+    "latency_vs_throughput",
+    "accuracy_over_time",
+    "staleness_curve",
+]
 
 
 def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
@@ -102,8 +110,13 @@ def training_curves(history: Sequence[Mapping[str, float]], ax: Any = None) -> A
     ax.set_ylabel("loss")
     if "val_macro_f1" in history[0]:
         twin = ax.twinx()
-        twin.plot(epochs, [h["val_macro_f1"] for h in history], color="tab:green",
-                  marker="s", label="validation macro F1")
+        twin.plot(
+            epochs,
+            [h["val_macro_f1"] for h in history],
+            color="tab:green",
+            marker="s",
+            label="validation macro F1",
+        )
         twin.set_ylabel("macro F1")
         twin.set_ylim(0, 1)
         twin.legend(loc="center right")
@@ -151,8 +164,12 @@ def stacked_shares(
 
 
 def latency_vs_throughput(
-    rows: Sequence[Mapping[str, Any]], group: str = "mode", label: str = "concurrency",
-    ax: Any = None, ceiling_rps: float | None = None, title: str = "Latency vs throughput",
+    rows: Sequence[Mapping[str, Any]],
+    group: str = "mode",
+    label: str = "concurrency",
+    ax: Any = None,
+    ceiling_rps: float | None = None,
+    title: str = "Latency vs throughput",
 ) -> Any:
     """One line per ``group`` through (throughput_rps, p99_ms) points, p50 dashed, each
     point labelled with ``row[label]``: where a line turns upward, the server saturates.
@@ -167,11 +184,22 @@ def latency_vs_throughput(
         points = sorted((r for r in rows if r[group] == name), key=lambda r: r[label])
         x = [r["throughput_rps"] for r in points]
         (line,) = ax.plot(x, [r["p99_ms"] for r in points], marker="o", label=f"{name} p99")
-        ax.plot(x, [r["p50_ms"] for r in points], marker=".", linestyle="--",
-                color=line.get_color(), label=f"{name} p50")
+        ax.plot(
+            x,
+            [r["p50_ms"] for r in points],
+            marker=".",
+            linestyle="--",
+            color=line.get_color(),
+            label=f"{name} p50",
+        )
         for r in points:
-            ax.annotate(str(r[label]), (r["throughput_rps"], r["p99_ms"]), fontsize=8,
-                        textcoords="offset points", xytext=(4, 4))
+            ax.annotate(
+                str(r[label]),
+                (r["throughput_rps"], r["p99_ms"]),
+                fontsize=8,
+                textcoords="offset points",
+                xytext=(4, 4),
+            )
     if ceiling_rps:
         ax.axvline(ceiling_rps, color="gray", linestyle=":", label="load generator ceiling")
     ax.set_yscale("log")
@@ -183,9 +211,12 @@ def latency_vs_throughput(
 
 
 def accuracy_over_time(
-    curves: Mapping[str, Sequence[float]], drifts: Sequence[int] = (),
-    events: Mapping[str, Sequence[int]] | None = None, ax: Any = None,
-    title: str = "Rolling accuracy", xlabel: str = "sample",
+    curves: Mapping[str, Sequence[float]],
+    drifts: Sequence[int] = (),
+    events: Mapping[str, Sequence[int]] | None = None,
+    ax: Any = None,
+    title: str = "Rolling accuracy",
+    xlabel: str = "sample",
 ) -> Any:
     """One rolling-accuracy curve per strategy; known drifts as grey vertical lines, and
     each strategy's retrains (``events[name]``, sample indices) as ticks on its curve."""
@@ -198,11 +229,18 @@ def accuracy_over_time(
         (line,) = ax.plot(range(len(values)), values, label=name, linewidth=1.2)
         marks = [t for t in (events or {}).get(name, ()) if 0 <= t < len(values)]
         if marks:
-            ax.plot(marks, [values[t] for t in marks], linestyle="none", marker="v",
-                    color=line.get_color(), markersize=6)
+            ax.plot(
+                marks,
+                [values[t] for t in marks],
+                linestyle="none",
+                marker="v",
+                color=line.get_color(),
+                markersize=6,
+            )
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel(xlabel + ("; grey lines: drifts" if drifts else "") +
-                  ("; ▼ retrains" if events else ""))
+    ax.set_xlabel(
+        xlabel + ("; grey lines: drifts" if drifts else "") + ("; ▼ retrains" if events else "")
+    )
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.legend(loc="lower left", fontsize=8)
@@ -217,14 +255,18 @@ def duration_label(seconds: float) -> str:
 
 
 def staleness_curve(
-    rows: Sequence[Mapping[str, Any]], ceiling: float | None = None, ax: Any = None,
-    label: str = "batch refresh", title: str = "Accuracy vs feature refresh interval",
+    rows: Sequence[Mapping[str, Any]],
+    ceiling: float | None = None,
+    ax: Any = None,
+    label: str = "batch refresh",
+    title: str = "Accuracy vs feature refresh interval",
 ) -> Any:
     """Accuracy against the batch refresh interval (log scale, fresher to the right), the
     stream (``refresh_interval_s`` 0) as the dashed limit, and an optional ``ceiling``
     (the best any model could do) dotted. Rows as from ``staleness_sweep``."""
-    batch = sorted((r for r in rows if r["refresh_interval_s"] > 0),
-                   key=lambda r: -r["refresh_interval_s"])
+    batch = sorted(
+        (r for r in rows if r["refresh_interval_s"] > 0), key=lambda r: -r["refresh_interval_s"]
+    )
     stream = [r for r in rows if r["refresh_interval_s"] == 0]
     if not batch:
         raise ValueError("nothing to plot: no row with refresh_interval_s > 0")
@@ -232,8 +274,12 @@ def staleness_curve(
     x = [r["refresh_interval_s"] for r in batch]
     (line,) = ax.plot(x, [r["accuracy"] for r in batch], marker="o", label=label)
     if stream:
-        ax.axhline(stream[0]["accuracy"], color=line.get_color(), linestyle="--",
-                   label=f"stream ({stream[0]['accuracy']:.3f})")
+        ax.axhline(
+            stream[0]["accuracy"],
+            color=line.get_color(),
+            linestyle="--",
+            label=f"stream ({stream[0]['accuracy']:.3f})",
+        )
     if ceiling is not None:
         ax.axhline(ceiling, color="gray", linestyle=":", label=f"ceiling ({ceiling:.3f})")
     ax.set_xscale("log")

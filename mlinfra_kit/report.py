@@ -26,8 +26,11 @@ def render_report(run_dir: str | os.PathLike) -> str:
     run_dir = Path(run_dir)
     docs = load_all(run_dir / "results")
     summary_path = run_dir / "run.json"
-    runs = (json.loads(summary_path.read_text(encoding="utf-8"))["notebooks"]
-            if summary_path.exists() else [])
+    runs = (
+        json.loads(summary_path.read_text(encoding="utf-8"))["notebooks"]
+        if summary_path.exists()
+        else []
+    )
     if not docs and not runs:
         raise ValueError(
             f"no results in {run_dir / 'results'}: run `mlinfra run --out {run_dir}` first"
@@ -39,9 +42,15 @@ def render_report(run_dir: str | os.PathLike) -> str:
         skipped = [r for r in runs if r["status"] == "skipped"]
         lines += [
             f"{len(runs)} notebook(s), {len(runs) - len(failed) - len(skipped)} ok, "
-            f"{len(failed)} failed, {len(skipped)} skipped, {format_value(total)} s in all.", "",
-            markdown_table([{"notebook": r["notebook"], "status": r["status"],
-                             "seconds": r["seconds"]} for r in runs]), "",
+            f"{len(failed)} failed, {len(skipped)} skipped, {format_value(total)} s in all.",
+            "",
+            markdown_table(
+                [
+                    {"notebook": r["notebook"], "status": r["status"], "seconds": r["seconds"]}
+                    for r in runs
+                ]
+            ),
+            "",
         ]
         for r in failed:
             lines += [f"- **{r['notebook']} failed**: {r['error']}"]
@@ -50,8 +59,10 @@ def render_report(run_dir: str | os.PathLike) -> str:
         lines += [""] if failed or skipped else []
     for doc in docs:
         lines += [f"## {doc['notebook']}", "", "### Metrics", ""]
-        lines += [_key_values(doc["metrics"], "metric", "value") if doc["metrics"]
-                  else "(none recorded)", ""]
+        lines += [
+            _key_values(doc["metrics"], "metric", "value") if doc["metrics"] else "(none recorded)",
+            "",
+        ]
         for name, rows in doc["tables"].items():
             lines += [f"### Table: {name}", "", markdown_table(rows) if rows else "(empty)", ""]
         lines += ["### Parameters", "", _key_values(doc["parameters"], "parameter", "value"), ""]

@@ -86,8 +86,9 @@ def _info(path: Path) -> NotebookInfo:
                 title = first[0].lstrip("#").strip()
                 break
     meta = nb.get("metadata", {}).get("mlinfra", {})
-    return NotebookInfo(path, title, tuple(meta.get("metrics", ())),
-                        tuple(meta.get("requires", ())))
+    return NotebookInfo(
+        path, title, tuple(meta.get("metrics", ())), tuple(meta.get("requires", ()))
+    )
 
 
 def discover(folder: str | os.PathLike | None = None) -> list[NotebookInfo]:
@@ -106,8 +107,7 @@ def select(available: Sequence[NotebookInfo], names: Sequence[str]) -> list[Note
     chosen = []
     for name in names:
         key = Path(name).stem
-        matches = [nb for nb in available
-                   if key in (nb.name, nb.name[:2], nb.name[3:])]
+        matches = [nb for nb in available if key in (nb.name, nb.name[:2], nb.name[3:])]
         if not matches:
             known = ", ".join(nb.name for nb in available)
             raise ValueError(f"no notebook named {name!r}; choose from: {known}")
@@ -142,9 +142,11 @@ def _failure_message(nb: NotebookInfo, err: BaseException, output: Path) -> str:
 
     if isinstance(err, PapermillExecutionError):
         first_line = next((line for line in err.source.splitlines() if line.strip()), "")
-        return (f"{nb.name} failed in cell {err.cell_index} (execution count {err.exec_count}, "
-                f"starting {first_line.strip()!r}): {err.ename}: {err.evalue}. "
-                f"The executed notebook with the traceback is {output}")
+        return (
+            f"{nb.name} failed in cell {err.cell_index} (execution count {err.exec_count}, "
+            f"starting {first_line.strip()!r}): {err.ename}: {err.evalue}. "
+            f"The executed notebook with the traceback is {output}"
+        )
     return f"{nb.name} failed: {type(err).__name__}: {err}"
 
 
@@ -170,14 +172,17 @@ def run_notebooks(
     parameters = dict(parameters or {})
     reserved = sorted(set(parameters) & set(RESERVED_PARAMETERS))
     if reserved:
-        raise ValueError(f"{', '.join(reserved)} is set by the runner; use --out to choose "
-                         "where results go")
+        raise ValueError(
+            f"{', '.join(reserved)} is set by the runner; use --out to choose where results go"
+        )
     known = {nb.name: _known_parameters(nb.path) for nb in notebooks}
     unknown = sorted(k for k in parameters if not any(k in names for names in known.values()))
     if unknown:
         everything = sorted(set().union(*known.values())) if known else []
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; the selected notebooks "
-                         f"take: {', '.join(everything)}")
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)}; the selected notebooks "
+            f"take: {', '.join(everything)}"
+        )
 
     out = Path(out_dir).resolve()
     results_dir = out / "results"
@@ -191,10 +196,16 @@ def run_notebooks(
         if on_event:
             on_event("start", nb, None)
         if nb.missing:
-            result = NotebookResult(nb.name, "skipped", 0.0, "", f"{nb.name} needs "
-                                    f"{', '.join(nb.missing)}: pip install "
-                                    f"\"mlinfra-kit[scale]\" (or the extra that provides it)",
-                                    given)
+            result = NotebookResult(
+                nb.name,
+                "skipped",
+                0.0,
+                "",
+                f"{nb.name} needs "
+                f"{', '.join(nb.missing)}: pip install "
+                f'"mlinfra-kit[scale]" (or the extra that provides it)',
+                given,
+            )
             outcomes.append(result)
             if on_event:
                 on_event("end", nb, result)
@@ -204,8 +215,13 @@ def run_notebooks(
         error = None
         try:
             papermill.execute_notebook(
-                str(nb.path), str(output), parameters=given, kernel_name=kernel,
-                execution_timeout=cell_timeout, cwd=str(out), progress_bar=False,
+                str(nb.path),
+                str(output),
+                parameters=given,
+                kernel_name=kernel,
+                execution_timeout=cell_timeout,
+                cwd=str(out),
+                progress_bar=False,
             )
             recorded = load(results_dir / f"{nb.name}.json")["metrics"]
             missing = [m for m in nb.metrics if m not in recorded]
@@ -215,8 +231,14 @@ def run_notebooks(
             error = f"{nb.name} ran but wrote no results file {results_dir / nb.name}.json"
         except Exception as err:  # noqa: BLE001 - any failure is reported, the tour goes on
             error = _failure_message(nb, err, output)
-        result = NotebookResult(nb.name, "failed" if error else "ok",
-                                time.perf_counter() - tic, str(output), error, given)
+        result = NotebookResult(
+            nb.name,
+            "failed" if error else "ok",
+            time.perf_counter() - tic,
+            str(output),
+            error,
+            given,
+        )
         outcomes.append(result)
         if on_event:
             on_event("end", nb, result)

@@ -48,8 +48,13 @@ def free_port(host: str = LOOPBACK) -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
-               process: subprocess.Popen | None = None, interval_s: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    process: subprocess.Popen | None = None,
+    interval_s: float = 0.05,
+) -> None:
     """Poll ``check()`` until it is true; fail early if ``process`` has exited."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -57,8 +62,9 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
             if check():
                 return
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode} before it was "
-                               f"ready{_tail(process)}")
+            raise RuntimeError(
+                f"{what} exited with code {process.returncode} before it was ready{_tail(process)}"
+            )
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} was not ready after {timeout_s:.0f} s{_tail(process)}")
         time.sleep(interval_s)
@@ -85,9 +91,13 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 10) -> None:
 
 
 @contextlib.contextmanager
-def child_process(args: Sequence[str], what: str, ready: Callable[[], bool],
-                  timeout_s: float = 60, env: dict[str, str] | None = None
-                  ) -> Iterator[subprocess.Popen]:
+def child_process(
+    args: Sequence[str],
+    what: str,
+    ready: Callable[[], bool],
+    timeout_s: float = 60,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen]:
     """Start ``args`` as a child process, wait until ``ready()``, stop it on exit.
 
     The child's output goes to a temporary log, quoted in the error if it fails to start.
@@ -95,8 +105,9 @@ def child_process(args: Sequence[str], what: str, ready: Callable[[], bool],
     with tempfile.TemporaryDirectory(prefix="mlinfra-") as folder:
         log_path = os.path.join(folder, "output.log")
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(list(args), stdout=log, stderr=subprocess.STDOUT,
-                                       env={**os.environ, **(env or {})})
+            process = subprocess.Popen(
+                list(args), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
         process.log_path = log_path
         try:
             wait_until(ready, timeout_s, what, process)
@@ -135,18 +146,32 @@ def redis_server(port: int | None = None, timeout_s: float = 20) -> Iterator[Red
     """
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError("redis-server is not installed; on Debian/Ubuntu: "
-                           "apt-get install redis-server (or: conda install redis)")
+        raise RuntimeError(
+            "redis-server is not installed; on Debian/Ubuntu: "
+            "apt-get install redis-server (or: conda install redis)"
+        )
     import redis
 
     port = port or free_port()
     client = redis.Redis(host=LOOPBACK, port=port, socket_connect_timeout=0.5)
     with tempfile.TemporaryDirectory(prefix="mlinfra-redis-") as workdir:
-        args = [binary, "--bind", LOOPBACK, "--port", str(port), "--save", "",
-                "--appendonly", "no", "--dir", workdir]
+        args = [
+            binary,
+            "--bind",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ]
         try:
-            with child_process(args, f"redis-server on port {port}", client.ping,
-                               timeout_s) as process:
+            with child_process(
+                args, f"redis-server on port {port}", client.ping, timeout_s
+            ) as process:
                 yield RedisServer(LOOPBACK, port, process)
         finally:
             client.close()

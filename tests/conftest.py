@@ -46,13 +46,18 @@ def make_notebook(path, body: str, metrics=("answer",), parameters: str = ""):
         "INTERACTIVE = True\n" + parameters
     )
     params.metadata["tags"] = ["parameters"]
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell(f"# {path.stem} title"),
-        params,
-        nbformat.v4.new_code_cell(body),
-    ])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell(f"# {path.stem} title"),
+            params,
+            nbformat.v4.new_code_cell(body),
+        ]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.metadata["mlinfra"] = {"metrics": list(metrics)}
     nbformat.write(nb, path)
     return path

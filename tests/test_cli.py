@@ -13,8 +13,9 @@ MLINFRA = [sys.executable, "-m", "mlinfra_kit.cli"]
 
 def mlinfra(*args, **kwargs):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*MLINFRA, *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=600, **kwargs)
+    return subprocess.run(
+        [*MLINFRA, *map(str, args)], capture_output=True, text=True, env=env, timeout=600, **kwargs
+    )
 
 
 def test_help_is_instant_and_does_not_import_torch():
@@ -36,8 +37,9 @@ def test_list(tiny_notebooks):
 
 def test_run_then_report(tiny_notebooks, tmp_path):
     out = tmp_path / "run"
-    done = mlinfra("run", "good", "--quick", "--out", out, "-p", "SEED=1",
-                   "--notebooks", tiny_notebooks)
+    done = mlinfra(
+        "run", "good", "--quick", "--out", out, "-p", "SEED=1", "--notebooks", tiny_notebooks
+    )
     assert done.returncode == 0, done.stderr
     assert "1/1 notebook(s) ok" in done.stdout
     params = json.loads((out / "results" / "01_good.json").read_text())["parameters"]
@@ -53,11 +55,14 @@ def test_failing_notebook_exits_nonzero_and_names_the_cell(tiny_notebooks, tmp_p
     assert "02_broken failed in cell" in done.stderr and "broken on purpose" in done.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "nope"], "no notebook named 'nope'"),
-    (["run", "good", "-p", "SEED"], "is not KEY=VALUE"),
-    (["run", "good", "-p", "TYPO=1"], "unknown parameter(s) TYPO"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "nope"], "no notebook named 'nope'"),
+        (["run", "good", "-p", "SEED"], "is not KEY=VALUE"),
+        (["run", "good", "-p", "TYPO=1"], "unknown parameter(s) TYPO"),
+    ],
+)
 def test_usage_errors_exit_2_with_a_message(tiny_notebooks, tmp_path, args, message):
     done = mlinfra(*args, "--notebooks", tiny_notebooks, "--out", tmp_path)
     assert done.returncode == 2
@@ -72,8 +77,15 @@ def test_report_of_empty_folder(tmp_path):
 def test_doctor_lists_environment_and_services():
     done = mlinfra("doctor")
     assert done.returncode == 0, done.stderr
-    for word in ("torch", "river", "cpu", "CUDA GPU", "redis-server", "ray (scale extra)",
-                 "jupyter kernels"):
+    for word in (
+        "torch",
+        "river",
+        "cpu",
+        "CUDA GPU",
+        "redis-server",
+        "ray (scale extra)",
+        "jupyter kernels",
+    ):
         assert word in done.stdout
 
 

@@ -20,7 +20,14 @@ def test_latency_stats_match_numpy():
         assert getattr(stats, f"p{q}_ms") == pytest.approx(np.percentile(ms, q))
     assert stats.max_ms == pytest.approx(10)
     assert set(stats.as_dict("x_")) == {
-        "x_count", "x_mean_ms", "x_std_ms", "x_p50_ms", "x_p90_ms", "x_p99_ms", "x_max_ms"}
+        "x_count",
+        "x_mean_ms",
+        "x_std_ms",
+        "x_p50_ms",
+        "x_p90_ms",
+        "x_p99_ms",
+        "x_max_ms",
+    }
 
 
 def test_single_timing():

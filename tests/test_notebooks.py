@@ -25,7 +25,8 @@ def test_stored_without_outputs(nb):
     for cell in cells(nb):
         if cell["cell_type"] == "code":
             assert not cell["outputs"] and cell["execution_count"] is None, (
-                f"{nb.name} is stored with outputs: clear them before committing")
+                f"{nb.name} is stored with outputs: clear them before committing"
+            )
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: nb.name)
@@ -33,7 +34,8 @@ def test_follows_the_template(nb):
     code = [c for c in cells(nb) if c["cell_type"] == "code"]
     first = code[0]
     assert "parameters" in first.get("metadata", {}).get("tags", []), (
-        "the first code cell must carry the papermill tag 'parameters'")
+        "the first code cell must carry the papermill tag 'parameters'"
+    )
     source = "".join(first["source"])
     for name in REQUIRED_PARAMETERS:
         assert f"{name} =" in source, f"the parameters cell lacks {name}"
@@ -42,8 +44,11 @@ def test_follows_the_template(nb):
 
 
 def test_every_notebook_file_is_numbered():
-    stray = [p.name for p in notebooks_dir().glob("*.ipynb")
-             if p.stem not in {nb.name for nb in NOTEBOOKS}]
+    stray = [
+        p.name
+        for p in notebooks_dir().glob("*.ipynb")
+        if p.stem not in {nb.name for nb in NOTEBOOKS}
+    ]
     assert not stray, f"notebooks must be named NN_topic.ipynb: {stray}"
 
 

@@ -28,8 +28,10 @@ def test_latency_histogram_single_and_overlaid():
 
 
 def test_training_curves_bar_and_shares():
-    history = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_macro_f1": 0.5},
-               {"epoch": 2, "train_loss": 0.5, "val_loss": 0.9, "val_macro_f1": 0.7}]
+    history = [
+        {"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_macro_f1": 0.5},
+        {"epoch": 2, "train_loss": 0.5, "val_loss": 0.9, "val_macro_f1": 0.7},
+    ]
     assert plots.training_curves(history).get_xlabel() == "epoch"
     with pytest.raises(ValueError, match="empty"):
         plots.training_curves([])
@@ -42,8 +44,11 @@ def test_training_curves_bar_and_shares():
 
 
 def test_latency_vs_throughput():
-    rows = [{"mode": m, "concurrency": c, "throughput_rps": 100.0 * c, "p50_ms": c,
-             "p99_ms": 2.0 * c} for m in ("off", "on") for c in (1, 8)]
+    rows = [
+        {"mode": m, "concurrency": c, "throughput_rps": 100.0 * c, "p50_ms": c, "p99_ms": 2.0 * c}
+        for m in ("off", "on")
+        for c in (1, 8)
+    ]
     ax = plots.latency_vs_throughput(rows, ceiling_rps=1000)
     assert len(ax.lines) == 5 and len(ax.texts) == 4
     with pytest.raises(ValueError, match="lack"):
@@ -53,17 +58,20 @@ def test_latency_vs_throughput():
 
 
 def test_accuracy_over_time():
-    ax = plots.accuracy_over_time({"a": [0.5, 0.6, 0.7], "b": [0.9, 0.8, 0.7]}, drifts=[1],
-                                  events={"a": [2, 99]})
+    ax = plots.accuracy_over_time(
+        {"a": [0.5, 0.6, 0.7], "b": [0.9, 0.8, 0.7]}, drifts=[1], events={"a": [2, 99]}
+    )
     assert len(ax.lines) == 4  # drift line, two curves, one set of retrain markers
     with pytest.raises(ValueError, match="empty"):
         plots.accuracy_over_time({})
 
 
 def test_staleness_curve():
-    rows = [{"refresh_interval_s": 3600, "accuracy": 0.5},
-            {"refresh_interval_s": 60, "accuracy": 0.7},
-            {"refresh_interval_s": 0, "accuracy": 0.72}]
+    rows = [
+        {"refresh_interval_s": 3600, "accuracy": 0.5},
+        {"refresh_interval_s": 60, "accuracy": 0.7},
+        {"refresh_interval_s": 0, "accuracy": 0.72},
+    ]
     ax = plots.staleness_curve(rows, ceiling=0.8)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1 h", "1 min"]
     with pytest.raises(ValueError, match="nothing to plot"):

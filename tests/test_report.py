@@ -5,13 +5,19 @@ from mlinfra_kit.report import render_report, write_report
 
 
 def test_report_lists_metrics_tables_parameters_and_environment(tmp_path):
-    results.record("00_quickstart", {"SEED": 1}, {"macro_f1": 0.8123, "predict_p50_ms": 0.25},
-                   tables={"per_class": [{"tag": "mlops", "f1": 0.7}]},
-                   results_dir=tmp_path / "results", environment={"cpu": "test cpu"})
+    results.record(
+        "00_quickstart",
+        {"SEED": 1},
+        {"macro_f1": 0.8123, "predict_p50_ms": 0.25},
+        tables={"per_class": [{"tag": "mlops", "f1": 0.7}]},
+        results_dir=tmp_path / "results",
+        environment={"cpu": "test cpu"},
+    )
     (tmp_path / "run.json").write_text(
         '{"notebooks": [{"notebook": "00_quickstart", "status": "ok", "seconds": 12.5},'
         ' {"notebook": "01_serving", "status": "failed", "seconds": 3.0, "error": "boom"},'
-        ' {"notebook": "08_scale_out", "status": "skipped", "seconds": 0, "error": "needs ray"}]}')
+        ' {"notebook": "08_scale_out", "status": "skipped", "seconds": 0, "error": "needs ray"}]}'
+    )
     path = write_report(tmp_path)
     text = path.read_text()
     assert path == tmp_path / "report.md"

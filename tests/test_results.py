@@ -11,10 +11,12 @@ ENV = {"python": "3.11"}
 
 def test_record_writes_the_schema(tmp_path):
     path = results.record(
-        "05_demo", {"QUICK": True, "SEED": np.int64(3)},
+        "05_demo",
+        {"QUICK": True, "SEED": np.int64(3)},
         {"p99_ms": np.float32(1.5), "count": 4},
         tables={"rows": [{"variant": "int8", "size_mb": np.float64(0.25)}]},
-        results_dir=tmp_path / "nested" / "results", environment=ENV,
+        results_dir=tmp_path / "nested" / "results",
+        environment=ENV,
     )
     assert path == tmp_path / "nested" / "results" / "05_demo.json"
     doc = json.loads(path.read_text())
@@ -32,14 +34,17 @@ def test_default_environment_is_measured(tmp_path):
     assert doc["environment"]["torch"].startswith("2.14")
 
 
-@pytest.mark.parametrize("metrics, message", [
-    ({"P99": 1.0}, "not snake_case"),
-    ({"p99 ms": 1.0}, "not snake_case"),
-    ({"ok": "fast"}, "must be a number"),
-    ({"ok": True}, "must be a number"),
-    ({"ok": math.nan}, "must be finite"),
-    ({"ok": math.inf}, "must be finite"),
-])
+@pytest.mark.parametrize(
+    "metrics, message",
+    [
+        ({"P99": 1.0}, "not snake_case"),
+        ({"p99 ms": 1.0}, "not snake_case"),
+        ({"ok": "fast"}, "must be a number"),
+        ({"ok": True}, "must be a number"),
+        ({"ok": math.nan}, "must be finite"),
+        ({"ok": math.inf}, "must be finite"),
+    ],
+)
 def test_bad_metrics_are_refused_and_nothing_is_written(tmp_path, metrics, message):
     with pytest.raises(ValueError, match=message):
         results.record("demo", {}, metrics, results_dir=tmp_path, environment=ENV)
@@ -54,8 +59,9 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(TypeError, match="metrics"):
         results.record("demo", {}, [1], results_dir=tmp_path, environment=ENV)
     with pytest.raises(ValueError, match="list of row dicts"):
-        results.record("demo", {}, {}, tables={"t": {"a": 1}}, results_dir=tmp_path,
-                       environment=ENV)
+        results.record(
+            "demo", {}, {}, tables={"t": {"a": 1}}, results_dir=tmp_path, environment=ENV
+        )
 
 
 def test_load_rejects_files_that_are_not_results(tmp_path):

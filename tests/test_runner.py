@@ -22,15 +22,18 @@ def test_kit_notebooks_are_found():
     assert "00_quickstart" in names
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("SEED=1", ("SEED", 1)),
-    ("QUICK=true", ("QUICK", True)),
-    ("RATE=0.05", ("RATE", 0.05)),
-    ("DEVICE=cuda:0", ("DEVICE", "cuda:0")),
-    ("DEVICE='cpu'", ("DEVICE", "cpu")),
-    ("SIZES=[1, 64]", ("SIZES", [1, 64])),
-    ("SOURCE=None", ("SOURCE", None)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("SEED=1", ("SEED", 1)),
+        ("QUICK=true", ("QUICK", True)),
+        ("RATE=0.05", ("RATE", 0.05)),
+        ("DEVICE=cuda:0", ("DEVICE", "cuda:0")),
+        ("DEVICE='cpu'", ("DEVICE", "cpu")),
+        ("SIZES=[1, 64]", ("SIZES", [1, 64])),
+        ("SOURCE=None", ("SOURCE", None)),
+    ],
+)
 def test_parse_parameter(text, expected):
     assert parse_parameter(text) == expected
 
@@ -56,14 +59,17 @@ def test_run_records_parameters_and_reports_failures(tiny_notebooks, tmp_path):
     assert "starting 'x = 1'" in broken.error
     summary = json.loads((out / "run.json").read_text())
     assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
-        ("01_good", "ok"), ("02_broken", "failed")]
+        ("01_good", "ok"),
+        ("02_broken", "failed"),
+    ]
 
 
 def test_missing_promised_metric_fails_the_run(tmp_path):
     folder = tmp_path / "nbs"
     folder.mkdir()
-    make_notebook(folder / "03_lazy.ipynb", RECORD.format(name="03_lazy"),
-                  metrics=("answer", "p99_ms"))
+    make_notebook(
+        folder / "03_lazy.ipynb", RECORD.format(name="03_lazy"), metrics=("answer", "p99_ms")
+    )
     (outcome,) = run_notebooks(discover(folder), tmp_path / "out")
     assert outcome.status == "failed"
     assert "did not record promised metric(s): p99_ms" in outcome.error

@@ -8,17 +8,25 @@ from mlinfra_kit.services import child_process, free_port, redis_server, wait_un
 
 
 def test_child_is_stopped_when_the_block_fails():
-    with pytest.raises(KeyError), child_process(
-            [sys.executable, "-c", "import time; time.sleep(60)"], "sleeper",
-            ready=lambda: True) as process:
+    with (
+        pytest.raises(KeyError),
+        child_process(
+            [sys.executable, "-c", "import time; time.sleep(60)"], "sleeper", ready=lambda: True
+        ) as process,
+    ):
         raise KeyError("boom")
     assert process.poll() is not None
 
 
 def test_child_that_exits_early_is_reported_with_its_output():
-    with pytest.raises(RuntimeError, match="(?s)exited with code 3.*no luck"), child_process(
-            [sys.executable, "-c", "print('no luck'); raise SystemExit(3)"], "quitter",
-            ready=lambda: False):
+    with (
+        pytest.raises(RuntimeError, match="(?s)exited with code 3.*no luck"),
+        child_process(
+            [sys.executable, "-c", "print('no luck'); raise SystemExit(3)"],
+            "quitter",
+            ready=lambda: False,
+        ),
+    ):
         pass
 
 

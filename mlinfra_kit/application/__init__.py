@@ -25,6 +25,17 @@ from mlinfra_kit.application.system import (
 )
 from mlinfra_kit.application.timeline import timeline
 
-__all__ = ["Alert", "AppConfig", "ApplicationRun", "ModelRegistry", "Monitor", "Served",
-           "Trained", "WindowReport", "compare_variants", "run_application", "timeline",
-           "train"]
+__all__ = [
+    "Alert",
+    "AppConfig",
+    "ApplicationRun",
+    "ModelRegistry",
+    "Monitor",
+    "Served",
+    "Trained",
+    "WindowReport",
+    "compare_variants",
+    "run_application",
+    "timeline",
+    "train",
+]

@@ -50,8 +50,10 @@ class Alert:
     threshold: float
 
     def __str__(self) -> str:
-        return (f"window {self.window}: {self.check} — {self.statistic} = {self.value:.3g} "
-                f"(threshold {self.threshold:.3g})")
+        return (
+            f"window {self.window}: {self.check} — {self.statistic} = {self.value:.3g} "
+            f"(threshold {self.threshold:.3g})"
+        )
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,13 @@ class WindowReport:
     alerts: tuple[Alert, ...] = field(default=())
 
     def row(self) -> dict[str, Any]:
-        return {"window": self.window, "size": self.size, "labelled": self.labelled,
-                **self.stats, "alerts": ", ".join(a.check for a in self.alerts)}
+        return {
+            "window": self.window,
+            "size": self.size,
+            "labelled": self.labelled,
+            **self.stats,
+            "alerts": ", ".join(a.check for a in self.alerts),
+        }
 
 
 def _oov_rates(texts: Sequence[str], vocabulary: Vocabulary) -> list[float]:
@@ -90,11 +97,19 @@ class Monitor:
         itself noise); ``reference_predictions`` by default.
     """
 
-    def __init__(self, reference_texts: Sequence[str], reference_predictions: Sequence[str],
-                 vocabulary: Vocabulary, tags: Sequence[str],
-                 reference_macro_f1: float | None = None, alpha: float = 0.001,
-                 max_f1_drop: float = 0.10, min_window: int = 30, min_labels: int = 30,
-                 output_reference: Sequence[str] | None = None):
+    def __init__(
+        self,
+        reference_texts: Sequence[str],
+        reference_predictions: Sequence[str],
+        vocabulary: Vocabulary,
+        tags: Sequence[str],
+        reference_macro_f1: float | None = None,
+        alpha: float = 0.001,
+        max_f1_drop: float = 0.10,
+        min_window: int = 30,
+        min_labels: int = 30,
+        output_reference: Sequence[str] | None = None,
+    ):
         self.reference_texts = reference_texts
         self.reference_predictions = reference_predictions
         self.vocabulary = vocabulary
@@ -108,10 +123,10 @@ class Monitor:
 
     @cached_property
     def _reference(self) -> dict[str, Any]:
-        if not self.reference_texts or len(self.reference_texts) != len(
-                self.reference_predictions):
-            raise ValueError("reference_texts and reference_predictions must be non-empty and "
-                             "of the same length")
+        if not self.reference_texts or len(self.reference_texts) != len(self.reference_predictions):
+            raise ValueError(
+                "reference_texts and reference_predictions must be non-empty and of the same length"
+            )
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
         mix = self.output_reference or self.reference_predictions
@@ -120,11 +135,19 @@ class Monitor:
         # Half a count of smoothing: a tag never predicted on the reference is rare, not
         # impossible, so the chi-square test stays defined.
         shares = {t: (counts.get(t, 0) + 0.5) / (total + 0.5 * len(self.tags)) for t in self.tags}
-        return {"lengths": [len(tokenize(t)) for t in self.reference_texts],
-                "oov": _oov_rates(self.reference_texts, self.vocabulary), "shares": shares}
+        return {
+            "lengths": [len(tokenize(t)) for t in self.reference_texts],
+            "oov": _oov_rates(self.reference_texts, self.vocabulary),
+            "shares": shares,
+        }
 
-    def check(self, texts: Sequence[str], predictions: Sequence[str],
-              labels: Sequence[str | None] | None = None, window: int = 0) -> WindowReport:
+    def check(
+        self,
+        texts: Sequence[str],
+        predictions: Sequence[str],
+        labels: Sequence[str | None] | None = None,
+        window: int = 0,
+    ) -> WindowReport:
         """Statistics and alerts for one window. ``labels[i]`` is None while item ``i``'s
         label has not arrived."""
         from scipy import stats
@@ -150,15 +173,17 @@ class Monitor:
             test("input_length", "KS", float(stats.ks_2samp(ref["lengths"], lengths).pvalue))
             oov = _oov_rates(texts, self.vocabulary)
             out["oov_rate"] = sum(oov) / n
-            test("oov_rate", "Mann-Whitney U",
-                 float(stats.mannwhitneyu(oov, ref["oov"], alternative="greater").pvalue))
+            test(
+                "oov_rate",
+                "Mann-Whitney U",
+                float(stats.mannwhitneyu(oov, ref["oov"], alternative="greater").pvalue),
+            )
             observed = Counter(predictions)
             expected = [ref["shares"][t] * n for t in self.tags]
             chi = stats.chisquare([observed.get(t, 0) for t in self.tags], expected)
             out["output_chi2"] = float(chi.statistic)
             test("output_mix", "chi-square", float(chi.pvalue))
-        pairs = [(y, p) for y, p in zip(labels or (), predictions, strict=False)
-                 if y is not None]
+        pairs = [(y, p) for y, p in zip(labels or (), predictions, strict=False) if y is not None]
         known = [(y, p) for y, p in pairs if y in self.tags]
         out["unknown_labels"] = len(pairs) - len(known)
         if len(known) >= self.min_labels:

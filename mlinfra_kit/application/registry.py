@@ -59,8 +59,11 @@ class ModelRegistry:
         index = self._read()
         version = f"v{len(index['versions']) + 1}"
         model.save(self.root / version, version=version, metrics=metrics)
-        index["versions"][version] = {"metrics": dict(metrics), "notes": notes,
-                                      "registered_at": time.time()}
+        index["versions"][version] = {
+            "metrics": dict(metrics),
+            "notes": notes,
+            "registered_at": time.time(),
+        }
         self._write(index)
         return version
 

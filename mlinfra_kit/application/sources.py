@@ -22,23 +22,39 @@ class ProjectCodec:
     """A :class:`Project` as one JSON stream field."""
 
     def encode(self, project: Project) -> dict[str, Any]:
-        return {"project": json.dumps({"id": project.id,
-                                       "created_on": project.created_on.isoformat(),
-                                       "title": project.title,
-                                       "description": project.description,
-                                       "tag": project.tag})}
+        return {
+            "project": json.dumps(
+                {
+                    "id": project.id,
+                    "created_on": project.created_on.isoformat(),
+                    "title": project.title,
+                    "description": project.description,
+                    "tag": project.tag,
+                }
+            )
+        }
 
     def decode(self, fields: dict) -> Project:
         raw = text_fields(fields).get("project")
         if raw is None:
             raise ValueError(f"stream entry lacks the 'project' field: {fields}")
         data = json.loads(raw)
-        return Project(int(data["id"]), datetime.fromisoformat(data["created_on"]),
-                       data["title"], data["description"], data["tag"])
+        return Project(
+            int(data["id"]),
+            datetime.fromisoformat(data["created_on"]),
+            data["title"],
+            data["description"],
+            data["tag"],
+        )
 
 
-def redis_project_stream(url: str, projects: Sequence[Project], stream: str = "mlinfra:projects",
-                         group: str = "application", count: int = 50) -> Iterator[Project]:
+def redis_project_stream(
+    url: str,
+    projects: Sequence[Project],
+    stream: str = "mlinfra:projects",
+    group: str = "application",
+    count: int = 50,
+) -> Iterator[Project]:
     """Publish ``projects`` to a Redis Stream, then yield them back through a consumer
     group, acknowledging each read batch once it has been handled. The stream is deleted
     at the end."""
@@ -54,7 +70,6 @@ def redis_project_stream(url: str, projects: Sequence[Project], stream: str = "m
         source.close()
 
 
-def project_source(projects: Sequence[Project], redis_url: str | None = None
-                   ) -> Iterable[Project]:
+def project_source(projects: Sequence[Project], redis_url: str | None = None) -> Iterable[Project]:
     """The projects in order: directly, or through a Redis Stream when ``redis_url`` is set."""
     return projects if redis_url is None else redis_project_stream(redis_url, projects)

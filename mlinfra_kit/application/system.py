@@ -52,8 +52,14 @@ def train(rows: Sequence[Project], epochs: int = 10, seed: int = 0) -> Trained:
     model.fit(fit_part.texts, fit_part.tags, val_part.texts, val_part.tags)
     predicted = [p.tag for p in model.predict(val_part.texts)]
     everything = [p.tag for p in model.predict([r.text for r in rows])]
-    return Trained(model, evaluate(val_part.tags, predicted, TAGS), list(val_part.texts),
-                   predicted, len(fit_part.rows), everything)
+    return Trained(
+        model,
+        evaluate(val_part.tags, predicted, TAGS),
+        list(val_part.texts),
+        predicted,
+        len(fit_part.rows),
+        everything,
+    )
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,9 @@ class AppConfig:
     shadow_requests: int = 30
     canary_steps: tuple[float, ...] = (0.5, 1.0)
     canary_min_requests: int = 15
-    guardrails: Guardrails = field(default_factory=lambda: Guardrails(
-        max_p99_ratio=3.0, max_quality_drop=0.05))
+    guardrails: Guardrails = field(
+        default_factory=lambda: Guardrails(max_p99_ratio=3.0, max_quality_drop=0.05)
+    )
     alpha: float = 0.001
     max_f1_drop: float = 0.10
     quantize: str | None = None
@@ -132,8 +139,7 @@ def _body(project: Project) -> dict[str, str]:
 class _Servers:
     """Real server processes per version, with a keep-alive client each."""
 
-    def __init__(self, registry: ModelRegistry, quantize: str | None,
-                 stack: contextlib.ExitStack):
+    def __init__(self, registry: ModelRegistry, quantize: str | None, stack: contextlib.ExitStack):
         self.registry, self.quantize, self.stack = registry, quantize, stack
         self.urls: dict[str, str] = {}
         self.clients: dict[str, Any] = {}
@@ -143,25 +149,31 @@ class _Servers:
 
         from mlinfra_kit.serving.process import run_server
 
-        server = self.stack.enter_context(run_server(self.registry.path(version),
-                                                     quantize=self.quantize))
+        server = self.stack.enter_context(
+            run_server(self.registry.path(version), quantize=self.quantize)
+        )
         self.urls[version] = server.url
         self.clients[version] = self.stack.enter_context(httpx.Client(timeout=30))
         return server.url
 
     def send(self, version: str, project: Project) -> tuple[int, str | None, float]:
         tic = time.perf_counter()
-        response = self.clients[version].post(self.urls[version] + "/predict",
-                                              json=_body(project))
+        response = self.clients[version].post(self.urls[version] + "/predict", json=_body(project))
         latency = 1000 * (time.perf_counter() - tic)
         tag = response.json().get("tag") if response.status_code == 200 else None
         return response.status_code, tag, latency
 
 
-def run_application(registry: ModelRegistry, v1: Trained, train_rows: Sequence[Project],
-                    stream: Sequence[Project], config: AppConfig = AppConfig(),
-                    retrain: Callable[[Sequence[Project]], Trained] | None = None,
-                    redis_url: str | None = None, progress: bool = True) -> ApplicationRun:
+def run_application(
+    registry: ModelRegistry,
+    v1: Trained,
+    train_rows: Sequence[Project],
+    stream: Sequence[Project],
+    config: AppConfig = AppConfig(),
+    retrain: Callable[[Sequence[Project]], Trained] | None = None,
+    redis_url: str | None = None,
+    progress: bool = True,
+) -> ApplicationRun:
     """Run the whole system over ``stream`` with ``registry.production`` serving first.
 
     ``retrain(rows)`` builds the candidate (default: :func:`train` with the config's epochs
@@ -187,8 +199,16 @@ def run_application(registry: ModelRegistry, v1: Trained, train_rows: Sequence[P
     with contextlib.ExitStack() as stack:
         servers = _Servers(registry, config.quantize, stack)
         servers.start(baseline)
-        items = iter(enumerate(tqdm(project_source(stream, redis_url), total=len(stream),
-                                    desc="stream", disable=not progress)))
+        items = iter(
+            enumerate(
+                tqdm(
+                    project_source(stream, redis_url),
+                    total=len(stream),
+                    desc="stream",
+                    disable=not progress,
+                )
+            )
+        )
         for index, project in items:
             # Labels that have arrived by now.
             while label_queue and label_queue[0][0] <= index:
@@ -201,54 +221,91 @@ def run_application(registry: ModelRegistry, v1: Trained, train_rows: Sequence[P
             label_queue.append((index + config.label_delay, project))
             if phase == "shadow":
                 batch = [project] + [p for _, p in _take(items, shadow_left - 1)]
-                run.shadow = run_shadow(servers.urls[production], [_body(p) for p in batch],
-                                        servers.urls[run.candidate])
-                for offset, (p, answer, ms) in enumerate(zip(
-                        batch, run.shadow.responses, run.shadow.primary_latencies_ms,
-                        strict=True)):
+                run.shadow = run_shadow(
+                    servers.urls[production], [_body(p) for p in batch], servers.urls[run.candidate]
+                )
+                for offset, (p, answer, ms) in enumerate(
+                    zip(batch, run.shadow.responses, run.shadow.primary_latencies_ms, strict=True)
+                ):
                     status = 200 if "tag" in answer else 422
-                    run.served.append(Served(index + offset, p.id, p.created_on.isoformat(),
-                                             "shadow", production, status, answer.get("tag"),
-                                             p.tag, ms))
+                    run.served.append(
+                        Served(
+                            index + offset,
+                            p.id,
+                            p.created_on.isoformat(),
+                            "shadow",
+                            production,
+                            status,
+                            answer.get("tag"),
+                            p.tag,
+                            ms,
+                        )
+                    )
                     if offset:
                         label_queue.append((index + offset + config.label_delay, p))
                     if status == 200:
                         window.append((p, answer["tag"]))
                 shadow = run.shadow
-                run.event(index + len(batch) - 1, "shadow",
-                          f"{shadow.compared} mirrored, agreement {shadow.agreement:.2f}, "
-                          f"{shadow.candidate_errors} candidate errors")
+                run.event(
+                    index + len(batch) - 1,
+                    "shadow",
+                    f"{shadow.compared} mirrored, agreement {shadow.agreement:.2f}, "
+                    f"{shadow.candidate_errors} candidate errors",
+                )
                 if shadow.candidate_errors:
                     run.outcome, phase = "rolled_back", "serving"
                     run.event(index + len(batch) - 1, "rollback", "candidate failed in shadow")
                 else:
                     phase = "canary"
-                    run.canary = Canary(config.canary_steps, config.canary_min_requests,
-                                        config.guardrails, baseline=production,
-                                        candidate=run.candidate)
-                    run.event(index + len(batch) - 1, "canary",
-                              f"canary starts at {run.canary.share:.0%}")
+                    run.canary = Canary(
+                        config.canary_steps,
+                        config.canary_min_requests,
+                        config.guardrails,
+                        baseline=production,
+                        candidate=run.candidate,
+                    )
+                    run.event(
+                        index + len(batch) - 1, "canary", f"canary starts at {run.canary.share:.0%}"
+                    )
                 continue
             version = production
             if phase == "canary":
                 version = run.canary.route(project.id)
             status, predicted, ms = servers.send(version, project)
-            run.served.append(Served(index, project.id, project.created_on.isoformat(), phase,
-                                     version, status, predicted, project.tag, ms))
+            run.served.append(
+                Served(
+                    index,
+                    project.id,
+                    project.created_on.isoformat(),
+                    phase,
+                    version,
+                    status,
+                    predicted,
+                    project.tag,
+                    ms,
+                )
+            )
             if phase == "canary":
                 quality = None if predicted is None else float(predicted == project.tag)
-                pending.append((index + config.label_delay, project.id,
-                                Observation(version, ms, status not in (200, 422), quality)))
+                pending.append(
+                    (
+                        index + config.label_delay,
+                        project.id,
+                        Observation(version, ms, status not in (200, 422), quality),
+                    )
+                )
                 phase, production = _advance_canary(run, pending, index, production, registry)
                 if run.outcome == "promoted":  # watch v2 against its own validation data
                     monitor = _monitor(run.candidate_trained, config)
             if status == 200:
                 window.append((project, predicted))
             if len(window) >= config.window:
-                report = monitor.check([p.text for p, _ in window], [t for _, t in window],
-                                       [p.tag if p.id in labelled_ids else None
-                                        for p, _ in window],
-                                       window=len(run.windows))
+                report = monitor.check(
+                    [p.text for p, _ in window],
+                    [t for _, t in window],
+                    [p.tag if p.id in labelled_ids else None for p, _ in window],
+                    window=len(run.windows),
+                )
                 run.windows.append(report)
                 window = []
                 for alert in report.alerts:
@@ -257,11 +314,16 @@ def run_application(registry: ModelRegistry, v1: Trained, train_rows: Sequence[P
                     trained = retrain([*train_rows, *labelled])
                     run.retrain_at, run.candidate_trained = index, trained
                     run.candidate = registry.register(
-                        trained.model, trained.evaluation.metrics(),
+                        trained.model,
+                        trained.evaluation.metrics(),
                         notes=f"retrained at stream index {index} on "
-                              f"{len(train_rows) + len(labelled)} projects")
-                    run.event(index, "retrain", f"{run.candidate}: validation macro F1 "
-                                                f"{trained.evaluation.macro_f1:.3f}")
+                        f"{len(train_rows) + len(labelled)} projects",
+                    )
+                    run.event(
+                        index,
+                        "retrain",
+                        f"{run.candidate}: validation macro F1 {trained.evaluation.macro_f1:.3f}",
+                    )
                     servers.start(run.candidate)
                     phase, shadow_left = "shadow", config.shadow_requests
         if phase == "canary":  # the stream ended first: decide on what was seen
@@ -270,8 +332,9 @@ def run_application(registry: ModelRegistry, v1: Trained, train_rows: Sequence[P
     return run
 
 
-def _advance_canary(run: ApplicationRun, pending: deque, index: int, production: str,
-                    registry: ModelRegistry) -> tuple[str, str]:
+def _advance_canary(
+    run: ApplicationRun, pending: deque, index: int, production: str, registry: ModelRegistry
+) -> tuple[str, str]:
     """Feed the canary the observations whose labels have arrived; act on its decision."""
     canary = run.canary
     while pending and pending[0][0] <= index and canary.status == "running":
@@ -293,10 +356,18 @@ def _advance_canary(run: ApplicationRun, pending: deque, index: int, production:
 
 
 def _monitor(trained: Trained, config: AppConfig) -> Monitor:
-    return Monitor(trained.val_texts, trained.val_predictions, trained.model.vocab_, TAGS,
-                   reference_macro_f1=trained.evaluation.macro_f1, alpha=config.alpha,
-                   max_f1_drop=config.max_f1_drop, min_window=min(30, config.window),
-                   min_labels=min(30, config.window), output_reference=trained.all_predictions)
+    return Monitor(
+        trained.val_texts,
+        trained.val_predictions,
+        trained.model.vocab_,
+        TAGS,
+        reference_macro_f1=trained.evaluation.macro_f1,
+        alpha=config.alpha,
+        max_f1_drop=config.max_f1_drop,
+        min_window=min(30, config.window),
+        min_labels=min(30, config.window),
+        output_reference=trained.all_predictions,
+    )
 
 
 def _take(items: Iterator, n: int) -> list:
@@ -309,8 +380,9 @@ def _take(items: Iterator, n: int) -> list:
     return out
 
 
-def compare_variants(path: Any, texts: Sequence[str], tags: Sequence[str],
-                     batch_sizes: Sequence[int] = (1, 32)) -> list[dict[str, Any]]:
+def compare_variants(
+    path: Any, texts: Sequence[str], tags: Sequence[str], batch_sizes: Sequence[int] = (1, 32)
+) -> list[dict[str, Any]]:
     """Benchmark the artifact at ``path`` as fp32 and as dynamic int8 (latency per call,
     size, accuracy on ``texts``), rows ready for :func:`mlinfra_kit.optimization.pick`."""
     from mlinfra_kit.optimization import benchmark
@@ -320,7 +392,16 @@ def compare_variants(path: Any, texts: Sequence[str], tags: Sequence[str],
         model = TagClassifier.load(path, quantize=quantize)
         predicted = [p.tag for p in model.predict(list(texts))]
         accuracy = sum(p == t for p, t in zip(predicted, tags, strict=True)) / len(tags)
-        rows.append(benchmark(name, model.predict, lambda b: list(texts[:b]), batch_sizes,
-                              repeat=30, accuracy=accuracy, size_of=model.net_,
-                              quantize=quantize))
+        rows.append(
+            benchmark(
+                name,
+                model.predict,
+                lambda b: list(texts[:b]),
+                batch_sizes,
+                repeat=30,
+                accuracy=accuracy,
+                size_of=model.net_,
+                quantize=quantize,
+            )
+        )
     return rows

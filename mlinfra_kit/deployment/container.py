@@ -43,12 +43,19 @@ datasets
 
 
 def _health_probe(port: int) -> str:
-    return ("import urllib.request; "
-            f"urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=2)")
+    return (
+        "import urllib.request; "
+        f"urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=2)"
+    )
 
 
-def dockerfile(artifact: str | os.PathLike, port: int = 8080, workers: int = 1,
-               base_image: str = BASE_IMAGE, torch_version: str = "2.14.1") -> str:
+def dockerfile(
+    artifact: str | os.PathLike,
+    port: int = 8080,
+    workers: int = 1,
+    base_image: str = BASE_IMAGE,
+    torch_version: str = "2.14.1",
+) -> str:
     """The Dockerfile text serving ``artifact`` (a path inside the build context)."""
     if not 1 <= port <= 65535:
         raise ValueError(f"port must be in 1..65535, got {port}")
@@ -89,8 +96,9 @@ def problems(text: str) -> list[str]:
         found.append("no FROM line")
     for base in bases:
         tag = base.split("@")[0].rpartition(":")[2] if ":" in base else ""
-        if "@sha256:" not in base and (not tag or tag == "latest"
-                                       or not re.match(r"\d+\.\d+\.\d+", tag)):
+        if "@sha256:" not in base and (
+            not tag or tag == "latest" or not re.match(r"\d+\.\d+\.\d+", tag)
+        ):
             found.append(f"base image {base!r} is not pinned to a full version or digest")
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     if not users or users[-1] in ("root", "0"):
@@ -106,13 +114,19 @@ def project_root() -> Path:
     """The checkout this package runs from (the image installs the package from it)."""
     root = Path(__file__).resolve().parents[2]
     if not (root / "pyproject.toml").is_file():
-        raise ValueError("mlinfra_kit is not running from a checkout (no pyproject.toml beside "
-                         "it); clone the repository to build an image")
+        raise ValueError(
+            "mlinfra_kit is not running from a checkout (no pyproject.toml beside "
+            "it); clone the repository to build an image"
+        )
     return root
 
 
-def write_build_context(folder: str | os.PathLike, artifact: str | os.PathLike,
-                        root: str | os.PathLike | None = None, **options) -> Path:
+def write_build_context(
+    folder: str | os.PathLike,
+    artifact: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    **options,
+) -> Path:
     """Lay out a build context in ``folder``: the package (from ``root``, by default this
     checkout), the artifact, the Dockerfile and the .dockerignore. Returns the folder
     (``docker build FOLDER`` builds it)."""
@@ -123,8 +137,12 @@ def write_build_context(folder: str | os.PathLike, artifact: str | os.PathLike,
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(root / name, folder / name)
-    shutil.copytree(root / "mlinfra_kit", folder / "mlinfra_kit", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        root / "mlinfra_kit",
+        folder / "mlinfra_kit",
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
     shutil.copytree(artifact, folder / "model", dirs_exist_ok=True)
     (folder / "Dockerfile").write_text(dockerfile("model", **options))
     (folder / ".dockerignore").write_text(DOCKERIGNORE)
@@ -141,13 +159,18 @@ def docker_available() -> bool:
         return False
 
 
-def build_image(context: str | os.PathLike, tag: str = "mlinfra-kit-model:latest",
-                timeout_s: int = 1800) -> str:
+def build_image(
+    context: str | os.PathLike, tag: str = "mlinfra-kit-model:latest", timeout_s: int = 1800
+) -> str:
     """``docker build`` the context; raises with Docker's output when it fails."""
     if not docker_available():
         raise RuntimeError("no Docker engine is available here (docker info failed)")
-    done = subprocess.run(["docker", "build", "-t", tag, str(context)], capture_output=True,
-                          text=True, timeout=timeout_s)
+    done = subprocess.run(
+        ["docker", "build", "-t", tag, str(context)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"docker build failed:\n{done.stderr[-3000:]}")
     return tag

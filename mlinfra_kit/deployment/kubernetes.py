@@ -28,13 +28,22 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 def _check_name(name: str) -> None:
     if not _NAME.match(name) or len(name) > 63:
-        raise ValueError(f"{name!r} is not a valid Kubernetes name: lowercase letters, digits "
-                         "and '-', at most 63 characters")
+        raise ValueError(
+            f"{name!r} is not a valid Kubernetes name: lowercase letters, digits "
+            "and '-', at most 63 characters"
+        )
 
 
-def manifests(name: str, image: str, replicas: int = 2, port: int = 8080,
-              cpu: str = "1", memory: str = "1Gi", max_replicas: int = 10,
-              target_cpu_percent: int = 70) -> list[dict[str, Any]]:
+def manifests(
+    name: str,
+    image: str,
+    replicas: int = 2,
+    port: int = 8080,
+    cpu: str = "1",
+    memory: str = "1Gi",
+    max_replicas: int = 10,
+    target_cpu_percent: int = 70,
+) -> list[dict[str, Any]]:
     """Deployment, Service and HorizontalPodAutoscaler for ``image`` (serving on ``port``)."""
     _check_name(name)
     if replicas < 1 or max_replicas < replicas:
@@ -42,64 +51,99 @@ def manifests(name: str, image: str, replicas: int = 2, port: int = 8080,
     if not 1 <= target_cpu_percent <= 100:
         raise ValueError(f"target_cpu_percent must be in 1..100, got {target_cpu_percent}")
     labels = {"app.kubernetes.io/name": name}
-    probe = lambda path, delay: {"httpGet": {"path": path, "port": port},  # noqa: E731
-                                 "initialDelaySeconds": delay, "periodSeconds": 10}
+
+    def probe(path: str, delay: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": path, "port": port},
+            "initialDelaySeconds": delay,
+            "periodSeconds": 10,
+        }
+
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "labels": labels},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                    "containers": [{
-                        "name": "server", "image": image,
-                        "ports": [{"containerPort": port, "name": "http"}],
-                        "resources": {"requests": {"cpu": cpu, "memory": memory},
-                                      "limits": {"cpu": cpu, "memory": memory}},
-                        "readinessProbe": probe("/ready", 5),
-                        "livenessProbe": probe("/health", 15),
-                    }],
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": image,
+                            "ports": [{"containerPort": port, "name": "http"}],
+                            "resources": {
+                                "requests": {"cpu": cpu, "memory": memory},
+                                "limits": {"cpu": cpu, "memory": memory},
+                            },
+                            "readinessProbe": probe("/ready", 5),
+                            "livenessProbe": probe("/health", 15),
+                        }
+                    ],
                 },
             },
         },
     }
     service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": labels},
         "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": port, "name": "http"}]},
     }
     autoscaler = {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": name, "labels": labels},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": replicas, "maxReplicas": max_replicas,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization",
-                                          "averageUtilization": target_cpu_percent}}}],
+            "minReplicas": replicas,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": target_cpu_percent},
+                    },
+                }
+            ],
         },
     }
     return [deployment, service, autoscaler]
 
 
-def kserve_inference_service(name: str, storage_uri: str, canary_storage_uri: str | None = None,
-                             canary_traffic_percent: int = 10) -> dict[str, Any]:
+def kserve_inference_service(
+    name: str,
+    storage_uri: str,
+    canary_storage_uri: str | None = None,
+    canary_traffic_percent: int = 10,
+) -> dict[str, Any]:
     """A KServe ``InferenceService`` with a custom predictor; with a canary URI, the new
     version gets ``canary_traffic_percent`` of the traffic (KServe's canary rollout)."""
     _check_name(name)
     if not 0 <= canary_traffic_percent <= 100:
-        raise ValueError(f"canary_traffic_percent must be in 0..100, got "
-                         f"{canary_traffic_percent}")
-    predictor: dict[str, Any] = {"model": {"modelFormat": {"name": "pytorch"},
-                                           "storageUri": canary_storage_uri or storage_uri}}
+        raise ValueError(f"canary_traffic_percent must be in 0..100, got {canary_traffic_percent}")
+    predictor: dict[str, Any] = {
+        "model": {
+            "modelFormat": {"name": "pytorch"},
+            "storageUri": canary_storage_uri or storage_uri,
+        }
+    }
     if canary_storage_uri:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
-    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-            "metadata": {"name": name}, "spec": {"predictor": predictor}}
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {"predictor": predictor},
+    }
 
 
 def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> list[str]:
@@ -126,8 +170,15 @@ def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> l
 
 # OpenAPI primitive type names used by the generated models, and what JSON values they take.
 _PRIMITIVES: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "object": (object,),
-    "datetime": (str,), "date": (str,), "bytes": (str,), "ResourceQuantity": (str, int, float),
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "object": (object,),
+    "datetime": (str,),
+    "date": (str,),
+    "bytes": (str,),
+    "ResourceQuantity": (str, int, float),
 }
 
 
@@ -176,8 +227,7 @@ def _check_typed(value: Any, type_name: str, path: str, errors: list[str]) -> No
                 if key not in attributes:
                     errors.append(f"{path}: unknown field {key!r} for {type_name}")
                 else:
-                    _check_typed(item, cls.openapi_types[attributes[key]], f"{path}.{key}",
-                                 errors)
+                    _check_typed(item, cls.openapi_types[attributes[key]], f"{path}.{key}", errors)
             if len(errors) > found:  # reported below this level already
                 return
             try:  # the generated constructor enforces required fields and enum values
@@ -193,9 +243,12 @@ def validate_inference_service(doc: dict[str, Any]) -> list[str]:
 
     The SDK is installed with the ``dev`` extra (``pip install kserve``)."""
     if doc.get("apiVersion") != "serving.kserve.io/v1beta1" or doc.get("kind") != (
-            "InferenceService"):
-        return [f"expected apiVersion serving.kserve.io/v1beta1, kind InferenceService; got "
-                f"{doc.get('apiVersion')!r}, {doc.get('kind')!r}"]
+        "InferenceService"
+    ):
+        return [
+            f"expected apiVersion serving.kserve.io/v1beta1, kind InferenceService; got "
+            f"{doc.get('apiVersion')!r}, {doc.get('kind')!r}"
+        ]
     errors: list[str] = []
     _check_typed(doc, "V1beta1InferenceService", "InferenceService", errors)
     if "spec" not in doc:
@@ -205,5 +258,8 @@ def validate_inference_service(doc: dict[str, Any]) -> list[str]:
 
 def kubectl_commands(path: str = "k8s/") -> list[str]:
     """What a user with a cluster runs to apply and watch the manifests."""
-    return [f"kubectl apply -f {path}", "kubectl rollout status deployment",
-            "kubectl get hpa --watch"]
+    return [
+        f"kubectl apply -f {path}",
+        "kubectl rollout status deployment",
+        "kubectl get hpa --watch",
+    ]

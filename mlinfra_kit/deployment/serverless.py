@@ -47,14 +47,30 @@ def api_gateway_v2_event(method: str, path: str, body: Any = None) -> dict[str, 
     """An API Gateway HTTP API (payload format 2.0) event, as Lambda receives it."""
     text = body if isinstance(body, str) or body is None else json.dumps(body)
     return {
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-        "headers": _headers(text), "isBase64Encoded": False, "body": text,
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": _headers(text),
+        "isBase64Encoded": False,
+        "body": text,
         "requestContext": {
-            "accountId": "000000000000", "apiId": "local", "domainName": "lambda.local",
-            "domainPrefix": "lambda", "requestId": "local", "routeKey": "$default",
-            "stage": "$default", "time": "25/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "127.0.0.1", "userAgent": "mlinfra-kit"},
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "lambda.local",
+            "domainPrefix": "lambda",
+            "requestId": "local",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "25/Nov/2026:00:00:00 +0000",
+            "timeEpoch": 0,
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "mlinfra-kit",
+            },
         },
     }
 
@@ -64,32 +80,53 @@ def api_gateway_v1_event(method: str, path: str, body: Any = None) -> dict[str, 
     text = body if isinstance(body, str) or body is None else json.dumps(body)
     headers = _headers(text)
     return {
-        "resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": headers,
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None,
-        "pathParameters": {"proxy": path.lstrip("/")}, "stageVariables": None,
-        "isBase64Encoded": False, "body": text,
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "isBase64Encoded": False,
+        "body": text,
         "requestContext": {
-            "accountId": "000000000000", "apiId": "local", "resourcePath": "/{proxy+}",
-            "httpMethod": method, "path": f"/prod{path}", "stage": "prod",
-            "requestId": "local", "protocol": "HTTP/1.1", "domainName": "lambda.local",
+            "accountId": "000000000000",
+            "apiId": "local",
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "requestId": "local",
+            "protocol": "HTTP/1.1",
+            "domainName": "lambda.local",
             "identity": {"sourceIp": "127.0.0.1", "userAgent": "mlinfra-kit"},
         },
     }
 
 
 def _too_large(event: dict[str, Any], limit: int) -> dict[str, Any]:
-    detail = json.dumps({"detail": f"request body is larger than {limit} bytes, Lambda's "
-                                   "synchronous payload limit; send fewer or shorter projects"})
-    response = {"statusCode": 413, "headers": {"content-type": "application/json"},
-                "body": detail, "isBase64Encoded": False}
+    detail = json.dumps(
+        {
+            "detail": f"request body is larger than {limit} bytes, Lambda's "
+            "synchronous payload limit; send fewer or shorter projects"
+        }
+    )
+    response = {
+        "statusCode": 413,
+        "headers": {"content-type": "application/json"},
+        "body": detail,
+        "isBase64Encoded": False,
+    }
     if "version" not in event:  # REST API responses also carry multi-value headers
         response["multiValueHeaders"] = {"content-type": ["application/json"]}
     return response
 
 
-def make_handler(model: ServerConfig | str | os.PathLike,
-                 **settings: Any) -> Callable[[dict, Any], dict]:
+def make_handler(
+    model: ServerConfig | str | os.PathLike, **settings: Any
+) -> Callable[[dict, Any], dict]:
     """A Lambda handler ``handler(event, context)`` serving ``model`` (an artifact path or
     a :class:`ServerConfig`, with any field overridden by ``settings``).
 
@@ -104,8 +141,12 @@ def make_handler(model: ServerConfig | str | os.PathLike,
     from mlinfra_kit.serving.app import create_app, load_now
 
     if not isinstance(model, ServerConfig):  # a function's defaults, where none were given
-        settings = {"batching": False, "load_in_background": False,
-                    "max_body_bytes": LAMBDA_LIMITS["sync_payload_bytes"], **settings}
+        settings = {
+            "batching": False,
+            "load_in_background": False,
+            "max_body_bytes": LAMBDA_LIMITS["sync_payload_bytes"],
+            **settings,
+        }
     config = ServerConfig.of(model, **settings)
     limit = min(config.max_body_bytes, LAMBDA_LIMITS["sync_payload_bytes"])
     app = create_app(ServerConfig.of(config, max_body_bytes=limit))
@@ -168,15 +209,19 @@ _COLD_START = textwrap.dedent("""
 """)
 
 
-def measure_cold_start(model: str | os.PathLike, warm_calls: int = 200,
-                       quantize: str | None = None) -> dict[str, Any]:
+def measure_cold_start(
+    model: str | os.PathLike, warm_calls: int = 200, quantize: str | None = None
+) -> dict[str, Any]:
     """Time a cold start in a fresh Python process (imports, model load, first request),
     then ``warm_calls`` warm invocations in the same process. ``quantize="int8"`` serves
     the dynamic int8 model (converted during the cold start, as a function would)."""
     check_quantize(quantize)
-    done = subprocess.run([sys.executable, "-c", _COLD_START, str(model), str(warm_calls),
-                           quantize or ""],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", _COLD_START, str(model), str(warm_calls), quantize or ""],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the cold-start process failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -187,8 +232,12 @@ def measure_cold_start(model: str | os.PathLike, warm_calls: int = 200,
 LAMBDA_RUNTIME = "python3.12"
 
 
-def sam_template(package: str = "image", memory_mb: int = 2048, timeout_s: int = 30,
-                 image_uri: str = "000000000000.dkr.ecr.eu-west-1.amazonaws.com/tag:1") -> str:
+def sam_template(
+    package: str = "image",
+    memory_mb: int = 2048,
+    timeout_s: int = 30,
+    image_uri: str = "000000000000.dkr.ecr.eu-west-1.amazonaws.com/tag:1",
+) -> str:
     """An AWS SAM template (``AWS::Serverless::Function`` behind an HTTP API).
 
     ``package="image"`` ships a container image (up to 10 GB: room for torch);
@@ -202,8 +251,10 @@ def sam_template(package: str = "image", memory_mb: int = 2048, timeout_s: int =
     if package == "image":
         code = f"      PackageType: Image\n      ImageUri: {image_uri}\n"
     else:
-        code = (f"      Runtime: {LAMBDA_RUNTIME}\n      CodeUri: build/\n"
-                "      Handler: mlinfra_kit.deployment.serverless.handler\n")
+        code = (
+            f"      Runtime: {LAMBDA_RUNTIME}\n      CodeUri: build/\n"
+            "      Handler: mlinfra_kit.deployment.serverless.handler\n"
+        )
     return f"""\
 AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
@@ -233,9 +284,17 @@ def lint_template(text: str) -> list[str]:
     return [f"{m.rule.id}: {m.message}" for m in cfnlint.api.lint(text, regions=["eu-west-1"])]
 
 
-def package_size_bytes(distributions: tuple[str, ...] = ("torch", "numpy", "fastapi",
-                                                         "pydantic", "starlette", "mangum"),
-                       extra_paths: tuple[str | os.PathLike, ...] = ()) -> dict[str, int]:
+def package_size_bytes(
+    distributions: tuple[str, ...] = (
+        "torch",
+        "numpy",
+        "fastapi",
+        "pydantic",
+        "starlette",
+        "mangum",
+    ),
+    extra_paths: tuple[str | os.PathLike, ...] = (),
+) -> dict[str, int]:
     """Bytes each installed distribution (and each extra path, e.g. the model) takes on
     disk: what a deployment package must carry."""
     from importlib import metadata

@@ -42,9 +42,13 @@ def _rss_mb(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def run_workers(model: ServerConfig | str | os.PathLike, workers: int = 2,
-                port: int | None = None, timeout_s: float = 180,
-                **settings: Any) -> Iterator[WorkerPool]:
+def run_workers(
+    model: ServerConfig | str | os.PathLike,
+    workers: int = 2,
+    port: int | None = None,
+    timeout_s: float = 180,
+    **settings: Any,
+) -> Iterator[WorkerPool]:
     """Serve ``model`` (an artifact path or a :class:`ServerConfig`, with any field
     overridden by ``settings``) with ``workers`` uvicorn worker processes on a free
     loopback port.
@@ -76,7 +80,11 @@ def run_workers(model: ServerConfig | str | os.PathLike, workers: int = 2,
 
     seen: set[int] = set()
     tic = time.perf_counter()
-    with child_process(server_command(port, workers), f"{workers} uvicorn worker(s) on port "
-                       f"{port}", all_ready, timeout_s, env=config.to_env()) as process:
-        yield WorkerPool(url, workers, time.perf_counter() - tic, process.pid,
-                         tuple(sorted(seen)))
+    with child_process(
+        server_command(port, workers),
+        f"{workers} uvicorn worker(s) on port {port}",
+        all_ready,
+        timeout_s,
+        env=config.to_env(),
+    ) as process:
+        yield WorkerPool(url, workers, time.perf_counter() - tic, process.pid, tuple(sorted(seen)))

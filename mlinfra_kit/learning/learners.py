@@ -57,8 +57,14 @@ class TorchMLP:
     window's statistics. Classes are fixed by the first ``fit``; labels of a class it has
     not seen are skipped by ``partial_fit`` (and counted in ``unseen_labels_``)."""
 
-    def __init__(self, hidden: int = 32, epochs: int = 20, lr: float = 1e-2,
-                 batch_size: int = 64, seed: int = 0):
+    def __init__(
+        self,
+        hidden: int = 32,
+        epochs: int = 20,
+        lr: float = 1e-2,
+        batch_size: int = 64,
+        seed: int = 0,
+    ):
         self.hidden = hidden
         self.epochs = epochs
         self.lr = lr
@@ -71,8 +77,10 @@ class TorchMLP:
         try:
             rows = [[float(x[k]) for k in self.features_] for x in X]
         except KeyError as err:
-            raise ValueError(f"a sample lacks the feature {err.args[0]!r} the model was "
-                             f"trained with ({self.features_})") from None
+            raise ValueError(
+                f"a sample lacks the feature {err.args[0]!r} the model was "
+                f"trained with ({self.features_})"
+            ) from None
         t = torch.tensor(rows, dtype=torch.float32)
         return (t - self.mean_) / self.std_
 
@@ -88,8 +96,11 @@ class TorchMLP:
         generator = torch.Generator().manual_seed(self.seed)
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
-            self.net_ = nn.Sequential(nn.Linear(len(self.features_), self.hidden), nn.ReLU(),
-                                      nn.Linear(self.hidden, len(self.classes_)))
+            self.net_ = nn.Sequential(
+                nn.Linear(len(self.features_), self.hidden),
+                nn.ReLU(),
+                nn.Linear(self.hidden, len(self.classes_)),
+            )
         self.optimizer_ = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
         self.unseen_labels_ = 0
         self._steps(X, y, self.epochs, generator)
@@ -138,4 +149,5 @@ def is_numeric_features(x: Any) -> bool:
     """Whether ``x`` is a dict of finite numbers (what the input-drift test can compare)."""
     return isinstance(x, dict) and all(
         isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        for v in x.values())
+        for v in x.values()
+    )

@@ -66,8 +66,9 @@ class PrequentialResult:
         counts = np.minimum(np.arange(1, len(sums) + 1), window)
         return (sums - shifted) / counts
 
-    def recovery_samples(self, drift_at: int, window: int = 500,
-                         tolerance: float = 0.02) -> int | None:
+    def recovery_samples(
+        self, drift_at: int, window: int = 500, tolerance: float = 0.02
+    ) -> int | None:
         """Samples after ``drift_at`` until the rolling accuracy is back within
         ``tolerance`` of its level just before the drift; ``None`` if it never is."""
         if not 0 < drift_at < len(self.correct):
@@ -80,22 +81,31 @@ class PrequentialResult:
                 return t - drift_at
         return None
 
-    def row(self, drift_at: int | None = None, window: int = 500, **extra: Any
-            ) -> dict[str, Any]:
+    def row(self, drift_at: int | None = None, window: int = 500, **extra: Any) -> dict[str, Any]:
         """A flat dict for a table; with ``drift_at``, also the accuracy in the ``window``
         before the drift, the accuracy after it, and the recovery time."""
         row = {"strategy": self.name, **extra, "accuracy": self.accuracy}
         if drift_at is not None:
-            row.update(before_drift=self.accuracy_between(max(0, drift_at - window), drift_at),
-                       after_drift=self.accuracy_between(drift_at),
-                       recovery_samples=self.recovery_samples(drift_at, window))
-        row.update(retrains=self.retrains, train_seconds=self.train_seconds,
-                   samples_per_s=self.samples_per_s)
+            row.update(
+                before_drift=self.accuracy_between(max(0, drift_at - window), drift_at),
+                after_drift=self.accuracy_between(drift_at),
+                recovery_samples=self.recovery_samples(drift_at, window),
+            )
+        row.update(
+            retrains=self.retrains,
+            train_seconds=self.train_seconds,
+            samples_per_s=self.samples_per_s,
+        )
         return row
 
 
-def prequential(stream: Stream, strategy: Strategy, label_delay: int = 0,
-                progress: bool = True, name: str | None = None) -> PrequentialResult:
+def prequential(
+    stream: Stream,
+    strategy: Strategy,
+    label_delay: int = 0,
+    progress: bool = True,
+    name: str | None = None,
+) -> PrequentialResult:
     """Run ``strategy`` over ``stream``: predict each sample, learn when labels arrive."""
     if not isinstance(stream, Stream):
         raise TypeError("stream must be a Stream (see mlinfra_kit.learning.from_samples)")
@@ -107,8 +117,9 @@ def prequential(stream: Stream, strategy: Strategy, label_delay: int = 0,
     pending: deque = deque()
     learned = 0
     tic = time.perf_counter()
-    for t, (x, y) in enumerate(tqdm(stream, desc=name or strategy.name, unit="sample",
-                                    disable=not progress)):
+    for t, (x, y) in enumerate(
+        tqdm(stream, desc=name or strategy.name, unit="sample", disable=not progress)
+    ):
         correct[t] = strategy.predict_one(x) == y
         pending.append((t + label_delay, x, y))
         while pending and pending[0][0] <= t:
@@ -116,14 +127,24 @@ def prequential(stream: Stream, strategy: Strategy, label_delay: int = 0,
             strategy.learn_one(x_due, y_due, t)
             learned += 1
     seconds = time.perf_counter() - tic
-    return PrequentialResult(name or strategy.name, correct, list(strategy.events),
-                             strategy.train_seconds, seconds, label_delay, learned)
+    return PrequentialResult(
+        name or strategy.name,
+        correct,
+        list(strategy.events),
+        strategy.train_seconds,
+        seconds,
+        label_delay,
+        learned,
+    )
 
 
-def compare(stream: Stream, strategies: dict[str, Strategy], label_delay: int = 0,
-            progress: bool = True) -> dict[str, PrequentialResult]:
+def compare(
+    stream: Stream, strategies: dict[str, Strategy], label_delay: int = 0, progress: bool = True
+) -> dict[str, PrequentialResult]:
     """Run each strategy over the same stream; results keyed like ``strategies``."""
     if not strategies:
         raise ValueError("no strategies to compare")
-    return {name: prequential(stream, s, label_delay, progress=progress, name=name)
-            for name, s in strategies.items()}
+    return {
+        name: prequential(stream, s, label_delay, progress=progress, name=name)
+        for name, s in strategies.items()
+    }

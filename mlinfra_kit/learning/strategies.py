@@ -123,8 +123,9 @@ class Periodic(_Windowed):
 
     name = "periodic"
 
-    def __init__(self, learner: Any, every: int = 1000, window: int | None = 1000,
-                 initial: int = 1000):
+    def __init__(
+        self, learner: Any, every: int = 1000, window: int | None = 1000, initial: int = 1000
+    ):
         if every < 1:
             raise ValueError(f"every must be at least 1 label, got {every}")
         super().__init__(learner, initial, window)
@@ -155,14 +156,24 @@ class DriftTriggered(_Windowed):
 
     name = "drift-triggered"
 
-    def __init__(self, learner: Any, initial: int = 1000, retrain_window: int = 1000,
-                 min_window: int = 200, delta: float = 0.002, input_test: bool = True,
-                 test_every: int = 250, test_window: int = 500, alpha: float = 1e-3):
+    def __init__(
+        self,
+        learner: Any,
+        initial: int = 1000,
+        retrain_window: int = 1000,
+        min_window: int = 200,
+        delta: float = 0.002,
+        input_test: bool = True,
+        test_every: int = 250,
+        test_window: int = 500,
+        alpha: float = 1e-3,
+    ):
         if not 0 < alpha < 1 or not 0 < delta < 1:
             raise ValueError(f"alpha and delta must be in (0, 1), got {alpha}, {delta}")
         if not 1 <= min_window <= retrain_window or test_every < 1 or test_window < 2:
-            raise ValueError("need 1 <= min_window <= retrain_window, test_every >= 1 and "
-                             "test_window >= 2")
+            raise ValueError(
+                "need 1 <= min_window <= retrain_window, test_every >= 1 and test_window >= 2"
+            )
         super().__init__(learner, initial, window=max(initial, retrain_window))
         self.retrain_window = retrain_window
         self.min_window = min_window
@@ -201,8 +212,11 @@ class DriftTriggered(_Windowed):
         if self.fitted and self.input_test and is_numeric_features(x):
             self._recent_inputs.append(x)
             self._predictions += 1
-            if (self._predictions % self.test_every == 0 and self._pending_reason is None
-                    and len(self._recent_inputs) == self.test_window):
+            if (
+                self._predictions % self.test_every == 0
+                and self._pending_reason is None
+                and len(self._recent_inputs) == self.test_window
+            ):
                 self._pending_reason = self._inputs_changed()
                 if self._pending_reason:
                     self._fresh = 0
@@ -217,8 +231,9 @@ class DriftTriggered(_Windowed):
         features = sorted(reference[0])
         threshold = self.alpha / len(features)
         for name in features:
-            p = ks_2samp([x[name] for x in reference],
-                         [x[name] for x in self._recent_inputs]).pvalue
+            p = ks_2samp(
+                [x[name] for x in reference], [x[name] for x in self._recent_inputs]
+            ).pvalue
             if p < threshold:
                 return f"inputs: KS test on {name!r}, p={p:.1e}"
         return None
@@ -228,8 +243,9 @@ class DriftTriggered(_Windowed):
         if self._pending_reason is None:
             self.detector.update(float(self.learner.predict_one(x) != y))
             if self.detector.drift_detected:
-                self._pending_reason = (f"errors: ADWIN, error rate now "
-                                        f"{self.detector.estimation:.2f}")
+                self._pending_reason = (
+                    f"errors: ADWIN, error rate now {self.detector.estimation:.2f}"
+                )
                 self._fresh = 0
         if self._pending_reason and self._fresh >= self.min_window:
             self._fit(t, "retrain", self._pending_reason)

@@ -39,12 +39,17 @@ class Stream:
         return self.samples[index]
 
     def head(self, n: int) -> Stream:
-        return Stream(self.name, self.samples[:n], tuple(d for d in self.drifts if d < n),
-                      self.description)
+        return Stream(
+            self.name, self.samples[:n], tuple(d for d in self.drifts if d < n), self.description
+        )
 
 
-def from_samples(samples: Sequence[tuple[Any, Any]], name: str = "stream",
-                 drifts: Sequence[int] = (), description: str = "") -> Stream:
+def from_samples(
+    samples: Sequence[tuple[Any, Any]],
+    name: str = "stream",
+    drifts: Sequence[int] = (),
+    description: str = "",
+) -> Stream:
     """A stream of your own ``(x, y)`` pairs, checked: not empty, every label present,
     every ``x`` of the same kind (all dicts with the same keys, or all strings)."""
     samples = tuple((x, y) for x, y in samples)
@@ -52,23 +57,28 @@ def from_samples(samples: Sequence[tuple[Any, Any]], name: str = "stream",
         raise ValueError(f"stream {name!r} is empty: give at least one (x, y) sample")
     missing = [i for i, (_, y) in enumerate(samples) if y is None]
     if missing:
-        raise ValueError(f"stream {name!r} has samples without a label, first at index "
-                         f"{missing[0]}; drop them or label them")
+        raise ValueError(
+            f"stream {name!r} has samples without a label, first at index "
+            f"{missing[0]}; drop them or label them"
+        )
     first = samples[0][0]
     if isinstance(first, dict):
         keys = set(first)
         for i, (x, _) in enumerate(samples):
             if not isinstance(x, dict) or set(x) != keys:
                 got = sorted(x) if isinstance(x, dict) else type(x).__name__
-                raise ValueError(f"stream {name!r}: sample {i} has features {got}, "
-                                 f"sample 0 has {sorted(keys)}; every sample needs the same")
+                raise ValueError(
+                    f"stream {name!r}: sample {i} has features {got}, "
+                    f"sample 0 has {sorted(keys)}; every sample needs the same"
+                )
     elif isinstance(first, str):
         bad = [i for i, (x, _) in enumerate(samples) if not isinstance(x, str)]
         if bad:
             raise ValueError(f"stream {name!r}: sample {bad[0]} is not text like sample 0")
     else:
-        raise ValueError(f"stream {name!r}: x must be a dict of features or a text, "
-                         f"got {type(first).__name__}")
+        raise ValueError(
+            f"stream {name!r}: x must be a dict of features or a text, got {type(first).__name__}"
+        )
     bad = [d for d in drifts if not 0 < d < len(samples)]
     if bad:
         raise ValueError(f"drift position {bad[0]} is outside the stream (0, {len(samples)})")
@@ -79,8 +89,13 @@ def _sigmoid(v: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, v))))
 
 
-def drift_stream(n: int = 10_000, drifts: Sequence[int] = (5_000,), width: int = 1,
-                 functions: Sequence[int] = (0, 2, 4), seed: int = 0) -> Stream:
+def drift_stream(
+    n: int = 10_000,
+    drifts: Sequence[int] = (5_000,),
+    width: int = 1,
+    functions: Sequence[int] = (0, 2, 4),
+    seed: int = 0,
+) -> Stream:
     """River's Agrawal loan-approval generator whose labelling rule changes at ``drifts``.
 
     ``width=1`` makes each change abrupt; a larger width blends the old and new rule over
@@ -93,26 +108,34 @@ def drift_stream(n: int = 10_000, drifts: Sequence[int] = (5_000,), width: int =
     if list(drifts) != sorted(drifts):
         raise ValueError(f"drifts must be in increasing order, got {list(drifts)}")
     if len(functions) < len(drifts) + 1:
-        raise ValueError(f"{len(drifts)} drift(s) need {len(drifts) + 1} functions, "
-                         f"got {len(functions)}")
+        raise ValueError(
+            f"{len(drifts)} drift(s) need {len(drifts) + 1} functions, got {len(functions)}"
+        )
     if width < 1:
         raise ValueError(f"width must be at least 1, got {width}")
-    concepts = [iter(synth.Agrawal(classification_function=f, seed=seed + i))
-                for i, f in enumerate(functions[: len(drifts) + 1])]
+    concepts = [
+        iter(synth.Agrawal(classification_function=f, seed=seed + i))
+        for i, f in enumerate(functions[: len(drifts) + 1])
+    ]
     rng = random.Random(seed)
     samples = []
     for i in range(n):
         # The concept in force: one more for each drift whose sigmoid the coin passes.
         # (River's ConceptDriftStream does this too, but overflows for abrupt drifts.)
-        active = sum(rng.random() < (float(i >= position) if width == 1
-                                     else _sigmoid(4.0 * (i - position) / width))
-                     for position in drifts)
+        active = sum(
+            rng.random()
+            < (float(i >= position) if width == 1 else _sigmoid(4.0 * (i - position) / width))
+            for position in drifts
+        )
         samples.append(next(concepts[active]))
     kind = "abrupt" if width == 1 else f"gradual (width {width})"
     return from_samples(
-        samples, name=f"agrawal-{kind.split()[0]}", drifts=drifts,
+        samples,
+        name=f"agrawal-{kind.split()[0]}",
+        drifts=drifts,
         description=f"Agrawal rules {list(functions[: len(drifts) + 1])}, {kind} drift at "
-                    f"{list(drifts)}")
+        f"{list(drifts)}",
+    )
 
 
 def river_dataset(name: str, n: int | None = None) -> Stream:
@@ -135,5 +158,8 @@ def projects_stream(projects: Any = None) -> Stream:
 
     projects = load_projects() if projects is None else projects
     ordered = projects.sorted_by_time()
-    return from_samples([(p.text, p.tag) for p in ordered], name="projects",
-                        description=f"{len(ordered)} projects by created_on ({ordered.source})")
+    return from_samples(
+        [(p.text, p.tag) for p in ordered],
+        name="projects",
+        description=f"{len(ordered)} projects by created_on ({ordered.source})",
+    )

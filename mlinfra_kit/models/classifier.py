@@ -53,8 +53,14 @@ ARTIFACT_FORMAT = "mlinfra-kit.tag-classifier"
 class TextClassifierNet(nn.Module):
     """Mean of the n-gram embeddings, then a one-hidden-layer MLP to class logits."""
 
-    def __init__(self, vocab_size: int, n_classes: int, embed_dim: int = 64,
-                 hidden_dim: int = 64, dropout: float = 0.3):
+    def __init__(
+        self,
+        vocab_size: int,
+        n_classes: int,
+        embed_dim: int = 64,
+        hidden_dim: int = 64,
+        dropout: float = 0.3,
+    ):
         super().__init__()
         self.embedding = nn.EmbeddingBag(vocab_size, embed_dim, mode="mean")
         self.head = nn.Sequential(
@@ -137,8 +143,22 @@ class TagClassifier:
         self.device = device
         self.progress = progress
 
-    _PARAMS = ("tags", "embed_dim", "hidden_dim", "dropout", "ngrams", "min_freq", "max_vocab",
-               "epochs", "batch_size", "lr", "weight_decay", "patience", "class_weight", "seed")
+    _PARAMS = (
+        "tags",
+        "embed_dim",
+        "hidden_dim",
+        "dropout",
+        "ngrams",
+        "min_freq",
+        "max_vocab",
+        "epochs",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "patience",
+        "class_weight",
+        "seed",
+    )
 
     def get_params(self) -> dict[str, Any]:
         """The configuration that, with the data and seed, determines the trained model."""
@@ -193,12 +213,14 @@ class TagClassifier:
         forked = [self.device_] if _device.is_cuda(self.device_) else []
         with torch.random.fork_rng(devices=forked):
             torch.manual_seed(self.seed)
-            self.net_ = TextClassifierNet(len(self.vocab_), len(self.tags), self.embed_dim,
-                                          self.hidden_dim, self.dropout).to(self.device_)
+            self.net_ = TextClassifierNet(
+                len(self.vocab_), len(self.tags), self.embed_dim, self.hidden_dim, self.dropout
+            ).to(self.device_)
             # Built before the clock starts: the first optimizer imports torch._dynamo
             # (seconds), a one-off cost that is not training.
-            optimizer = torch.optim.AdamW(self.net_.parameters(), lr=self.lr,
-                                          weight_decay=self.weight_decay)
+            optimizer = torch.optim.AdamW(
+                self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay
+            )
             start = time.perf_counter()
             self._train(optimizer, encoded, y, val_texts if has_val else None, val_tags)
             self.train_seconds_ = time.perf_counter() - start
@@ -211,8 +233,9 @@ class TagClassifier:
         self.history_: list[dict[str, float]] = []
         best_loss, best_state, waited = math.inf, None, 0
         self.best_epoch_ = self.epochs
-        bar = tqdm(range(1, self.epochs + 1), desc="training", unit="epoch",
-                   disable=not self.progress)
+        bar = tqdm(
+            range(1, self.epochs + 1), desc="training", unit="epoch", disable=not self.progress
+        )
         for epoch in bar:
             tic = time.perf_counter()
             self.net_.train()
@@ -252,7 +275,8 @@ class TagClassifier:
         with torch.inference_mode():
             loss = nn.functional.nll_loss(
                 torch.log(torch.as_tensor(proba, device=self.device_).clamp(min=1e-12)),
-                target, weight=loss_fn.weight,
+                target,
+                weight=loss_fn.weight,
             ).item()
         ev = evaluate(list(tags), [self.tags[i] for i in proba.argmax(1)], self.tags)
         return {"val_loss": loss, "val_accuracy": ev.accuracy, "val_macro_f1": ev.macro_f1}
@@ -271,8 +295,9 @@ class TagClassifier:
         parts = []
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
-                ids, offsets = _batch(self.vocab_.encode_many(texts[i : i + batch_size]),
-                                      self.device_)
+                ids, offsets = _batch(
+                    self.vocab_.encode_many(texts[i : i + batch_size]), self.device_
+                )
                 parts.append(torch.softmax(self.net_(ids, offsets), dim=1).cpu().numpy())
         self.net_.train(was_training)
         if not parts:
@@ -283,8 +308,10 @@ class TagClassifier:
         """The most likely tag of each text, with every tag's probability."""
         proba = self.predict_proba(texts)
         return [
-            Prediction(self.tags[int(row.argmax())],
-                       {t: float(p) for t, p in zip(self.tags, row, strict=True)})
+            Prediction(
+                self.tags[int(row.argmax())],
+                {t: float(p) for t, p in zip(self.tags, row, strict=True)},
+            )
             for row in proba
         ]
 
@@ -293,8 +320,12 @@ class TagClassifier:
         return evaluate(list(tags), predicted, self.tags)
 
     # -- artifacts --------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, version: str | None = None,
-             metrics: dict[str, float] | None = None) -> Path:
+    def save(
+        self,
+        path: str | os.PathLike,
+        version: str | None = None,
+        metrics: dict[str, float] | None = None,
+    ) -> Path:
         """Write the artifact folder ``path`` (``weights.pt`` + ``metadata.json``).
 
         ``version`` defaults to a short hash of the weights, so two identical models get
@@ -308,7 +339,8 @@ class TagClassifier:
         meta = {
             "format": ARTIFACT_FORMAT,
             "format_version": 1,
-            "version": str(version) if version is not None
+            "version": str(version)
+            if version is not None
             else hashlib.sha256(weights).hexdigest()[:12],
             "tags": list(self.tags),
             "params": self.get_params(),
@@ -338,8 +370,9 @@ class TagClassifier:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu",
-             quantize: str | None = None) -> TagClassifier:
+    def load(
+        cls, path: str | os.PathLike, device: str = "cpu", quantize: str | None = None
+    ) -> TagClassifier:
         """Load an artifact written by :meth:`save`. Weights are read with
         ``weights_only=True``: no code from the file is ever run. ``quantize="int8"``
         turns the linear layers into dynamic int8 ones after loading (CPU only)."""
@@ -366,8 +399,9 @@ class TagClassifier:
         model.tags = list(meta["tags"])
         model.device_ = _device.pick(device)
         model.vocab_ = Vocabulary.from_dict(meta["vocabulary"])
-        model.net_ = TextClassifierNet(len(model.vocab_), len(model.tags), model.embed_dim,
-                                       model.hidden_dim, model.dropout)
+        model.net_ = TextClassifierNet(
+            len(model.vocab_), len(model.tags), model.embed_dim, model.hidden_dim, model.dropout
+        )
         state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.net_.load_state_dict(state)
         model.net_.to(model.device_).eval()

@@ -83,8 +83,9 @@ class UCB1(Policy):
             if self.pulls[arm] == 0:
                 return arm
         total = sum(self.pulls.values())
-        return max(self.arms, key=lambda a: self.mean(a)
-                   + math.sqrt(2 * math.log(total) / self.pulls[a]))
+        return max(
+            self.arms, key=lambda a: self.mean(a) + math.sqrt(2 * math.log(total) / self.pulls[a])
+        )
 
 
 class ThompsonSampling(Policy):
@@ -93,8 +94,10 @@ class ThompsonSampling(Policy):
     name = "Thompson sampling"
 
     def choose(self) -> str:
-        draws = [self.rng.beta(1 + self.rewards[a], 1 + self.pulls[a] - self.rewards[a])
-                 for a in self.arms]
+        draws = [
+            self.rng.beta(1 + self.rewards[a], 1 + self.pulls[a] - self.rewards[a])
+            for a in self.arms
+        ]
         return self.arms[int(np.argmax(draws))]
 
 
@@ -110,8 +113,7 @@ class BanditRun:
         return float(self.regret[-1])
 
 
-def simulate_bandit(policy: Policy, rates: Mapping[str, float], n: int,
-                    seed: int = 0) -> BanditRun:
+def simulate_bandit(policy: Policy, rates: Mapping[str, float], n: int, seed: int = 0) -> BanditRun:
     """``n`` users, each shown ``policy.choose()`` and converting with that arm's rate."""
     if set(rates) != set(policy.arms):
         raise ValueError(f"rates have arms {sorted(rates)}, the policy {sorted(policy.arms)}")

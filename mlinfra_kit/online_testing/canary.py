@@ -56,10 +56,11 @@ class Guardrails:
     confidence: float = 0.95
 
     def __post_init__(self):
-        if self.max_error_rate_increase < 0 or self.max_p99_ratio < 1 \
-                or self.max_quality_drop < 0:
-            raise ValueError("guardrails need max_error_rate_increase >= 0, "
-                             "max_p99_ratio >= 1 and max_quality_drop >= 0")
+        if self.max_error_rate_increase < 0 or self.max_p99_ratio < 1 or self.max_quality_drop < 0:
+            raise ValueError(
+                "guardrails need max_error_rate_increase >= 0, "
+                "max_p99_ratio >= 1 and max_quality_drop >= 0"
+            )
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
 
@@ -67,23 +68,34 @@ class Guardrails:
 def _summary(observations: Sequence[Observation]) -> dict[str, float]:
     latencies = np.array([o.latency_ms for o in observations])
     qualities = [o.quality for o in observations if o.quality is not None]
-    return {"requests": len(observations),
-            "error_rate": float(np.mean([o.error for o in observations])),
-            "p99_ms": float(np.percentile(latencies, 99)),
-            "quality": float(np.mean(qualities)) if qualities else math.nan,
-            "quality_n": len(qualities)}
+    return {
+        "requests": len(observations),
+        "error_rate": float(np.mean([o.error for o in observations])),
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "quality": float(np.mean(qualities)) if qualities else math.nan,
+        "quality_n": len(qualities),
+    }
 
 
 class Canary:
     """A rollout controller. ``route`` users, ``observe`` what they got; it decides."""
 
-    def __init__(self, steps: Sequence[float] = (0.01, 0.05, 0.25, 0.5, 1.0),
-                 min_requests: int = 200, guardrails: Guardrails | None = None,
-                 experiment: str = "canary", baseline: str = "baseline",
-                 candidate: str = "candidate"):
+    def __init__(
+        self,
+        steps: Sequence[float] = (0.01, 0.05, 0.25, 0.5, 1.0),
+        min_requests: int = 200,
+        guardrails: Guardrails | None = None,
+        experiment: str = "canary",
+        baseline: str = "baseline",
+        candidate: str = "candidate",
+    ):
         steps = list(steps)
-        if not steps or any(not 0 < s <= 1 for s in steps) or steps != sorted(steps) \
-                or steps[-1] != 1.0:
+        if (
+            not steps
+            or any(not 0 < s <= 1 for s in steps)
+            or steps != sorted(steps)
+            or steps[-1] != 1.0
+        ):
             raise ValueError(f"steps must increase within (0, 1] and end at 1.0, got {steps}")
         if min_requests < 1:
             raise ValueError(f"min_requests must be at least 1, got {min_requests}")
@@ -126,28 +138,39 @@ class Canary:
     def _breach(self, cand: dict, base: dict) -> str | None:
         g = self.guardrails
         if cand["error_rate"] - base["error_rate"] > g.max_error_rate_increase:
-            return (f"error rate {cand['error_rate']:.2%} vs baseline {base['error_rate']:.2%} "
-                    f"(allowed +{g.max_error_rate_increase:.2%})")
+            return (
+                f"error rate {cand['error_rate']:.2%} vs baseline {base['error_rate']:.2%} "
+                f"(allowed +{g.max_error_rate_increase:.2%})"
+            )
         if cand["p99_ms"] > g.max_p99_ratio * base["p99_ms"]:
-            return (f"p99 {cand['p99_ms']:.1f} ms vs baseline {base['p99_ms']:.1f} ms "
-                    f"(allowed x{g.max_p99_ratio})")
+            return (
+                f"p99 {cand['p99_ms']:.1f} ms vs baseline {base['p99_ms']:.1f} ms "
+                f"(allowed x{g.max_p99_ratio})"
+            )
         if cand["quality_n"] and base["quality_n"]:
             diff = cand["quality"] - base["quality"]
-            se = math.sqrt(cand["quality"] * (1 - cand["quality"]) / cand["quality_n"]
-                           + base["quality"] * (1 - base["quality"]) / base["quality_n"])
+            se = math.sqrt(
+                cand["quality"] * (1 - cand["quality"]) / cand["quality_n"]
+                + base["quality"] * (1 - base["quality"]) / base["quality_n"]
+            )
             upper = diff + stats.norm.ppf(g.confidence) * se
             if upper < -g.max_quality_drop:
-                return (f"quality {cand['quality']:.3f} vs baseline {base['quality']:.3f}: "
-                        f"worse by more than {g.max_quality_drop} with {g.confidence:.0%} "
-                        f"confidence")
+                return (
+                    f"quality {cand['quality']:.3f} vs baseline {base['quality']:.3f}: "
+                    f"worse by more than {g.max_quality_drop} with {g.confidence:.0%} "
+                    f"confidence"
+                )
         return None
 
     def _decide(self) -> None:
         cand, base = _summary(self._candidate_step), _summary(self._baseline_seen)
         reason = self._breach(cand, base)
-        row = {"request": self.requests, "share": self.share,
-               **{f"candidate_{k}": v for k, v in cand.items()},
-               **{f"baseline_{k}": v for k, v in base.items()}}
+        row = {
+            "request": self.requests,
+            "share": self.share,
+            **{f"candidate_{k}": v for k, v in cand.items()},
+            **{f"baseline_{k}": v for k, v in base.items()},
+        }
         if reason:
             self.status, self.reason = "rolled_back", reason
             self.router = self.router.with_weights({self.candidate: 0.0, self.baseline: 1.0})
@@ -158,16 +181,18 @@ class Canary:
         else:
             self.step += 1
             share = self.steps[self.step]
-            self.router = self.router.with_weights({self.candidate: share,
-                                                    self.baseline: 1 - share})
+            self.router = self.router.with_weights(
+                {self.candidate: share, self.baseline: 1 - share}
+            )
             row["decision"] = f"advance to {share:.0%}"
         self.decisions.append(row)
         self.shares.append((self.requests, self.share))
         self._candidate_step = []
 
 
-def run_canary(canary: Canary, users: Iterable[object],
-               send: Callable[[str, object], Observation]) -> Canary:
+def run_canary(
+    canary: Canary, users: Iterable[object], send: Callable[[str, object], Observation]
+) -> Canary:
     """Serve ``users`` in turn through ``canary`` until it completes or rolls back.
 
     ``send(variant, user)`` serves one request with that variant and returns what was

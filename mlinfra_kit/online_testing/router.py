@@ -27,14 +27,15 @@ from collections.abc import Mapping
 def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
     """Weights per variant: non-negative numbers summing to 1."""
     if not isinstance(weights, Mapping) or not weights:
-        raise ValueError("weights must be a non-empty dict of variant -> share, "
-                         "e.g. {'baseline': 0.9, 'candidate': 0.1}")
+        raise ValueError(
+            "weights must be a non-empty dict of variant -> share, "
+            "e.g. {'baseline': 0.9, 'candidate': 0.1}"
+        )
     clean = {}
     for name, w in weights.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"variant names must be non-empty strings, got {name!r}")
-        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) \
-                or w < 0:
+        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
             raise ValueError(f"weight of {name!r} must be a number >= 0, got {w!r}")
         clean[name] = float(w)
     total = sum(clean.values())
@@ -79,8 +80,9 @@ class Router:
         """The same experiment with new weights (variants keep their order)."""
         unknown = set(weights) - set(self.weights)
         if unknown:
-            raise ValueError(f"unknown variant(s) {sorted(unknown)}; this experiment has "
-                             f"{list(self.weights)}")
+            raise ValueError(
+                f"unknown variant(s) {sorted(unknown)}; this experiment has {list(self.weights)}"
+            )
         ordered = {name: weights.get(name, 0.0) for name in self.weights}
         return Router(self.experiment, ordered, self.salt)
 

@@ -48,8 +48,9 @@ async def _mirror(client, url: str, body: dict, primary: dict, report: ShadowRep
     report.agreements += tag == primary.get("tag")
 
 
-async def _serve(primary_url: str, candidate_url: str | None, bodies: Sequence[dict],
-                 timeout_s: float) -> ShadowReport:
+async def _serve(
+    primary_url: str, candidate_url: str | None, bodies: Sequence[dict], timeout_s: float
+) -> ShadowReport:
     import httpx
 
     report = ShadowReport()
@@ -72,8 +73,12 @@ async def _serve(primary_url: str, candidate_url: str | None, bodies: Sequence[d
     return report
 
 
-def run_shadow(primary_url: str, bodies: Sequence[dict], candidate_url: str | None = None,
-               timeout_s: float = 30) -> ShadowReport:
+def run_shadow(
+    primary_url: str,
+    bodies: Sequence[dict],
+    candidate_url: str | None = None,
+    timeout_s: float = 30,
+) -> ShadowReport:
     """Send ``bodies`` one by one to ``primary_url``, mirroring each to ``candidate_url``
     (``None``: no shadow, the baseline to compare the primary's latency with).
 
@@ -86,9 +91,14 @@ def run_shadow(primary_url: str, bodies: Sequence[dict], candidate_url: str | No
 
     def target() -> None:
         try:
-            outcome["report"] = asyncio.run(_serve(primary_url.rstrip("/"),
-                                                   candidate_url and candidate_url.rstrip("/"),
-                                                   bodies, timeout_s))
+            outcome["report"] = asyncio.run(
+                _serve(
+                    primary_url.rstrip("/"),
+                    candidate_url and candidate_url.rstrip("/"),
+                    bodies,
+                    timeout_s,
+                )
+            )
         except BaseException as err:
             outcome["error"] = err
 

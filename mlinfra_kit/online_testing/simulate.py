@@ -19,9 +19,15 @@ from mlinfra_kit.online_testing.router import Router
 from mlinfra_kit.online_testing.stats import msprt_p_values
 
 
-def simulate_users(router: Router, rates: Mapping[str, float], n_users: int, seed: int = 0,
-                   novelty: float = 0.0, novelty_half_life: float = 1000.0,
-                   novelty_variant: str | None = None) -> dict[str, dict[str, int]]:
+def simulate_users(
+    router: Router,
+    rates: Mapping[str, float],
+    n_users: int,
+    seed: int = 0,
+    novelty: float = 0.0,
+    novelty_half_life: float = 1000.0,
+    novelty_variant: str | None = None,
+) -> dict[str, dict[str, int]]:
     """Route ``n_users`` users and draw a conversion for each with their variant's rate.
 
     A novelty effect lifts ``novelty_variant``'s rate by ``novelty`` (relative) for the
@@ -52,9 +58,16 @@ def _bernoulli_paths(rng, p: float, sims: int, looks: np.ndarray) -> np.ndarray:
     return np.cumsum(rng.binomial(steps, p, size=(sims, len(steps))), axis=1)
 
 
-def peeking_simulation(p: float, n_per_arm: int, looks: int = 20, sims: int = 2000,
-                       alpha: float = 0.05, tau: float = 0.05, seed: int = 0,
-                       lift: float = 0.0) -> dict[str, object]:
+def peeking_simulation(
+    p: float,
+    n_per_arm: int,
+    looks: int = 20,
+    sims: int = 2000,
+    alpha: float = 0.05,
+    tau: float = 0.05,
+    seed: int = 0,
+    lift: float = 0.0,
+) -> dict[str, object]:
     """A/B tests with rate ``p`` in A and ``p + lift`` in B, checked at ``looks`` evenly
     spaced points up to ``n_per_arm`` users per arm, ``sims`` times.
 
@@ -73,8 +86,10 @@ def peeking_simulation(p: float, n_per_arm: int, looks: int = 20, sims: int = 20
     se = np.sqrt(np.maximum(pooled * (1 - pooled) * 2 / at, 1e-18))
     z_p = 2 * stats.norm.sf(np.abs(sb - sa) / at / se)
     fixed_reject = z_p < alpha
-    seq_reject = msprt_p_values(sa, np.broadcast_to(at, sa.shape), sb,
-                                np.broadcast_to(at, sb.shape), tau) < alpha
+    seq_reject = (
+        msprt_p_values(sa, np.broadcast_to(at, sa.shape), sb, np.broadcast_to(at, sb.shape), tau)
+        < alpha
+    )
     return {
         "looks": at.tolist(),
         "fixed_horizon_final": float(fixed_reject[:, -1].mean()),

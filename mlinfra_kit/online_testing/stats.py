@@ -36,8 +36,9 @@ def _check_counts(successes: int, n: int, name: str) -> None:
         raise ValueError(f"{name}: need 0 <= successes <= n and n > 0, got {successes}/{n}")
 
 
-def sample_size_proportions(p_baseline: float, mde: float, alpha: float = 0.05,
-                            power: float = 0.8) -> int:
+def sample_size_proportions(
+    p_baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8
+) -> int:
     """Users per arm to detect an absolute lift ``mde`` over ``p_baseline`` with a
     two-sided two-proportion z-test (normal approximation, pooled variance under H0)."""
     _check_rate(p_baseline, "p_baseline")
@@ -49,13 +50,13 @@ def sample_size_proportions(p_baseline: float, mde: float, alpha: float = 0.05,
     p1, p2 = p_baseline, p_baseline + mde
     pooled = (p1 + p2) / 2
     z_a, z_b = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
-    n = (z_a * math.sqrt(2 * pooled * (1 - pooled))
-         + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / mde**2
+    n = (
+        z_a * math.sqrt(2 * pooled * (1 - pooled)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    ) ** 2 / mde**2
     return math.ceil(n)
 
 
-def power_proportions(p_baseline: float, mde: float, n_per_arm: int,
-                      alpha: float = 0.05) -> float:
+def power_proportions(p_baseline: float, mde: float, n_per_arm: int, alpha: float = 0.05) -> float:
     """The power of the two-sided z-test with ``n_per_arm`` users per arm."""
     _check_rate(p_baseline, "p_baseline")
     _check_rate(p_baseline + mde, "p_baseline + mde")
@@ -65,24 +66,28 @@ def power_proportions(p_baseline: float, mde: float, n_per_arm: int,
     se0 = math.sqrt(2 * pooled * (1 - pooled) / n_per_arm)
     se1 = math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n_per_arm)
     z_a = stats.norm.ppf(1 - alpha / 2)
-    return float(stats.norm.cdf((abs(mde) - z_a * se0) / se1)
-                 + stats.norm.cdf((-abs(mde) - z_a * se0) / se1))
+    return float(
+        stats.norm.cdf((abs(mde) - z_a * se0) / se1) + stats.norm.cdf((-abs(mde) - z_a * se0) / se1)
+    )
 
 
-def mde_proportions(p_baseline: float, n_per_arm: int, alpha: float = 0.05,
-                    power: float = 0.8) -> float:
+def mde_proportions(
+    p_baseline: float, n_per_arm: int, alpha: float = 0.05, power: float = 0.8
+) -> float:
     """The smallest absolute lift the test detects with ``power`` at ``n_per_arm``."""
     if n_per_arm < 2:
         raise ValueError(f"n_per_arm must be at least 2, got {n_per_arm}")
     upper = 1 - p_baseline - 1e-9
     if power_proportions(p_baseline, upper, n_per_arm, alpha) < power:
         raise ValueError(f"{n_per_arm} users per arm cannot reach power {power}")
-    return float(optimize.brentq(
-        lambda d: power_proportions(p_baseline, d, n_per_arm, alpha) - power, 1e-9, upper))
+    return float(
+        optimize.brentq(
+            lambda d: power_proportions(p_baseline, d, n_per_arm, alpha) - power, 1e-9, upper
+        )
+    )
 
 
-def sample_size_means(effect: float, sd: float, alpha: float = 0.05,
-                      power: float = 0.8) -> int:
+def sample_size_means(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8) -> int:
     """Users per arm to detect a difference ``effect`` in means with standard deviation
     ``sd`` (two-sided, normal approximation)."""
     _check_alpha(alpha)
@@ -108,8 +113,9 @@ class TestResult:
         return self.p_value < self.alpha
 
 
-def z_test_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int,
-                       alpha: float = 0.05) -> TestResult:
+def z_test_proportions(
+    successes_a: int, n_a: int, successes_b: int, n_b: int, alpha: float = 0.05
+) -> TestResult:
     """Two-sided two-proportion z-test (pooled under H0), with a Wald interval."""
     _check_counts(successes_a, n_a, "arm A")
     _check_counts(successes_b, n_b, "arm B")
@@ -145,8 +151,9 @@ class SRMResult:
     expected: dict[str, float]
 
 
-def srm_check(counts: Mapping[str, int], weights: Mapping[str, float],
-              alpha: float = 0.001) -> SRMResult:
+def srm_check(
+    counts: Mapping[str, int], weights: Mapping[str, float], alpha: float = 0.001
+) -> SRMResult:
     """Sample-ratio mismatch: does the observed split fit the configured weights?
 
     A tiny p-value means assignment or logging is broken, and the experiment's results
@@ -166,8 +173,13 @@ def srm_check(counts: Mapping[str, int], weights: Mapping[str, float],
     return SRMResult(p, p < alpha, dict(counts), expected)
 
 
-def msprt_p_values(successes_a: np.ndarray, n_a: np.ndarray, successes_b: np.ndarray,
-                   n_b: np.ndarray, tau: float = 0.05) -> np.ndarray:
+def msprt_p_values(
+    successes_a: np.ndarray,
+    n_a: np.ndarray,
+    successes_b: np.ndarray,
+    n_b: np.ndarray,
+    tau: float = 0.05,
+) -> np.ndarray:
     """Always-valid p-values of the mixture sequential probability ratio test (mSPRT).
 
     Inputs are cumulative counts at each look (arrays of the same shape; extra leading
@@ -189,7 +201,8 @@ def msprt_p_values(successes_a: np.ndarray, n_a: np.ndarray, successes_b: np.nda
     n = np.minimum(na, nb)
     variance = np.maximum(pa * (1 - pa) + pb * (1 - pb), 1e-12)
     t2 = tau**2
-    log_lr = (0.5 * np.log(variance / (variance + n * t2))
-              + n**2 * t2 * (pb - pa) ** 2 / (2 * variance * (variance + n * t2)))
+    log_lr = 0.5 * np.log(variance / (variance + n * t2)) + n**2 * t2 * (pb - pa) ** 2 / (
+        2 * variance * (variance + n * t2)
+    )
     running = np.maximum.accumulate(log_lr, axis=-1)
     return np.minimum(1.0, np.exp(-running))

@@ -13,10 +13,18 @@ from typing import Any
 from mlinfra_kit import measure
 
 
-def benchmark(name: str, model: Any, make_input: Callable[[int], Any],
-              batch_sizes: Sequence[int] = (1, 64), repeat: int = 50, warmup: int = 5,
-              accuracy: float | None = None, device: Any = None,
-              size_of: Any = None, **extra: Any) -> dict[str, Any]:
+def benchmark(
+    name: str,
+    model: Any,
+    make_input: Callable[[int], Any],
+    batch_sizes: Sequence[int] = (1, 64),
+    repeat: int = 50,
+    warmup: int = 5,
+    accuracy: float | None = None,
+    device: Any = None,
+    size_of: Any = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """A result row for ``model``: ``p50_ms_b{N}``/``p99_ms_b{N}`` per batch size,
     ``size_mb`` (serialized weights of ``size_of`` or the model), ``threads``,
     ``accuracy`` and anything in ``extra``.
@@ -32,9 +40,11 @@ def benchmark(name: str, model: Any, make_input: Callable[[int], Any],
         for b in batch_sizes:
             inputs = make_input(b)
             args = inputs if isinstance(inputs, tuple) else (inputs,)
-            stats = measure.latency_stats(measure.time_calls(lambda a=args: model(*a),
-                                                             repeat=repeat, warmup=warmup,
-                                                             device=device))
+            stats = measure.latency_stats(
+                measure.time_calls(
+                    lambda a=args: model(*a), repeat=repeat, warmup=warmup, device=device
+                )
+            )
             row[f"p50_ms_b{b}"] = stats.p50_ms
             row[f"p99_ms_b{b}"] = stats.p99_ms
     row["size_mb"] = measure.model_size_bytes(size_of if size_of is not None else model) / 1e6
@@ -51,8 +61,12 @@ def speedup(base: dict[str, Any], other: dict[str, Any], batch: int = 64) -> flo
     return base[key] / other[key]
 
 
-def pick(rows: Sequence[dict[str, Any]], max_latency_ms: float | None = None,
-         max_size_mb: float | None = None, latency_key: str = "p50_ms_b1") -> dict[str, Any]:
+def pick(
+    rows: Sequence[dict[str, Any]],
+    max_latency_ms: float | None = None,
+    max_size_mb: float | None = None,
+    latency_key: str = "p50_ms_b1",
+) -> dict[str, Any]:
     """The most accurate variant within a latency and size budget.
 
     >>> rows = [{"variant": "fp32", "accuracy": 0.9, "p50_ms_b1": 2.0, "size_mb": 4.0},
@@ -62,10 +76,16 @@ def pick(rows: Sequence[dict[str, Any]], max_latency_ms: float | None = None,
     """
     if not rows:
         raise ValueError("no variants to pick from")
-    fits = [r for r in rows if r.get("accuracy") is not None
-            and (max_latency_ms is None or r[latency_key] <= max_latency_ms)
-            and (max_size_mb is None or r["size_mb"] <= max_size_mb)]
+    fits = [
+        r
+        for r in rows
+        if r.get("accuracy") is not None
+        and (max_latency_ms is None or r[latency_key] <= max_latency_ms)
+        and (max_size_mb is None or r["size_mb"] <= max_size_mb)
+    ]
     if not fits:
-        raise ValueError(f"no variant fits the budget (latency <= {max_latency_ms} ms, "
-                         f"size <= {max_size_mb} MB); loosen it or add a smaller variant")
+        raise ValueError(
+            f"no variant fits the budget (latency <= {max_latency_ms} ms, "
+            f"size <= {max_size_mb} MB); loosen it or add a smaller variant"
+        )
     return max(fits, key=lambda r: (r["accuracy"], -r[latency_key]))

@@ -21,27 +21,47 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                      labels: torch.Tensor, temperature: float = 4.0,
-                      alpha: float = 0.7) -> torch.Tensor:
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 4.0,
+    alpha: float = 0.7,
+) -> torch.Tensor:
     """``alpha * T**2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)``."""
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
-                    F.softmax(teacher_logits / temperature, dim=1),
-                    reduction="batchmean") * temperature**2
+    soft = (
+        F.kl_div(
+            F.log_softmax(student_logits / temperature, dim=1),
+            F.softmax(teacher_logits / temperature, dim=1),
+            reduction="batchmean",
+        )
+        * temperature**2
+    )
     hard = F.cross_entropy(student_logits, labels)
     return alpha * soft + (1 - alpha) * hard
 
 
-def distill(student: nn.Module, teacher: nn.Module, x: torch.Tensor, y: torch.Tensor,
-            epochs: int = 20, temperature: float = 4.0, alpha: float = 0.7, lr: float = 1e-3,
-            batch_size: int = 64, seed: int = 0, progress: bool = True) -> nn.Module:
+def distill(
+    student: nn.Module,
+    teacher: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int = 20,
+    temperature: float = 4.0,
+    alpha: float = 0.7,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+) -> nn.Module:
     """Train ``student`` on ``teacher``'s outputs and the labels; returns it in eval mode."""
-    distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
-                      temperature, alpha)  # validate the knobs before any work
+    distillation_loss(
+        torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), temperature, alpha
+    )  # validate the knobs before any work
     teacher.eval()
     with torch.inference_mode():
         teacher_logits = teacher(x).clone()
@@ -51,7 +71,8 @@ def distill(student: nn.Module, teacher: nn.Module, x: torch.Tensor, y: torch.Te
     for _ in tqdm(range(epochs), desc="distilling", disable=not progress):
         for idx in torch.randperm(len(x), generator=generator).split(batch_size):
             optimizer.zero_grad()
-            distillation_loss(student(x[idx]), teacher_logits[idx], y[idx], temperature,
-                              alpha).backward()
+            distillation_loss(
+                student(x[idx]), teacher_logits[idx], y[idx], temperature, alpha
+            ).backward()
             optimizer.step()
     return student.eval()

@@ -38,9 +38,20 @@ from mlinfra_kit import device as _device
 from mlinfra_kit import measure
 
 __all__ = [
-    "Float8Linear", "GPU_FORMATS", "Int8Linear", "LowerPrecision", "gpu_linear_sweep", "is_2to4",
-    "low_bit_linears", "mask_2to4", "prune_2to4", "require_cuda", "gpu_variants", "semi_structured",
-    "semi_structured_state", "to_dtype",
+    "Float8Linear",
+    "GPU_FORMATS",
+    "Int8Linear",
+    "LowerPrecision",
+    "gpu_linear_sweep",
+    "is_2to4",
+    "low_bit_linears",
+    "mask_2to4",
+    "prune_2to4",
+    "require_cuda",
+    "gpu_variants",
+    "semi_structured",
+    "semi_structured_state",
+    "to_dtype",
 ]
 
 FLOAT8 = torch.float8_e4m3fn
@@ -52,8 +63,10 @@ _SEMI_STRUCTURED_MULTIPLE = (32, 64)
 def require_cuda(dev: Any) -> torch.device:
     """``dev`` as a CUDA ``torch.device``, or a ``ValueError`` that says what to use."""
     if not _device.is_cuda(dev):
-        raise ValueError(f"this measurement needs a CUDA device, got {dev!r}: run it on a "
-                         "machine with an NVIDIA GPU (DEVICE='cuda'), or skip it")
+        raise ValueError(
+            f"this measurement needs a CUDA device, got {dev!r}: run it on a "
+            "machine with an NVIDIA GPU (DEVICE='cuda'), or skip it"
+        )
     return _device.pick(str(dev))
 
 
@@ -96,12 +109,14 @@ def is_2to4(weight: torch.Tensor) -> bool:
 
 def _eligible(module: nn.Module) -> bool:
     rows, cols = _SEMI_STRUCTURED_MULTIPLE
-    return (isinstance(module, nn.Linear) and module.out_features % rows == 0
-            and module.in_features % cols == 0)
+    return (
+        isinstance(module, nn.Linear)
+        and module.out_features % rows == 0
+        and module.in_features % cols == 0
+    )
 
 
-def prune_2to4(model: nn.Module,
-               retrain: Callable[[nn.Module], object] | None = None) -> nn.Module:
+def prune_2to4(model: nn.Module, retrain: Callable[[nn.Module], object] | None = None) -> nn.Module:
     """A copy of ``model`` whose linear layers of a 2:4-compatible shape (rows a multiple
     of 32, columns of 64) keep two weights in every four; others are left dense.
 
@@ -112,8 +127,10 @@ def prune_2to4(model: nn.Module,
     model = copy.deepcopy(model)
     layers = [m for m in model.modules() if _eligible(m)]
     if not layers:
-        raise ValueError("no Linear layer has a 2:4-compatible shape (out_features a "
-                         "multiple of 32, in_features a multiple of 64)")
+        raise ValueError(
+            "no Linear layer has a 2:4-compatible shape (out_features a "
+            "multiple of 32, in_features a multiple of 64)"
+        )
     for layer in layers:
         prune.custom_from_mask(layer, "weight", mask_2to4(layer.weight))
     if retrain is not None:
@@ -123,8 +140,9 @@ def prune_2to4(model: nn.Module,
     return model.eval()
 
 
-def semi_structured(model: nn.Module, dtype: torch.dtype = torch.float16,
-                    backend: str | None = None) -> LowerPrecision:
+def semi_structured(
+    model: nn.Module, dtype: torch.dtype = torch.float16, backend: str | None = None
+) -> LowerPrecision:
     """A copy of a 2:4-pruned ``model`` on its GPU in ``dtype``, each eligible weight
     stored compressed (values + metadata) so matrix products skip the zeros.
 
@@ -139,8 +157,10 @@ def semi_structured(model: nn.Module, dtype: torch.dtype = torch.float16,
     dev = require_cuda(next(model.parameters()).device)
     capability = torch.cuda.get_device_capability(dev)
     if backend == "cutlass" and capability[0] != 8:
-        raise ValueError(f"torch's CUTLASS 2:4 kernels run on compute capability 8.x only; this "
-                         f"GPU is {capability[0]}.{capability[1]}: use backend='cusparselt'")
+        raise ValueError(
+            f"torch's CUTLASS 2:4 kernels run on compute capability 8.x only; this "
+            f"GPU is {capability[0]}.{capability[1]}: use backend='cusparselt'"
+        )
     if backend == "cusparselt" and not torch.backends.cusparselt.is_available():
         raise ValueError("this torch build has no cuSPARSELt: use backend='cutlass' or None")
     converted = to_dtype(model, dtype).to(dev)
@@ -154,8 +174,9 @@ def semi_structured(model: nn.Module, dtype: torch.dtype = torch.float16,
         SparseSemiStructuredTensor._FORCE_CUTLASS = backend == "cutlass"
     try:
         for layer in layers:
-            layer.weight = nn.Parameter(to_sparse_semi_structured(layer.weight.detach()),
-                                        requires_grad=False)
+            layer.weight = nn.Parameter(
+                to_sparse_semi_structured(layer.weight.detach()), requires_grad=False
+            )
     finally:
         SparseSemiStructuredTensor._FORCE_CUTLASS = forced
     return converted
@@ -225,8 +246,13 @@ class Float8Linear(_RowScaledLinear):
 
     def matmul(self, quantized: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """The float8 product itself, bias added, bf16 out."""
-        out = torch._scaled_mm(quantized, self.weight.t(), scale_a=scale,
-                               scale_b=self.weight_scale, out_dtype=torch.bfloat16)
+        out = torch._scaled_mm(
+            quantized,
+            self.weight.t(),
+            scale_a=scale,
+            scale_b=self.weight_scale,
+            out_dtype=torch.bfloat16,
+        )
         return out if self.bias is None else out + self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,7 +288,7 @@ class Int8Linear(_RowScaledLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
-        out = self.matmul(*self.quantize_input(flat))[:len(flat)]
+        out = self.matmul(*self.quantize_input(flat))[: len(flat)]
         return out.to(x.dtype).reshape(*x.shape[:-1], out.shape[-1])
 
 
@@ -278,8 +304,11 @@ def low_bit_linears(model: nn.Module, kind: str = "float8") -> LowerPrecision:
     replaced = 0
     for parent in list(converted.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Linear) and child.in_features % 16 == 0 \
-                    and child.out_features % 16 == 0:
+            if (
+                isinstance(child, nn.Linear)
+                and child.in_features % 16 == 0
+                and child.out_features % 16 == 0
+            ):
                 setattr(parent, name, _LOW_BIT[kind](child))
                 replaced += 1
     if not replaced:
@@ -287,8 +316,9 @@ def low_bit_linears(model: nn.Module, kind: str = "float8") -> LowerPrecision:
     return converted
 
 
-def gpu_variants(model: nn.Module, retrain: Callable[[nn.Module], object] | None = None
-                 ) -> dict[str, tuple[nn.Module, Any]]:
+def gpu_variants(
+    model: nn.Module, retrain: Callable[[nn.Module], object] | None = None
+) -> dict[str, tuple[nn.Module, Any]]:
     """Every GPU variant of a trained fp32 ``model`` (already on its GPU), as
     ``{name: (variant, what to size)}``: fp32, bf16, fp16, float8, int8 and fp16 2:4
     (pruned 2:4, fine-tuned by ``retrain`` if given, stored compressed). Each takes and
@@ -317,8 +347,9 @@ def gpu_variants(model: nn.Module, retrain: Callable[[nn.Module], object] | None
             with torch.no_grad():
                 variant(sample)  # fails here, not in the benchmark, if unsupported
         except (RuntimeError, NotImplementedError) as err:
-            warnings.warn(f"{name} is not available on this GPU: {str(err).splitlines()[0]}",
-                          stacklevel=2)
+            warnings.warn(
+                f"{name} is not available on this GPU: {str(err).splitlines()[0]}", stacklevel=2
+            )
             continue
         sized = semi_structured_state(variant) if name.endswith("2:4") else variant
         variants[name] = (variant, sized)
@@ -326,22 +357,42 @@ def gpu_variants(model: nn.Module, retrain: Callable[[nn.Module], object] | None
 
 
 GPU_FORMATS = (
-    "fp32", "tf32", "bf16 autocast", "bf16", "fp16", "float8", "float8 matmul only",
-    "float8 compiled", "int8", "int8 matmul only", "int8 compiled", "fp16 dense, 2:4 weights",
-    "fp16 2:4", "fp16 2:4 (CUTLASS)", "bf16 dense, 2:4 weights", "bf16 2:4",
+    "fp32",
+    "tf32",
+    "bf16 autocast",
+    "bf16",
+    "fp16",
+    "float8",
+    "float8 matmul only",
+    "float8 compiled",
+    "int8",
+    "int8 matmul only",
+    "int8 compiled",
+    "fp16 dense, 2:4 weights",
+    "fp16 2:4",
+    "fp16 2:4 (CUTLASS)",
+    "bf16 dense, 2:4 weights",
+    "bf16 2:4",
 )
 """The variants :func:`gpu_linear_sweep` times, in its order."""
 
 
 def _timed(fn: Callable[[], Any], dev: torch.device, repeat: int, warmup: int) -> float:
     with torch.no_grad():
-        return measure.latency_stats(measure.time_calls(fn, repeat=repeat, warmup=warmup,
-                                                        device=dev)).p50_ms
+        return measure.latency_stats(
+            measure.time_calls(fn, repeat=repeat, warmup=warmup, device=dev)
+        ).p50_ms
 
 
-def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
-                     repeat: int = 20, warmup: int = 3, seed: int = 0,
-                     formats: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def gpu_linear_sweep(
+    dev: Any = "cuda",
+    size: int = 8192,
+    batch: int = 8192,
+    repeat: int = 20,
+    warmup: int = 3,
+    seed: int = 0,
+    formats: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
     """Time one ``size x size`` linear layer on ``batch`` rows in every GPU number format.
 
     One row per variant: ``p50_ms``, ``tflops`` (the dense layer's multiply-adds per second,
@@ -379,6 +430,7 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
                 return layer(x)
             finally:
                 torch.set_float32_matmul_precision(previous_precision)
+
         return run
 
     def autocast() -> Callable[[], Any]:
@@ -387,6 +439,7 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
         def run() -> torch.Tensor:
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 return layer(x)
+
         return run
 
     bf16, fp16 = torch.bfloat16, torch.float16
@@ -420,8 +473,10 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
         "int8 compiled": (dense, lambda: compiled("int8")),
         "fp16 dense, 2:4 weights": (pruned, lambda: inner(to_dtype(pruned, fp16).to(dev), fp16)),
         "fp16 2:4": (pruned, lambda: inner(semi_structured(pruned.to(dev), fp16), fp16)),
-        "fp16 2:4 (CUTLASS)": (pruned, lambda: inner(
-            semi_structured(pruned.to(dev), fp16, backend="cutlass"), fp16)),
+        "fp16 2:4 (CUTLASS)": (
+            pruned,
+            lambda: inner(semi_structured(pruned.to(dev), fp16, backend="cutlass"), fp16),
+        ),
         "bf16 dense, 2:4 weights": (pruned, lambda: inner(to_dtype(pruned, bf16).to(dev), bf16)),
         "bf16 2:4": (pruned, lambda: inner(semi_structured(pruned.to(dev), bf16), bf16)),
     }
@@ -434,9 +489,10 @@ def gpu_linear_sweep(dev: Any = "cuda", size: int = 8192, batch: int = 8192,
         try:
             run = build()
             with torch.no_grad():
-                out = run()[:len(check)].double()
-                reference = F.linear(check, weights.weight.to(dev).double(),
-                                     weights.bias.to(dev).double())
+                out = run()[: len(check)].double()
+                reference = F.linear(
+                    check, weights.weight.to(dev).double(), weights.bias.to(dev).double()
+                )
             row["p50_ms"] = _timed(run, dev, repeat, warmup)
             row["tflops"] = flop / row["p50_ms"] / 1e9
             row["rel_error"] = float((out - reference).norm() / reference.norm())

@@ -67,8 +67,7 @@ class ImageData:
 
     def flat(self) -> ImageData:
         """The same images as 64-feature vectors, for an MLP."""
-        return ImageData(self.x_train.flatten(1), self.y_train, self.x_test.flatten(1),
-                         self.y_test)
+        return ImageData(self.x_train.flatten(1), self.y_train, self.x_test.flatten(1), self.y_test)
 
 
 def load_digits(test_fraction: float = 0.25, seed: int = 0) -> ImageData:
@@ -89,9 +88,17 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> ImageData:
     return ImageData(x[train], y[train], x[test], y[test])
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 20,
-          lr: float = 1e-3, batch_size: int = 64, seed: int = 0, progress: bool = True,
-          desc: str = "training") -> nn.Module:
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int = 20,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "training",
+) -> nn.Module:
     """Adam on cross-entropy; deterministic under ``seed``; returns the model in eval mode."""
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x and y must be non-empty and the same length ({len(x)}, {len(y)})")

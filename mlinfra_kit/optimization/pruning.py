@@ -42,8 +42,9 @@ def sparsity(model: nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
 
 
-def prune_unstructured(model: nn.Module, amount: float,
-                       retrain: Callable[[nn.Module], object] | None = None) -> nn.Module:
+def prune_unstructured(
+    model: nn.Module, amount: float, retrain: Callable[[nn.Module], object] | None = None
+) -> nn.Module:
     """A copy of ``model`` with the ``amount`` smallest weights (by magnitude, across all
     layers at once: global L1) set to zero, the pruning made permanent.
 
@@ -75,8 +76,7 @@ def prune_neurons(model: nn.Sequential, amount: float) -> nn.Sequential:
     linear = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
     if len(linear) < 2:
         raise ValueError("an MLP needs at least two Linear layers to have hidden neurons")
-    if any(not isinstance(m, nn.Linear | nn.ReLU | nn.GELU | nn.Tanh | nn.Dropout)
-           for m in layers):
+    if any(not isinstance(m, nn.Linear | nn.ReLU | nn.GELU | nn.Tanh | nn.Dropout) for m in layers):
         raise ValueError("prune_neurons handles Linear layers and elementwise activations only")
     for i, j in zip(linear[:-1], linear[1:], strict=True):
         layer, following = layers[i], layers[j]
@@ -95,8 +95,13 @@ def prune_neurons(model: nn.Sequential, amount: float) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
-def sparse_vs_dense(size: int = 2048, sparsities: tuple[float, ...] = (0.5, 0.9, 0.99),
-                    batch: int = 64, repeat: int = 20, seed: int = 0) -> list[dict]:
+def sparse_vs_dense(
+    size: int = 2048,
+    sparsities: tuple[float, ...] = (0.5, 0.9, 0.99),
+    batch: int = 64,
+    repeat: int = 20,
+    seed: int = 0,
+) -> list[dict]:
     """Time ``x @ W.T`` with ``W`` (size x size) at each sparsity: dense, and in CSR.
 
     Dense kernels do not skip zeros, so their time stays flat; CSR skips them but pays for
@@ -113,11 +118,18 @@ def sparse_vs_dense(size: int = 2048, sparsities: tuple[float, ...] = (0.5, 0.9,
         weight = torch.randn(size, size, generator=generator)
         weight[torch.rand(size, size, generator=generator) < s] = 0.0
         csr = weight.to_sparse_csr()
-        dense_t = measure.latency_stats(measure.time_calls(lambda w=weight: x @ w.T,
-                                                           repeat=repeat, warmup=2))
-        sparse_t = measure.latency_stats(measure.time_calls(
-            lambda c=csr: torch.sparse.mm(c, x.T), repeat=repeat, warmup=2))
-        rows.append({"sparsity": s, "dense_p50_ms": dense_t.p50_ms,
-                     "csr_p50_ms": sparse_t.p50_ms,
-                     "csr_speedup": dense_t.p50_ms / sparse_t.p50_ms})
+        dense_t = measure.latency_stats(
+            measure.time_calls(lambda w=weight: x @ w.T, repeat=repeat, warmup=2)
+        )
+        sparse_t = measure.latency_stats(
+            measure.time_calls(lambda c=csr: torch.sparse.mm(c, x.T), repeat=repeat, warmup=2)
+        )
+        rows.append(
+            {
+                "sparsity": s,
+                "dense_p50_ms": dense_t.p50_ms,
+                "csr_p50_ms": sparse_t.p50_ms,
+                "csr_speedup": dense_t.p50_ms / sparse_t.p50_ms,
+            }
+        )
     return rows

@@ -27,14 +27,20 @@ from mlinfra_kit.models.quantize import quiet_deprecations as _quiet_deprecation
 __all__ = ["dynamic_int8", "is_quantized", "pt2e_int8", "static_int8", "torchao_int8"]
 
 
-def static_int8(model: nn.Module, calibration: Iterable[torch.Tensor],
-                fuse: Sequence[Sequence[str]] = (), backend: str = "x86") -> nn.Module:
+def static_int8(
+    model: nn.Module,
+    calibration: Iterable[torch.Tensor],
+    fuse: Sequence[Sequence[str]] = (),
+    backend: str = "x86",
+) -> nn.Module:
     """Post-training static int8 (eager mode): fuse ``fuse`` groups (e.g. conv + relu),
     observe activation ranges on ``calibration`` batches, convert. ``model`` must have
     ``QuantStub``/``DeQuantStub`` at its input and output (as ``SmallCNN`` has)."""
     if backend not in torch.backends.quantized.supported_engines:
-        raise ValueError(f"quantized backend {backend!r} is not available here; supported: "
-                         f"{torch.backends.quantized.supported_engines}")
+        raise ValueError(
+            f"quantized backend {backend!r} is not available here; supported: "
+            f"{torch.backends.quantized.supported_engines}"
+        )
     with _quiet_deprecations():
         from torch.ao import quantization as tq
 
@@ -95,8 +101,9 @@ class _BucketedGraphs(nn.Module):
         return torch.cat(outputs)
 
 
-def pt2e_int8(model: nn.Module, example: torch.Tensor,
-              calibration: Sequence[torch.Tensor]) -> nn.Module:
+def pt2e_int8(
+    model: nn.Module, example: torch.Tensor, calibration: Sequence[torch.Tensor]
+) -> nn.Module:
     """The maintained path for static int8: ``torch.export``, ``prepare_pt2e`` with the
     X86 Inductor quantizer, calibration, ``convert_pt2e``, then ``torch.compile`` with
     Inductor's freezing on (without it the quantized graph is slow). ``example`` sets the

@@ -54,17 +54,26 @@ class EventLog:
         return prefs[max(0, bisect.bisect_right(times, t) - 1)]
 
 
-def simulate_events(n_users: int = 100, duration_s: float = 6 * 3600,
-                    events_per_user_per_hour: float = 30.0, drift_per_hour: float = 0.5,
-                    burstiness: float = 0.1, click_rate_preferred: float = 0.3,
-                    click_rate_other: float = 0.03, focus: float = 0.7,
-                    seed: int = 0) -> EventLog:
+def simulate_events(
+    n_users: int = 100,
+    duration_s: float = 6 * 3600,
+    events_per_user_per_hour: float = 30.0,
+    drift_per_hour: float = 0.5,
+    burstiness: float = 0.1,
+    click_rate_preferred: float = 0.3,
+    click_rate_other: float = 0.03,
+    focus: float = 0.7,
+    seed: int = 0,
+) -> EventLog:
     """Simulate ``n_users`` users for ``duration_s`` seconds of event time."""
     if n_users < 1 or duration_s <= 0 or events_per_user_per_hour <= 0:
         raise ValueError("need n_users >= 1, duration_s > 0 and events_per_user_per_hour > 0")
-    for name, p in (("burstiness", burstiness), ("focus", focus),
-                    ("click_rate_preferred", click_rate_preferred),
-                    ("click_rate_other", click_rate_other)):
+    for name, p in (
+        ("burstiness", burstiness),
+        ("focus", focus),
+        ("click_rate_preferred", click_rate_preferred),
+        ("click_rate_other", click_rate_other),
+    ):
         if not 0 <= p <= 1:
             raise ValueError(f"{name} must be in [0, 1], got {p}")
     if drift_per_hour < 0:
@@ -88,8 +97,11 @@ def simulate_events(n_users: int = 100, duration_s: float = 6 * 3600,
             t += rng.expovariate(events_per_user_per_hour / 3600)
             if t >= duration_s:
                 break
-            burst = [t] + ([t + rng.uniform(1, 30) for _ in range(rng.randint(2, 6))]
-                           if rng.random() < burstiness else [])
+            burst = [t] + (
+                [t + rng.uniform(1, 30) for _ in range(rng.randint(2, 6))]
+                if rng.random() < burstiness
+                else []
+            )
             for when in burst:
                 if when >= duration_s:
                     continue

@@ -44,8 +44,9 @@ def feature_names(windows: Sequence[float] = DEFAULT_WINDOWS) -> list[str]:
 _CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 
 
-def compute_features(events: Iterable[Event], at: float,
-                     windows: Sequence[float] = DEFAULT_WINDOWS) -> dict[str, Any]:
+def compute_features(
+    events: Iterable[Event], at: float, windows: Sequence[float] = DEFAULT_WINDOWS
+) -> dict[str, Any]:
     """The features of one user's ``events`` as of time ``at`` (events after ``at`` are
     ignored: they have not happened yet). One pass over the events, any order."""
     windows = _check_windows(windows)
@@ -76,18 +77,20 @@ def compute_features(events: Iterable[Event], at: float,
         features[f"click_rate_{w:g}s"] = clicks[k] / totals[k] if totals[k] else 0.0
     features["recency_s"] = at - last if last is not None else None
     longest = dict(zip(CATEGORIES, counts[-1], strict=True))
-    features["top_category"] = (max(sorted(longest), key=longest.get)
-                                if any(longest.values()) else None)
+    features["top_category"] = (
+        max(sorted(longest), key=longest.get) if any(longest.values()) else None
+    )
     return features
 
 
-def _window_slice(times: list[float], events: list[Event], at: float,
-                  longest: float) -> list[Event]:
+def _window_slice(
+    times: list[float], events: list[Event], at: float, longest: float
+) -> list[Event]:
     """The events of a time-sorted history that can matter at ``at``: those inside the
     longest window, plus the one just before it (for the recency of an idle user)."""
     end = bisect.bisect_right(times, at)
     start = bisect.bisect_right(times, at - longest)
-    return events[max(start - 1, 0):end]
+    return events[max(start - 1, 0) : end]
 
 
 class EventIndex:
@@ -122,8 +125,11 @@ class EventIndex:
         features: zero counts, no recency)."""
         if user_id not in self._times:
             return compute_features((), at, self.windows)
-        return compute_features(_window_slice(self._times[user_id], self._events[user_id],
-                                              at, self.windows[-1]), at, self.windows)
+        return compute_features(
+            _window_slice(self._times[user_id], self._events[user_id], at, self.windows[-1]),
+            at,
+            self.windows,
+        )
 
     def snapshot(self, at: float) -> dict[str, dict[str, Any]]:
         """Every user with an event by ``at``, with features as of ``at``: a batch refresh."""
@@ -190,8 +196,11 @@ class StreamFeatures:
         if user_id not in self._events:
             raise KeyError(f"no events seen for user {user_id!r}")
         at = self.watermark if at is None else at
-        return compute_features(_window_slice(self._times[user_id], self._events[user_id],
-                                              at, self.windows[-1]), at, self.windows)
+        return compute_features(
+            _window_slice(self._times[user_id], self._events[user_id], at, self.windows[-1]),
+            at,
+            self.windows,
+        )
 
     @property
     def users(self) -> list[str]:
@@ -202,7 +211,8 @@ class StreamFeatures:
         return user_id in self._events
 
 
-def batch_features(events: Iterable[Event], at: float,
-                   windows: Sequence[float] = DEFAULT_WINDOWS) -> dict[str, dict[str, Any]]:
+def batch_features(
+    events: Iterable[Event], at: float, windows: Sequence[float] = DEFAULT_WINDOWS
+) -> dict[str, dict[str, Any]]:
     """Every user's features as of ``at``, recomputed from the whole log (a batch job)."""
     return EventIndex(events, windows).snapshot(at)

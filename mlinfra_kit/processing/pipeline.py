@@ -74,10 +74,14 @@ class PipelineReport:
 
     def row(self) -> dict[str, float]:
         lag = latency_stats(self.lag_s) if self.lag_s else None
-        return {"events": self.events, "events_per_s": self.events_per_s,
-                "cpu_us_per_event": self.cpu_us_per_event, "rows_written": self.rows_written,
-                "lag_p50_ms": lag.p50_ms if lag else float("nan"),
-                "lag_p99_ms": lag.p99_ms if lag else float("nan")}
+        return {
+            "events": self.events,
+            "events_per_s": self.events_per_s,
+            "cpu_us_per_event": self.cpu_us_per_event,
+            "rows_written": self.rows_written,
+            "lag_p50_ms": lag.p50_ms if lag else float("nan"),
+            "lag_p99_ms": lag.p99_ms if lag else float("nan"),
+        }
 
 
 class StreamPipeline:
@@ -95,8 +99,12 @@ class StreamPipeline:
         Events applied between two writes.
     """
 
-    def __init__(self, features: StreamFeatures | None = None, store: Store | None = None,
-                 micro_batch: int = 1):
+    def __init__(
+        self,
+        features: StreamFeatures | None = None,
+        store: Store | None = None,
+        micro_batch: int = 1,
+    ):
         self.features = features if features is not None else StreamFeatures()
         self.store = store
         self.micro_batch = micro_batch
@@ -138,6 +146,13 @@ class StreamPipeline:
         if batch:
             written += flush()
         n = len(lags)
-        return PipelineReport(n, s.applied - before[0], s.duplicates - before[1],
-                              s.dropped_late - before[2], written, clock() - wall,
-                              time.process_time() - cpu, tuple(lags))
+        return PipelineReport(
+            n,
+            s.applied - before[0],
+            s.duplicates - before[1],
+            s.dropped_late - before[2],
+            written,
+            clock() - wall,
+            time.process_time() - cpu,
+            tuple(lags),
+        )

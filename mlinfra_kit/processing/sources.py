@@ -37,8 +37,10 @@ class StreamCodec(Protocol[T]):
 
 def text_fields(fields: dict) -> dict[str, str]:
     """An entry's fields as ``str`` (redis-py returns bytes)."""
-    return {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-            for k, v in fields.items()}
+    return {
+        k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+        for k, v in fields.items()
+    }
 
 
 class EventCodec:
@@ -52,8 +54,9 @@ class EventCodec:
         missing = [f for f in _FIELDS if f not in get]
         if missing:
             raise ValueError(f"stream entry lacks field(s) {missing}: {get}")
-        return Event(get["event_id"], get["user_id"], get["category"], get["kind"],
-                     float(get["event_time"]))
+        return Event(
+            get["event_id"], get["user_id"], get["category"], get["kind"], float(get["event_time"])
+        )
 
 
 class RedisStreamSource(Generic[T]):
@@ -63,9 +66,15 @@ class RedisStreamSource(Generic[T]):
     what the stream held before (its entries and groups) so a run starts from nothing.
     """
 
-    def __init__(self, url: str, stream: str = "mlinfra:events", group: str = "features",
-                 consumer: str = "consumer-1", codec: StreamCodec[T] | None = None,
-                 fresh: bool = False):
+    def __init__(
+        self,
+        url: str,
+        stream: str = "mlinfra:events",
+        group: str = "features",
+        consumer: str = "consumer-1",
+        codec: StreamCodec[T] | None = None,
+        fresh: bool = False,
+    ):
         import redis
 
         self.stream, self.group, self.consumer = stream, group, consumer
@@ -92,16 +101,21 @@ class RedisStreamSource(Generic[T]):
 
     def read(self, count: int = 500, block_ms: int = 100) -> list[tuple[bytes, T]]:
         """New entries for this consumer (they stay pending until acknowledged)."""
-        reply = self._redis.xreadgroup(self.group, self.consumer, {self.stream: ">"},
-                                       count=count, block=block_ms)
-        return [(mid, self.codec.decode(fields))
-                for _, entries in reply or () for mid, fields in entries]
+        reply = self._redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
+        )
+        return [
+            (mid, self.codec.decode(fields))
+            for _, entries in reply or ()
+            for mid, fields in entries
+        ]
 
     def reclaim(self, min_idle_ms: int = 30_000, count: int = 500) -> list[tuple[bytes, T]]:
         """Take over entries other consumers read but did not acknowledge for
         ``min_idle_ms`` (they crashed, or hang)."""
-        reply = self._redis.xautoclaim(self.stream, self.group, self.consumer, min_idle_ms,
-                                       start_id="0-0", count=count)
+        reply = self._redis.xautoclaim(
+            self.stream, self.group, self.consumer, min_idle_ms, start_id="0-0", count=count
+        )
         return [(mid, self.codec.decode(fields)) for mid, fields in reply[1] if fields]
 
     def ack(self, message_ids: Sequence[bytes]) -> int:
@@ -131,9 +145,14 @@ class ConsumeReport:
         return self.read / self.seconds if self.seconds > 0 else float("nan")
 
 
-def consume(source: RedisStreamSource[Event], processor: StreamFeatures | StreamPipeline,
-            expected: int | None = None, count: int = 500, idle_rounds: int = 3,
-            reclaim_idle_ms: int | None = None) -> ConsumeReport:
+def consume(
+    source: RedisStreamSource[Event],
+    processor: StreamFeatures | StreamPipeline,
+    expected: int | None = None,
+    count: int = 500,
+    idle_rounds: int = 3,
+    reclaim_idle_ms: int | None = None,
+) -> ConsumeReport:
     """Read, apply and acknowledge until ``expected`` events were read (or ``idle_rounds``
     reads in a row bring nothing). Each read of up to ``count`` entries is one micro-batch:
     applied (and, with a :class:`StreamPipeline` that has a store, written) before it is
@@ -162,5 +181,11 @@ def consume(source: RedisStreamSource[Event], processor: StreamFeatures | Stream
         idle = 0
         written += apply_and_ack(batch)
         read += len(batch)
-    return ConsumeReport(read, state.applied - before[0], state.duplicates - before[1],
-                         state.dropped_late - before[2], time.perf_counter() - tic, written)
+    return ConsumeReport(
+        read,
+        state.applied - before[0],
+        state.duplicates - before[1],
+        state.dropped_late - before[2],
+        time.perf_counter() - tic,
+        written,
+    )

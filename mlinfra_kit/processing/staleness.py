@@ -46,8 +46,9 @@ from mlinfra_kit.processing.pipeline import Store, batch_refresh
 from mlinfra_kit.processing.store import FeatureStore
 
 
-def feature_vector(features: dict[str, Any], windows: Sequence[float] = DEFAULT_WINDOWS
-                   ) -> list[float]:
+def feature_vector(
+    features: dict[str, Any], windows: Sequence[float] = DEFAULT_WINDOWS
+) -> list[float]:
     """Numbers a linear model can use: category shares and activity per window, click
     rates, log recency, and the top category one-hot."""
     vector: list[float] = []
@@ -109,8 +110,9 @@ def _evaluated(log: EventLog, start: float, end: float) -> list[Event]:
     return [e for e in log.events if start <= e.event_time < end]
 
 
-def serve_from_batch(index: EventIndex, events: Sequence[Event], refresh_interval_s: float,
-                     store: Store) -> Served:
+def serve_from_batch(
+    index: EventIndex, events: Sequence[Event], refresh_interval_s: float, store: Store
+) -> Served:
     """Replay ``events`` (time-ordered) against a store refreshed every
     ``refresh_interval_s`` of event time by :func:`batch_refresh` over ``index``."""
     if refresh_interval_s <= 0:
@@ -129,12 +131,12 @@ def serve_from_batch(index: EventIndex, events: Sequence[Event], refresh_interva
             stored = compute_features((), last_refresh, index.windows), last_refresh
         features.append(stored[0])
         ages.append(e.event_time - last_refresh)
-    return Served(tuple(events), tuple(features), tuple(ages), refreshes,
-                  time.perf_counter() - tic)
+    return Served(tuple(events), tuple(features), tuple(ages), refreshes, time.perf_counter() - tic)
 
 
-def serve_from_stream(log: EventLog, events: Sequence[Event],
-                      windows: Sequence[float] = DEFAULT_WINDOWS) -> Served:
+def serve_from_stream(
+    log: EventLog, events: Sequence[Event], windows: Sequence[float] = DEFAULT_WINDOWS
+) -> Served:
     """Replay the whole log through :class:`StreamFeatures`; each evaluated event is
     predicted with the state's features just before it arrives. The age is how far the
     pipeline's watermark trails the event."""
@@ -145,31 +147,42 @@ def serve_from_stream(log: EventLog, events: Sequence[Event],
     for e in log.events:
         if e.event_id in wanted:
             at = math.nextafter(e.event_time, -math.inf)
-            features.append(state.features(e.user_id, at) if e.user_id in state
-                            else compute_features((), at, windows))
+            features.append(
+                state.features(e.user_id, at)
+                if e.user_id in state
+                else compute_features((), at, windows)
+            )
             ages.append(e.event_time - state.watermark)
         state.process(e)
     return Served(tuple(events), tuple(features), tuple(ages), 0, time.perf_counter() - tic)
 
 
-def _row(source: str, interval: float, model: NextCategoryModel, served: Served
-         ) -> dict[str, Any]:
+def _row(source: str, interval: float, model: NextCategoryModel, served: Served) -> dict[str, Any]:
     ages = sorted(served.ages_s)
-    return {"source": source, "refresh_interval_s": interval,
-            "accuracy": model.accuracy(served.features, [e.category for e in served.events]),
-            "feature_age_p50_s": percentile(ages, 50),
-            "feature_age_p99_s": percentile(ages, 99),
-            "refreshes": served.refreshes, "replay_s": served.seconds}
+    return {
+        "source": source,
+        "refresh_interval_s": interval,
+        "accuracy": model.accuracy(served.features, [e.category for e in served.events]),
+        "feature_age_p50_s": percentile(ages, 50),
+        "feature_age_p99_s": percentile(ages, 99),
+        "refreshes": served.refreshes,
+        "replay_s": served.seconds,
+    }
 
 
 def _temporary_sqlite() -> FeatureStore:
     return FeatureStore(os.path.join(tempfile.mkdtemp(prefix="mlinfra-features-"), "f.db"))
 
 
-def staleness_sweep(log: EventLog, model: NextCategoryModel, intervals_s: Sequence[float],
-                    start: float, end: float = math.inf,
-                    store_factory: Callable[[], Store] = _temporary_sqlite,
-                    progress: bool = True) -> list[dict[str, Any]]:
+def staleness_sweep(
+    log: EventLog,
+    model: NextCategoryModel,
+    intervals_s: Sequence[float],
+    start: float,
+    end: float = math.inf,
+    store_factory: Callable[[], Store] = _temporary_sqlite,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Accuracy and feature age for each batch refresh interval, then for the stream.
 
     Each interval gets a fresh store from ``store_factory`` (a SQLite file by default);
@@ -183,12 +196,14 @@ def staleness_sweep(log: EventLog, model: NextCategoryModel, intervals_s: Sequen
         raise ValueError(f"refresh intervals must be > 0 seconds, got {list(intervals_s)}")
     index = EventIndex(log.events, model.windows)
     rows = []
-    for interval in tqdm(sorted(intervals_s, reverse=True), desc="refresh intervals",
-                         disable=not progress):
+    for interval in tqdm(
+        sorted(intervals_s, reverse=True), desc="refresh intervals", disable=not progress
+    ):
         store = store_factory()
         try:
-            rows.append(_row("batch", interval, model,
-                             serve_from_batch(index, events, interval, store)))
+            rows.append(
+                _row("batch", interval, model, serve_from_batch(index, events, interval, store))
+            )
         finally:
             getattr(store, "close", lambda: None)()
     rows.append(_row("stream", 0.0, model, serve_from_stream(log, events, model.windows)))
@@ -199,5 +214,4 @@ def ceiling_accuracy(log: EventLog, start: float, end: float = math.inf) -> floa
     """The share of events in the user's true current interest: what a model that knew
     every preference change at once would reach, by predicting it."""
     events = _evaluated(log, start, end)
-    return sum(log.interest_at(e.user_id, e.event_time) == e.category for e in events) / len(
-        events)
+    return sum(log.interest_at(e.user_id, e.event_time) == e.category for e in events) / len(events)

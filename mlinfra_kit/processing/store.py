@@ -33,8 +33,11 @@ class FeatureStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = open_sqlite(self.path, "CREATE TABLE IF NOT EXISTS features (user_id TEXT"
-                               " PRIMARY KEY, features TEXT NOT NULL, as_of REAL NOT NULL)")
+        self._db = open_sqlite(
+            self.path,
+            "CREATE TABLE IF NOT EXISTS features (user_id TEXT"
+            " PRIMARY KEY, features TEXT NOT NULL, as_of REAL NOT NULL)",
+        )
 
     def put_many(self, features: Mapping[str, Mapping[str, Any]], as_of: float) -> int:
         """Upsert each user's features as of event time ``as_of``, in one transaction."""
@@ -43,14 +46,17 @@ class FeatureStore:
         with self._lock, self._db:
             self._db.executemany(
                 "INSERT INTO features VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
-                " features=excluded.features, as_of=excluded.as_of", rows)
+                " features=excluded.features, as_of=excluded.as_of",
+                rows,
+            )
         return len(rows)
 
     def get(self, user_id: str) -> tuple[dict[str, Any], float] | None:
         """``(features, as_of)`` for ``user_id``, or None for a user never seen."""
         with self._lock:
-            row = self._db.execute("SELECT features, as_of FROM features WHERE user_id = ?",
-                                   (str(user_id),)).fetchone()
+            row = self._db.execute(
+                "SELECT features, as_of FROM features WHERE user_id = ?", (str(user_id),)
+            ).fetchone()
         return (json.loads(row[0]), row[1]) if row else None
 
     def count(self) -> int:
@@ -124,14 +130,16 @@ class RedisFeatureStore:
         self.close()
 
 
-def open_feature_store(url: str | os.PathLike, namespace: str = "mlinfra"
-                       ) -> FeatureStore | RedisFeatureStore:
+def open_feature_store(
+    url: str | os.PathLike, namespace: str = "mlinfra"
+) -> FeatureStore | RedisFeatureStore:
     """``redis://HOST:PORT/DB`` or a SQLite path (``sqlite:PATH`` or ``*.db``)."""
     text = str(url)
     if text.startswith(("redis://", "rediss://", "unix://")):
         return RedisFeatureStore(text, namespace)
     path = text.removeprefix("sqlite:")
     if not path or not (text.startswith("sqlite:") or path.endswith((".db", ".sqlite"))):
-        raise ValueError(f"unknown feature store {text!r}: use sqlite:PATH, a .db path or "
-                         "redis://HOST:PORT/DB")
+        raise ValueError(
+            f"unknown feature store {text!r}: use sqlite:PATH, a .db path or redis://HOST:PORT/DB"
+        )
     return FeatureStore(path)

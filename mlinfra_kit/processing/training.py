@@ -23,9 +23,11 @@ from mlinfra_kit.processing.events import Event
 from mlinfra_kit.processing.features import DEFAULT_WINDOWS, EventIndex
 
 
-def point_in_time_rows(events: Iterable[Event], windows: Sequence[float] = DEFAULT_WINDOWS,
-                       label: Callable[[Event], Any] = lambda e: e.kind == "click",
-                       ) -> list[dict[str, Any]]:
+def point_in_time_rows(
+    events: Iterable[Event],
+    windows: Sequence[float] = DEFAULT_WINDOWS,
+    label: Callable[[Event], Any] = lambda e: e.kind == "click",
+) -> list[dict[str, Any]]:
     """One row per event: ``{"event_id", "user_id", "event_time", "category", "features",
     "label"}``, the features from the user's earlier events only."""
     ordered = sorted(events, key=lambda e: (e.event_time, e.event_id))
@@ -34,6 +36,14 @@ def point_in_time_rows(events: Iterable[Event], windows: Sequence[float] = DEFAU
     for e in ordered:
         # Strictly before: an event at the same instant is not yet known.
         features = index.features(e.user_id, math.nextafter(e.event_time, -math.inf))
-        rows.append({"event_id": e.event_id, "user_id": e.user_id, "event_time": e.event_time,
-                     "category": e.category, "features": features, "label": label(e)})
+        rows.append(
+            {
+                "event_id": e.event_id,
+                "user_id": e.user_id,
+                "event_time": e.event_time,
+                "category": e.category,
+                "features": features,
+                "label": label(e),
+            }
+        )
     return rows

@@ -19,5 +19,12 @@ from mlinfra_kit.scale.cluster import RayCluster, ray_available, ray_cluster
 from mlinfra_kit.scale.jobs import ray_batch_features, ray_predict_into_store
 from mlinfra_kit.scale.kuberay import raycluster_manifest, validate_raycluster
 
-__all__ = ["RayCluster", "ray_available", "ray_batch_features", "ray_cluster",
-           "ray_predict_into_store", "raycluster_manifest", "validate_raycluster"]
+__all__ = [
+    "RayCluster",
+    "ray_available",
+    "ray_batch_features",
+    "ray_cluster",
+    "ray_predict_into_store",
+    "raycluster_manifest",
+    "validate_raycluster",
+]

@@ -32,8 +32,7 @@ class RayCluster:
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str | None = None, num_cpus: int | None = None
-                ) -> Iterator[RayCluster]:
+def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iterator[RayCluster]:
     """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``); without one, start a
     local cluster with ``num_cpus`` CPUs (default: all). Shut down on exit what was started
     here; a cluster that was already up stays up."""
@@ -42,8 +41,7 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None
     started = not ray.is_initialized()
     tic = time.perf_counter()
     if started:
-        options = {"include_dashboard": False, "log_to_driver": False,
-                   "configure_logging": False}
+        options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if address:
             ray.init(address=address, **options)
         else:

@@ -24,44 +24,79 @@ from mlinfra_kit.deployment.kubernetes import KUBERNETES_VERSION, _check_name
 RAY_VERSION = "2.60.0"
 
 # The RayCluster fields this kit writes, as KubeRay's ray.io/v1 API names and types them.
-_SPEC_FIELDS = {"rayVersion": str, "enableInTreeAutoscaling": bool, "headGroupSpec": dict,
-                "workerGroupSpecs": list}
+_SPEC_FIELDS = {
+    "rayVersion": str,
+    "enableInTreeAutoscaling": bool,
+    "headGroupSpec": dict,
+    "workerGroupSpecs": list,
+}
 _HEAD_FIELDS = {"rayStartParams": dict, "serviceType": str, "template": dict}
-_WORKER_FIELDS = {"groupName": str, "replicas": int, "minReplicas": int, "maxReplicas": int,
-                  "rayStartParams": dict, "template": dict}
+_WORKER_FIELDS = {
+    "groupName": str,
+    "replicas": int,
+    "minReplicas": int,
+    "maxReplicas": int,
+    "rayStartParams": dict,
+    "template": dict,
+}
 
 
 def _pod_template(image: str, cpu: str, memory: str, ports: list[dict]) -> dict[str, Any]:
-    container = {"name": "ray", "image": image,
-                 "resources": {"requests": {"cpu": cpu, "memory": memory},
-                               "limits": {"cpu": cpu, "memory": memory}}}
+    container = {
+        "name": "ray",
+        "image": image,
+        "resources": {
+            "requests": {"cpu": cpu, "memory": memory},
+            "limits": {"cpu": cpu, "memory": memory},
+        },
+    }
     if ports:
         container["ports"] = ports
     return {"spec": {"containers": [container]}}
 
 
-def raycluster_manifest(name: str, image: str, workers: int = 2, max_workers: int = 4,
-                        cpu: str = "2", memory: str = "4Gi") -> dict[str, Any]:
+def raycluster_manifest(
+    name: str,
+    image: str,
+    workers: int = 2,
+    max_workers: int = 4,
+    cpu: str = "2",
+    memory: str = "4Gi",
+) -> dict[str, Any]:
     """A ``RayCluster`` with one head and ``workers`` worker pods (autoscaling up to
     ``max_workers``) running ``image`` (the kit installed with its ``scale`` extra)."""
     _check_name(name)
     if not 0 <= workers <= max_workers or max_workers < 1:
-        raise ValueError(f"need 0 <= workers <= max_workers and max_workers >= 1, got "
-                         f"{workers}, {max_workers}")
-    head_ports = [{"containerPort": 6379, "name": "gcs"},
-                  {"containerPort": 8265, "name": "dashboard"},
-                  {"containerPort": 10001, "name": "client"},
-                  {"containerPort": 8000, "name": "serve"}]
+        raise ValueError(
+            f"need 0 <= workers <= max_workers and max_workers >= 1, got {workers}, {max_workers}"
+        )
+    head_ports = [
+        {"containerPort": 6379, "name": "gcs"},
+        {"containerPort": 8265, "name": "dashboard"},
+        {"containerPort": 10001, "name": "client"},
+        {"containerPort": 8000, "name": "serve"},
+    ]
     return {
-        "apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": name},
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": name},
         "spec": {
-            "rayVersion": RAY_VERSION, "enableInTreeAutoscaling": True,
-            "headGroupSpec": {"rayStartParams": {"dashboard-host": "0.0.0.0"},
-                              "template": _pod_template(image, cpu, memory, head_ports)},
-            "workerGroupSpecs": [{"groupName": "workers", "replicas": workers,
-                                  "minReplicas": 0, "maxReplicas": max_workers,
-                                  "rayStartParams": {},
-                                  "template": _pod_template(image, cpu, memory, [])}],
+            "rayVersion": RAY_VERSION,
+            "enableInTreeAutoscaling": True,
+            "headGroupSpec": {
+                "rayStartParams": {"dashboard-host": "0.0.0.0"},
+                "template": _pod_template(image, cpu, memory, head_ports),
+            },
+            "workerGroupSpecs": [
+                {
+                    "groupName": "workers",
+                    "replicas": workers,
+                    "minReplicas": 0,
+                    "maxReplicas": max_workers,
+                    "rayStartParams": {},
+                    "template": _pod_template(image, cpu, memory, []),
+                }
+            ],
         },
     }
 
@@ -73,16 +108,19 @@ def _check_fields(obj: Any, fields: dict[str, type], where: str, errors: list[st
     for key, value in obj.items():
         if key not in fields:
             errors.append(f"{where}: unknown field {key!r}")
-        elif not isinstance(value, fields[key]) or (fields[key] is int and isinstance(value,
-                                                                                     bool)):
+        elif not isinstance(value, fields[key]) or (fields[key] is int and isinstance(value, bool)):
             errors.append(f"{where}.{key}: expected {fields[key].__name__}, got {value!r}")
 
 
 def _check_template(template: Any, where: str, version: str, errors: list[str]) -> None:
     import kubernetes_validate
 
-    doc = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "template"},
-           "template": template}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
+        "metadata": {"name": "template"},
+        "template": template,
+    }
     try:
         kubernetes_validate.validate(doc, version, strict=True)
     except kubernetes_validate.ValidationError as err:
@@ -94,10 +132,13 @@ def validate_raycluster(doc: dict[str, Any], version: str = KUBERNETES_VERSION) 
     """Errors of a ``RayCluster`` manifest (empty when valid); see the module docstring."""
     errors: list[str] = []
     if doc.get("apiVersion") != "ray.io/v1" or doc.get("kind") != "RayCluster":
-        return [f"expected apiVersion ray.io/v1, kind RayCluster; got {doc.get('apiVersion')!r}"
-                f", {doc.get('kind')!r}"]
-    _check_fields(doc, {"apiVersion": str, "kind": str, "metadata": dict, "spec": dict},
-                  "RayCluster", errors)
+        return [
+            f"expected apiVersion ray.io/v1, kind RayCluster; got {doc.get('apiVersion')!r}"
+            f", {doc.get('kind')!r}"
+        ]
+    _check_fields(
+        doc, {"apiVersion": str, "kind": str, "metadata": dict, "spec": dict}, "RayCluster", errors
+    )
     spec = doc.get("spec", {})
     _check_fields(spec, _SPEC_FIELDS, "spec", errors)
     if "headGroupSpec" not in spec:
@@ -109,8 +150,11 @@ def validate_raycluster(doc: dict[str, Any], version: str = KUBERNETES_VERSION) 
         where = f"spec.workerGroupSpecs[{i}]"
         _check_fields(group, _WORKER_FIELDS, where, errors)
         _check_template(group.get("template", {}), f"{where}.template", version, errors)
-        counts = [group.get(k, 0) for k in ("minReplicas", "replicas", "maxReplicas")
-                  ] if isinstance(group, dict) else []
+        counts = (
+            [group.get(k, 0) for k in ("minReplicas", "replicas", "maxReplicas")]
+            if isinstance(group, dict)
+            else []
+        )
         if all(type(c) is int for c in counts) and counts != sorted(counts):
             errors.append(f"{where}: need minReplicas <= replicas <= maxReplicas")
     return errors

@@ -15,8 +15,13 @@ from mlinfra_kit.scale.cluster import require_ray
 from mlinfra_kit.services import LOOPBACK, free_port, wait_until
 
 
-def tag_service(model_path: str, replicas: int = 1, max_batch_size: int = 32,
-                batch_wait_timeout_s: float = 0.002, max_text_chars: int = 5000) -> Any:
+def tag_service(
+    model_path: str,
+    replicas: int = 1,
+    max_batch_size: int = 32,
+    batch_wait_timeout_s: float = 0.002,
+    max_text_chars: int = 5000,
+) -> Any:
     """A bound Ray Serve application serving the artifact ``model_path``."""
     require_ray()
     from fastapi import FastAPI
@@ -30,8 +35,11 @@ def tag_service(model_path: str, replicas: int = 1, max_batch_size: int = 32,
     api = FastAPI(title="mlinfra-kit tag prediction on Ray Serve")
 
     # Serve caps requests in flight per replica (5 by default): too few for batches to form.
-    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 1},
-                      max_ongoing_requests=4 * max_batch_size)
+    @serve.deployment(
+        num_replicas=replicas,
+        ray_actor_options={"num_cpus": 1},
+        max_ongoing_requests=4 * max_batch_size,
+    )
     @serve.ingress(api)
     class TagService:
         def __init__(self, path: str):
@@ -44,8 +52,14 @@ def tag_service(model_path: str, replicas: int = 1, max_batch_size: int = 32,
 
         @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_timeout_s)
         async def predict_many(self, texts: list[str]) -> list[dict[str, Any]]:
-            return [{"tag": p.tag, "probabilities": p.probabilities,
-                     "model_version": self.model.version} for p in self.model.predict(texts)]
+            return [
+                {
+                    "tag": p.tag,
+                    "probabilities": p.probabilities,
+                    "model_version": self.model.version,
+                }
+                for p in self.model.predict(texts)
+            ]
 
         @api.post("/predict")
         async def predict(self, project: project_in) -> dict[str, Any]:  # type: ignore[valid-type]
@@ -59,8 +73,13 @@ def tag_service(model_path: str, replicas: int = 1, max_batch_size: int = 32,
 
 
 @contextlib.contextmanager
-def ray_serve(model_path: str, replicas: int = 1, port: int | None = None,
-              timeout_s: float = 120, **options: Any) -> Iterator[str]:
+def ray_serve(
+    model_path: str,
+    replicas: int = 1,
+    port: int | None = None,
+    timeout_s: float = 120,
+    **options: Any,
+) -> Iterator[str]:
     """Run :func:`tag_service` on the connected Ray cluster, HTTP on 127.0.0.1; yields its
     URL once ``/health`` answers, and shuts Serve down on exit."""
     require_ray()
@@ -73,9 +92,12 @@ def ray_serve(model_path: str, replicas: int = 1, port: int | None = None,
     try:
         # Per-request access logs cost the proxy and replicas CPU the kit's server spends
         # on nothing comparable: off, for a like-for-like measurement.
-        serve.run(tag_service(model_path, replicas, **options), name="mlinfra",
-                  route_prefix="/", logging_config={"enable_access_log": False,
-                                                    "log_level": "WARNING"})
+        serve.run(
+            tag_service(model_path, replicas, **options),
+            name="mlinfra",
+            route_prefix="/",
+            logging_config={"enable_access_log": False, "log_level": "WARNING"},
+        )
 
         def healthy() -> bool:
             try:

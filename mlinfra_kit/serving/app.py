@@ -56,8 +56,9 @@ def request_models(max_chars: int, max_items: int) -> tuple[type[BaseModel], typ
         """One project to tag: a non-empty title and an optional description."""
 
         model_config = ConfigDict(extra="forbid")
-        title: Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1,
-                                                      max_length=max_chars)]
+        title: Annotated[
+            StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_chars)
+        ]
         description: Annotated[StrictStr, StringConstraints(max_length=max_chars)] = ""
 
     class BatchIn(BaseModel):
@@ -103,11 +104,22 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, send):
-        payload = json.dumps({"detail": f"request body is larger than {self.max_bytes} bytes; "
-                              "send fewer or shorter projects"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
+        payload = json.dumps(
+            {
+                "detail": f"request body is larger than {self.max_bytes} bytes; "
+                "send fewer or shorter projects"
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -131,14 +143,19 @@ class _State:
             from mlinfra_kit.models import TagClassifier
 
             torch.set_num_threads(self.config.threads)
-            model = TagClassifier.load(self.config.model, device=self.config.device,
-                                       quantize=self.config.quantize)
+            model = TagClassifier.load(
+                self.config.model, device=self.config.device, quantize=self.config.quantize
+            )
             if self.config.store:
                 from mlinfra_kit.serving.store import open_store
 
                 self.store = open_store(self.config.store)
-            self.batcher = DynamicBatcher(model.predict, self.config.max_batch_size,
-                                          self.config.max_wait_ms, self.config.batching)
+            self.batcher = DynamicBatcher(
+                model.predict,
+                self.config.max_batch_size,
+                self.config.max_wait_ms,
+                self.config.batching,
+            )
             self.model = model
             # Everything allocated so far lives as long as the server: take it out of the
             # garbage collector's scans, whose full passes otherwise pause every request.
@@ -148,15 +165,21 @@ class _State:
 
     def require_model(self):
         if self.model is None:
-            detail = (f"model failed to load: {self.load_error}" if self.load_error
-                      else "model is loading; retry when GET /ready answers 200")
+            detail = (
+                f"model failed to load: {self.load_error}"
+                if self.load_error
+                else "model is loading; retry when GET /ready answers 200"
+            )
             raise HTTPException(503, detail)
         return self.model
 
 
 def _out(prediction, version: str) -> dict[str, Any]:
-    return {"tag": prediction.tag, "probabilities": prediction.probabilities,
-            "model_version": version}
+    return {
+        "tag": prediction.tag,
+        "probabilities": prediction.probabilities,
+        "model_version": version,
+    }
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -204,24 +227,43 @@ def create_app(config: ServerConfig) -> FastAPI:
         for i, prediction in zip(todo, computed, strict=True):
             answers[i] = prediction
             state.cache.put(texts[i], prediction)
-        return JSONResponse({"predictions": [_out(a, model.version) for a in answers],
-                             "model_version": model.version})
+        return JSONResponse(
+            {
+                "predictions": [_out(a, model.version) for a in answers],
+                "model_version": model.version,
+            }
+        )
 
-    @app.get("/predictions/{entity_id}", response_model=None,
-             responses={200: {"model": StoredOut}, 404: {"description": "not stored"}})
+    @app.get(
+        "/predictions/{entity_id}",
+        response_model=None,
+        responses={200: {"model": StoredOut}, 404: {"description": "not stored"}},
+    )
     async def stored_prediction(entity_id: str):
         state.require_model()
         if state.store is None:
-            raise HTTPException(404, "this server has no prediction store; start it with "
-                                "--store sqlite:PATH or --store redis://HOST:PORT/DB")
+            raise HTTPException(
+                404,
+                "this server has no prediction store; start it with "
+                "--store sqlite:PATH or --store redis://HOST:PORT/DB",
+            )
         row = state.store.get(entity_id)
         if row is None:
-            raise HTTPException(404, f"no stored prediction for id {entity_id!r}: a new "
-                                "entity; predict it live with POST /predict")
-        return JSONResponse({"id": row.entity_id, "tag": row.tag,
-                             "probabilities": row.probabilities,
-                             "model_version": row.model_version, "created_at": row.created_at,
-                             "age_s": row.age_s()})
+            raise HTTPException(
+                404,
+                f"no stored prediction for id {entity_id!r}: a new "
+                "entity; predict it live with POST /predict",
+            )
+        return JSONResponse(
+            {
+                "id": row.entity_id,
+                "tag": row.tag,
+                "probabilities": row.probabilities,
+                "model_version": row.model_version,
+                "created_at": row.created_at,
+                "age_s": row.age_s(),
+            }
+        )
 
     @app.get("/health")
     async def health():
@@ -265,8 +307,9 @@ def app_from_env() -> FastAPI:
     return create_app(ServerConfig.from_env())
 
 
-def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "warning") -> None:
+def serve(
+    config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning"
+) -> None:
     """Serve ``config`` with uvicorn until interrupted (what ``mlinfra serve`` runs).
 
     Access logs are off: at thousands of requests per second, logging each one would cost
@@ -274,5 +317,4 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000,
     """
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level,
-                access_log=False)
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)

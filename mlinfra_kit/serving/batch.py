@@ -52,14 +52,16 @@ def predict_into_store(
     called after each batch is stored, e.g. to report progress elsewhere.
     """
     if len(entity_ids) != len(texts):
-        raise ValueError(f"entity_ids and texts differ in length: {len(entity_ids)} ids, "
-                         f"{len(texts)} texts")
+        raise ValueError(
+            f"entity_ids and texts differ in length: {len(entity_ids)} ids, {len(texts)} texts"
+        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     version = model_version or getattr(model, "version", None)
     if not version:
-        raise ValueError("the model has no version: save() or load() it first, "
-                         "or pass model_version=")
+        raise ValueError(
+            "the model has no version: save() or load() it first, or pass model_version="
+        )
     ids = [str(e) for e in entity_ids]
     if len(set(ids)) != len(ids):
         raise ValueError("entity_ids must be unique")
@@ -68,8 +70,13 @@ def predict_into_store(
     start = time.perf_counter()
     todo = store.missing(ids, version)
     written = batches = 0
-    with tqdm(total=len(ids), initial=len(ids) - len(todo), desc=f"batch predict {version}",
-              unit="entity", disable=not progress) as bar:
+    with tqdm(
+        total=len(ids),
+        initial=len(ids) - len(todo),
+        desc=f"batch predict {version}",
+        unit="entity",
+        disable=not progress,
+    ) as bar:
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]
             predictions = model.predict([text_of[e] for e in chunk])
@@ -82,12 +89,14 @@ def predict_into_store(
             bar.update(len(chunk))
             if on_batch is not None:
                 on_batch(written)
-    return BatchJobReport(version, len(ids), len(ids) - len(todo), written, batches,
-                          time.perf_counter() - start)
+    return BatchJobReport(
+        version, len(ids), len(ids) - len(todo), written, batches, time.perf_counter() - start
+    )
 
 
-def compare_with_live(model: Any, entity_ids: Sequence[Any], texts: Sequence[str],
-                      store: PredictionStore) -> list[dict[str, Any]]:
+def compare_with_live(
+    model: Any, entity_ids: Sequence[Any], texts: Sequence[str], store: PredictionStore
+) -> list[dict[str, Any]]:
     """What batch serving answers vs what ``model`` says now, per entity.
 
     One row per entity: the stored tag, its model version and age, the live tag, and
@@ -95,20 +104,23 @@ def compare_with_live(model: Any, entity_ids: Sequence[Any], texts: Sequence[str
     changes after the batch job ran; this shows how many answers that affects.
     """
     if len(entity_ids) != len(texts):
-        raise ValueError(f"entity_ids and texts differ in length: {len(entity_ids)} ids, "
-                         f"{len(texts)} texts")
+        raise ValueError(
+            f"entity_ids and texts differ in length: {len(entity_ids)} ids, {len(texts)} texts"
+        )
     live = model.predict(list(texts))
     now = time.time()
     rows = []
     for entity, prediction in zip(entity_ids, live, strict=True):
         stored = store.get(str(entity))
-        rows.append({
-            "id": str(entity),
-            "stored_tag": stored.tag if stored else None,
-            "stored_version": stored.model_version if stored else None,
-            "stored_age_s": stored.age_s(now) if stored else None,
-            "live_tag": prediction.tag,
-            "live_version": getattr(model, "version", None),
-            "agrees": stored is not None and stored.tag == prediction.tag,
-        })
+        rows.append(
+            {
+                "id": str(entity),
+                "stored_tag": stored.tag if stored else None,
+                "stored_version": stored.model_version if stored else None,
+                "stored_age_s": stored.age_s(now) if stored else None,
+                "live_tag": prediction.tag,
+                "live_version": getattr(model, "version", None),
+                "agrees": stored is not None and stored.tag == prediction.tag,
+            }
+        )
     return rows

@@ -34,8 +34,13 @@ from typing import Any
 class DynamicBatcher:
     """Runs ``predict_many(items) -> results`` on batches of submitted items."""
 
-    def __init__(self, predict_many: Callable[[list[Any]], Sequence[Any]],
-                 max_batch_size: int = 32, max_wait_ms: float = 2.0, enabled: bool = True):
+    def __init__(
+        self,
+        predict_many: Callable[[list[Any]], Sequence[Any]],
+        max_batch_size: int = 32,
+        max_wait_ms: float = 2.0,
+        enabled: bool = True,
+    ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if max_wait_ms < 0:
@@ -67,8 +72,9 @@ class DynamicBatcher:
         self.largest_batch = max(self.largest_batch, len(items))
         results = self.predict_many(items)  # on the loop, on purpose: see the module notes
         if len(results) != len(items):
-            raise RuntimeError(f"predict_many returned {len(results)} results for "
-                               f"{len(items)} items")
+            raise RuntimeError(
+                f"predict_many returned {len(results)} results for {len(items)} items"
+            )
         return results
 
     async def submit(self, item: Any) -> Any:

@@ -51,6 +51,11 @@ class LRUCache:
 
     def stats(self) -> dict[str, Any]:
         lookups = self.hits + self.misses
-        return {"enabled": self.maxsize > 0, "maxsize": self.maxsize, "size": len(self),
-                "hits": self.hits, "misses": self.misses,
-                "hit_rate": self.hits / lookups if lookups else 0.0}
+        return {
+            "enabled": self.maxsize > 0,
+            "maxsize": self.maxsize,
+            "size": len(self),
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hits / lookups if lookups else 0.0,
+        }

@@ -55,12 +55,15 @@ class ServerConfig:
     uses. Build one from a model path and overrides with :meth:`of`.
     """
 
-    model: str = field(metadata={"help": "model artifact folder (weights.pt + metadata.json)",
-                                 "metavar": "PATH"})
+    model: str = field(
+        metadata={"help": "model artifact folder (weights.pt + metadata.json)", "metavar": "PATH"}
+    )
     store: str | None = _setting(
-        None, "prediction store for GET /predictions/{id}: sqlite:PATH or redis://...", "URL")
-    batching: bool = _setting(True, "merge concurrent requests into one model call",
-                              no_help="one model call per request")
+        None, "prediction store for GET /predictions/{id}: sqlite:PATH or redis://...", "URL"
+    )
+    batching: bool = _setting(
+        True, "merge concurrent requests into one model call", no_help="one model call per request"
+    )
     max_batch_size: int = _setting(32, "most requests merged into one model call", "N")
     max_wait_ms: float = _setting(2.0, "longest a request waits for others to batch with", "MS")
     cache_size: int = _setting(0, "LRU cache of N recent inputs (0: off)", "N")
@@ -75,16 +78,19 @@ class ServerConfig:
     #: False loads it during start-up, before the first request (a serverless function,
     #: where there is no "later").
     load_in_background: bool = _setting(
-        True, "load the model on a thread, so /health answers while it loads",
-        no_help="load the model before answering any request (as a serverless function does)")
+        True,
+        "load the model on a thread, so /health answers while it loads",
+        no_help="load the model before answering any request (as a serverless function does)",
+    )
     #: "int8": dynamic int8 linear layers, applied at load (CPU only); None serves fp32.
     quantize: str | None = _setting(
-        None, "serve dynamic int8 linear layers, converted at load (CPU only)",
-        choices=list(QUANTIZE_MODES))
+        None,
+        "serve dynamic int8 linear layers, converted at load (CPU only)",
+        choices=list(QUANTIZE_MODES),
+    )
 
     def __post_init__(self):
-        for name in ("max_batch_size", "max_items", "max_text_chars", "max_body_bytes",
-                     "threads"):
+        for name in ("max_batch_size", "max_items", "max_text_chars", "max_body_bytes", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.cache_size < 0:
@@ -98,8 +104,9 @@ class ServerConfig:
         names = [f.name for f in fields(cls)]
         unknown = sorted(set(overrides) - set(names))
         if unknown:
-            raise ValueError(f"unknown server setting(s) {unknown}; the settings are: "
-                             f"{', '.join(names)}")
+            raise ValueError(
+                f"unknown server setting(s) {unknown}; the settings are: {', '.join(names)}"
+            )
         if isinstance(model, ServerConfig):
             return replace(model, **overrides)
         return cls(model=str(model), **overrides)
@@ -113,8 +120,10 @@ class ServerConfig:
         """The config carried by :data:`CONFIG_ENV` (what a server process starts from)."""
         raw = environ.get(CONFIG_ENV)
         if not raw:
-            raise RuntimeError(f"{CONFIG_ENV} is not set: it holds the server's config as "
-                               "JSON (see ServerConfig.to_env)")
+            raise RuntimeError(
+                f"{CONFIG_ENV} is not set: it holds the server's config as "
+                "JSON (see ServerConfig.to_env)"
+            )
         return cls(**json.loads(raw))
 
     @classmethod
@@ -133,16 +142,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help_text = meta.pop("help")
         if types[f.name] is bool:
             if f.default:
-                parser.add_argument("--no-" + flag[2:], dest=f.name, action="store_false",
-                                    help=meta["no_help"])
+                parser.add_argument(
+                    "--no-" + flag[2:], dest=f.name, action="store_false", help=meta["no_help"]
+                )
             else:
                 parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
             continue
-        kind = next(t for t in typing.get_args(types[f.name]) or (types[f.name],)
-                    if t is not type(None))
+        kind = next(
+            t for t in typing.get_args(types[f.name]) or (types[f.name],) if t is not type(None)
+        )
         if f.name == "model":
             parser.add_argument(flag, required=True, help=help_text, metavar=meta["metavar"])
             continue
         shown = "" if f.default is None else f" (default: {f.default})"
-        parser.add_argument(flag, type=kind, default=f.default, help=help_text + shown,
-                            **{k: v for k, v in meta.items() if v is not None})
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=f.default,
+            help=help_text + shown,
+            **{k: v for k, v in meta.items() if v is not None},
+        )

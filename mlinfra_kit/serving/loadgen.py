@@ -101,17 +101,32 @@ class LoadResult:
     def row(self, **extra: Any) -> dict[str, Any]:
         """A flat dict for a results table."""
         stats = self.stats if self.latencies_ms else None
-        return {**extra, "mode": self.mode, "concurrency": self.concurrency,
-                "rate_rps": self.rate_rps, "requests": self.requests, "errors": self.errors,
-                "throughput_rps": self.throughput_rps,
-                "p50_ms": stats.p50_ms if stats else float("nan"),
-                "p99_ms": stats.p99_ms if stats else float("nan"),
-                "client_cpu_cores": self.client_cpu_cores}
+        return {
+            **extra,
+            "mode": self.mode,
+            "concurrency": self.concurrency,
+            "rate_rps": self.rate_rps,
+            "requests": self.requests,
+            "errors": self.errors,
+            "throughput_rps": self.throughput_rps,
+            "p50_ms": stats.p50_ms if stats else float("nan"),
+            "p99_ms": stats.p99_ms if stats else float("nan"),
+            "client_cpu_cores": self.client_cpu_cores,
+        }
 
 
-def run_load(base_url: str, requests: Sequence[Request], *, total: int = 1000,
-             concurrency: int = 32, rate_rps: float | None = None, warmup: int = 0,
-             timeout_s: float = 30, progress: bool = True, desc: str = "load") -> LoadResult:
+def run_load(
+    base_url: str,
+    requests: Sequence[Request],
+    *,
+    total: int = 1000,
+    concurrency: int = 32,
+    rate_rps: float | None = None,
+    warmup: int = 0,
+    timeout_s: float = 30,
+    progress: bool = True,
+    desc: str = "load",
+) -> LoadResult:
     """Send ``total`` requests (cycling through ``requests``) to ``base_url``.
 
     Closed loop with ``concurrency`` clients, or open loop at ``rate_rps`` requests per
@@ -121,14 +136,23 @@ def run_load(base_url: str, requests: Sequence[Request], *, total: int = 1000,
     if not requests:
         raise ValueError("requests is empty: give at least one Request to send")
     if total < 1 or concurrency < 1 or warmup < 0:
-        raise ValueError(f"total and concurrency must be at least 1 and warmup 0 or more "
-                         f"(got total={total}, concurrency={concurrency}, warmup={warmup})")
+        raise ValueError(
+            f"total and concurrency must be at least 1 and warmup 0 or more "
+            f"(got total={total}, concurrency={concurrency}, warmup={warmup})"
+        )
     if rate_rps is not None and rate_rps <= 0:
         raise ValueError(f"rate_rps must be positive, got {rate_rps}")
-    config = {"base_url": base_url.rstrip("/"), "total": total, "concurrency": concurrency,
-              "rate_rps": rate_rps, "warmup": warmup, "timeout_s": timeout_s,
-              "requests": [[r.method, r.path, base64.b64encode(r.body or b"").decode()]
-                           for r in requests]}
+    config = {
+        "base_url": base_url.rstrip("/"),
+        "total": total,
+        "concurrency": concurrency,
+        "rate_rps": rate_rps,
+        "warmup": warmup,
+        "timeout_s": timeout_s,
+        "requests": [
+            [r.method, r.path, base64.b64encode(r.body or b"").decode()] for r in requests
+        ],
+    }
     # A fresh interpreter, not multiprocessing: it works the same from a notebook, a script
     # or a test, and imports only the client (no torch, no copy of the caller's state).
     with tempfile.TemporaryDirectory(prefix="mlinfra-load-") as folder:
@@ -136,7 +160,10 @@ def run_load(base_url: str, requests: Sequence[Request], *, total: int = 1000,
         config_path.write_text(json.dumps(config))
         child = subprocess.Popen(
             [sys.executable, "-m", "mlinfra_kit.serving.loadgen", config_path, result_path],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         errors = []
         with tqdm(total=total, desc=desc, unit="req", disable=not progress) as bar:
             for line in child.stderr:  # the child prints how many requests are done
@@ -146,8 +173,10 @@ def run_load(base_url: str, requests: Sequence[Request], *, total: int = 1000,
                     errors.append(line)
         child.wait()
         if child.returncode != 0 or not result_path.exists():
-            raise RuntimeError(f"the load generator failed (exit code {child.returncode}): "
-                               + "".join(errors[-20:]).strip())
+            raise RuntimeError(
+                f"the load generator failed (exit code {child.returncode}): "
+                + "".join(errors[-20:]).strip()
+            )
         return LoadResult(**json.loads(result_path.read_text()))
 
 
@@ -190,8 +219,12 @@ async def _load(base_url, requests, total, concurrency, rate_rps, warmup, timeou
             started = min(started, time.perf_counter())
             req = requests[i % len(requests)]
             try:
-                async with session.request(req.method, base_url + req.path, data=req.body,
-                                           headers=headers if req.body else None) as resp:
+                async with session.request(
+                    req.method,
+                    base_url + req.path,
+                    data=req.body,
+                    headers=headers if req.body else None,
+                ) as resp:
                     await resp.read()
                     status = str(resp.status)
                     ok = 200 <= resp.status < 300
@@ -232,10 +265,17 @@ async def _load(base_url, requests, total, concurrency, rate_rps, warmup, timeou
         reporter.cancel()
         print(f"done {done}", file=sys.stderr, flush=True)
     errors = sum(n for s, n in statuses.items() if not s.startswith("2"))
-    return {"mode": "closed" if rate_rps is None else "open", "concurrency": concurrency,
-            "rate_rps": rate_rps, "requests": total, "errors": errors,
-            "status_counts": dict(statuses), "seconds": seconds, "latencies_ms": latencies,
-            "client_cpu_s": cpu}
+    return {
+        "mode": "closed" if rate_rps is None else "open",
+        "concurrency": concurrency,
+        "rate_rps": rate_rps,
+        "requests": total,
+        "errors": errors,
+        "status_counts": dict(statuses),
+        "seconds": seconds,
+        "latencies_ms": latencies,
+        "client_cpu_s": cpu,
+    }
 
 
 if __name__ == "__main__":

@@ -50,15 +50,33 @@ def server_command(port: int, workers: int = 1) -> list[str]:
     :class:`ServerConfig` from :data:`~mlinfra_kit.serving.config.CONFIG_ENV`), on loopback,
     with ``workers`` processes. :func:`run_server` and
     :func:`~mlinfra_kit.deployment.run_workers` both start servers with it."""
-    return [sys.executable, "-m", "uvicorn", "mlinfra_kit.serving.app:app_from_env",
-            "--factory", "--host", LOOPBACK, "--port", str(port), "--workers", str(workers),
-            "--log-level", "warning", "--no-access-log"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "mlinfra_kit.serving.app:app_from_env",
+        "--factory",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
 
 
 @contextlib.contextmanager
-def run_server(model: ServerConfig | str | os.PathLike, *, port: int | None = None,
-               wait_for: str = "/ready", timeout_s: float = 120,
-               **settings: Any) -> Iterator[RunningServer]:
+def run_server(
+    model: ServerConfig | str | os.PathLike,
+    *,
+    port: int | None = None,
+    wait_for: str = "/ready",
+    timeout_s: float = 120,
+    **settings: Any,
+) -> Iterator[RunningServer]:
     """Run the model server for ``model`` (an artifact path or a :class:`ServerConfig`)
     in a child process, with any :class:`ServerConfig` field overridden by ``settings``
     (``run_server(path, batching=False, max_wait_ms=1)``).
@@ -69,21 +87,35 @@ def run_server(model: ServerConfig | str | os.PathLike, *, port: int | None = No
     config = ServerConfig.of(model, **settings)
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
-    with child_process(server_command(port), f"model server on port {port}",
-                       lambda: _answers(url + wait_for), timeout_s,
-                       env=config.to_env()) as process:
+    with child_process(
+        server_command(port),
+        f"model server on port {port}",
+        lambda: _answers(url + wait_for),
+        timeout_s,
+        env=config.to_env(),
+    ) as process:
         yield RunningServer(url, port, process)
 
 
 @contextlib.contextmanager
-def run_trivial_server(port: int | None = None, timeout_s: float = 60
-                       ) -> Iterator[RunningServer]:
+def run_trivial_server(port: int | None = None, timeout_s: float = 60) -> Iterator[RunningServer]:
     """A server that does no work, to measure what a load generator can drive at most."""
     port = port or free_port()
-    args = [sys.executable, "-m", "uvicorn", "mlinfra_kit.serving.trivial:app",
-            "--host", LOOPBACK, "--port", str(port), "--log-level", "warning",
-            "--no-access-log"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "mlinfra_kit.serving.trivial:app",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     url = f"http://{LOOPBACK}:{port}"
-    with child_process(args, f"trivial server on port {port}",
-                       lambda: _answers(url + "/health"), timeout_s) as process:
+    with child_process(
+        args, f"trivial server on port {port}", lambda: _answers(url + "/health"), timeout_s
+    ) as process:
         yield RunningServer(url, port, process)

@@ -123,8 +123,10 @@ class SQLiteStore(PredictionStore):
 
     def put_many(self, rows: Iterable[StoredPrediction]) -> int:
         rows = _check_rows(rows)
-        values = [(r.entity_id, r.model_version, r.tag, json.dumps(r.probabilities),
-                   r.created_at) for r in rows]
+        values = [
+            (r.entity_id, r.model_version, r.tag, json.dumps(r.probabilities), r.created_at)
+            for r in rows
+        ]
         with self._lock, self._db:
             self._db.executemany(
                 "INSERT INTO predictions VALUES (?, ?, ?, ?, ?) "
@@ -135,8 +137,10 @@ class SQLiteStore(PredictionStore):
         return len(values)
 
     def get(self, entity_id: str, model_version: str | None = None) -> StoredPrediction | None:
-        query = ("SELECT entity_id, model_version, tag, probabilities, created_at "
-                 "FROM predictions WHERE entity_id = ?")
+        query = (
+            "SELECT entity_id, model_version, tag, probabilities, created_at "
+            "FROM predictions WHERE entity_id = ?"
+        )
         args: tuple[Any, ...] = (str(entity_id),)
         if model_version is not None:
             query += " AND model_version = ?"
@@ -149,8 +153,12 @@ class SQLiteStore(PredictionStore):
 
     def missing(self, entity_ids: Sequence[str], model_version: str) -> list[str]:
         with self._lock:
-            present = {r[0] for r in self._db.execute(
-                "SELECT entity_id FROM predictions WHERE model_version = ?", (model_version,))}
+            present = {
+                r[0]
+                for r in self._db.execute(
+                    "SELECT entity_id FROM predictions WHERE model_version = ?", (model_version,)
+                )
+            }
         return [str(e) for e in entity_ids if str(e) not in present]
 
     def count(self, model_version: str | None = None) -> int:

@@ -14,8 +14,15 @@ def setting(trained):
     texts, tags = holdout.texts, [p.tag for p in holdout.rows]
     predicted = [p.tag for p in trained.predict(texts)]
     half = len(texts) // 2
-    monitor = Monitor(texts[:half], predicted[:half], trained.vocab_, TAGS,
-                      reference_macro_f1=0.8, min_window=40, min_labels=40)
+    monitor = Monitor(
+        texts[:half],
+        predicted[:half],
+        trained.vocab_,
+        TAGS,
+        reference_macro_f1=0.8,
+        min_window=40,
+        min_labels=40,
+    )
     later = (texts[half:], predicted[half:], tags[half:])
     return monitor, later
 
@@ -23,8 +30,11 @@ def setting(trained):
 def windows(items, size=60):
     texts, predicted, labels = items
     for start in range(0, len(texts) - size + 1, size):
-        yield (texts[start:start + size], predicted[start:start + size],
-               labels[start:start + size])
+        yield (
+            texts[start : start + size],
+            predicted[start : start + size],
+            labels[start : start + size],
+        )
 
 
 def test_no_alert_on_a_stationary_stream(setting):
@@ -37,8 +47,7 @@ def test_no_alert_on_a_stationary_stream(setting):
 def test_injected_shifts_raise_the_right_alerts(setting):
     monitor, later = setting
     texts, predicted, labels = next(windows(later))
-    longer = [t + " quantum annealing portfolio hedging derivatives volatility" * 3
-              for t in texts]
+    longer = [t + " quantum annealing portfolio hedging derivatives volatility" * 3 for t in texts]
     alerts = {a.check for a in monitor.check(longer, predicted).alerts}
     assert {"input_length", "oov_rate"} <= alerts and "output_mix" not in alerts
     one_tag = [TAGS[0]] * len(texts)
@@ -52,8 +61,9 @@ def test_injected_shifts_raise_the_right_alerts(setting):
 def test_chi_square_matches_the_hand_computation():
     vocab = Vocabulary.build(["a b c"], min_freq=1)
     tags = ["w", "x", "y", "z"]
-    monitor = Monitor(["a b"] * 400, [t for t in tags for _ in range(100)], vocab, tags,
-                      min_window=10)
+    monitor = Monitor(
+        ["a b"] * 400, [t for t in tags for _ in range(100)], vocab, tags, min_window=10
+    )
     # Reference shares are 1/4 each; observed 30/10/10/10 -> chi2 = (15² + 3·5²) / 15 = 20.
     report = monitor.check(["a b"] * 60, ["w"] * 30 + ["x"] * 10 + ["y"] * 10 + ["z"] * 10)
     assert report.stats["output_chi2"] == pytest.approx(20.0)
@@ -69,12 +79,18 @@ def test_small_windows_and_unlabelled_items_are_reported_not_tested():
     assert report.labelled == 2 and report.stats["unknown_labels"] == 1
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m: m.check(["a"], ["x", "y"]), "same length"),
-    (lambda m: m.check(["a"], ["ghost"]), "not among the tags"),
-    (lambda m: Monitor([], [], m.vocabulary, ["x"]).check(["a"], ["x"]), "non-empty"),
-    (lambda m: Monitor(["a"], ["x"], m.vocabulary, ["x"], alpha=2).check(["a"], ["x"]), "alpha"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.check(["a"], ["x", "y"]), "same length"),
+        (lambda m: m.check(["a"], ["ghost"]), "not among the tags"),
+        (lambda m: Monitor([], [], m.vocabulary, ["x"]).check(["a"], ["x"]), "non-empty"),
+        (
+            lambda m: Monitor(["a"], ["x"], m.vocabulary, ["x"], alpha=2).check(["a"], ["x"]),
+            "alpha",
+        ),
+    ],
+)
 def test_bad_inputs_get_clear_errors(call, message):
     monitor = Monitor(["a b"], ["x"], Vocabulary.build(["a b"], min_freq=1), ["x", "y"])
     with pytest.raises(ValueError, match=message):

@@ -75,19 +75,26 @@ def mislabelled(rows):
 def test_a_failed_candidate_is_rolled_back_and_v1_keeps_serving(setting, tmp_path):
     train_rows, stream, v1 = setting
     registry = registry_with(v1, tmp_path)
-    bad_inputs = [dataclasses.replace(stream[5], id=10**6, title="  ", description=""),
-                  dataclasses.replace(stream[6], id=10**6 + 1, tag="astrology")]
+    bad_inputs = [
+        dataclasses.replace(stream[5], id=10**6, title="  ", description=""),
+        dataclasses.replace(stream[6], id=10**6 + 1, tag="astrology"),
+    ]
     stream = [*stream[:40], *bad_inputs, *stream[40:240]]
     # alpha=0.5: the first window alerts, so the rollout starts early in a short stream.
-    config = AppConfig(window=20, label_delay=5, shadow_requests=10,
-                       canary_min_requests=15, alpha=0.5, epochs=3)
-    run = run_application(registry, v1, train_rows, stream, config, retrain=mislabelled,
-                          progress=False)
+    config = AppConfig(
+        window=20, label_delay=5, shadow_requests=10, canary_min_requests=15, alpha=0.5, epochs=3
+    )
+    run = run_application(
+        registry, v1, train_rows, stream, config, retrain=mislabelled, progress=False
+    )
     assert run.outcome == "rolled_back" and registry.production == "v1"
     assert "quality" in next(e["detail"] for e in run.events if e["kind"] == "rollback")
     assert run.failed_requests == 0 and run.rejected_requests == 1 and run.rejected_labels == 1
-    after = [s for s in run.served if s.index > max(e["index"] for e in run.events
-                                                     if e["kind"] == "rollback")]
+    after = [
+        s
+        for s in run.served
+        if s.index > max(e["index"] for e in run.events if e["kind"] == "rollback")
+    ]
     assert after and all(s.version == "v1" for s in after)
 
 
@@ -117,8 +124,15 @@ def test_projects_travel_through_a_redis_stream(setting, tmp_path, redis_url):
     train_rows, stream, v1 = setting
     registry = registry_with(v1, tmp_path)
     short = stream[:120]
-    run = run_application(registry, v1, train_rows, short, AppConfig(window=40, epochs=3),
-                          redis_url=redis_url, progress=False)
+    run = run_application(
+        registry,
+        v1,
+        train_rows,
+        short,
+        AppConfig(window=40, epochs=3),
+        redis_url=redis_url,
+        progress=False,
+    )
     assert [s.project_id for s in run.served] == [p.id for p in short]
     assert run.failed_requests == 0
 

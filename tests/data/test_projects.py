@@ -55,21 +55,24 @@ def test_shipped_files_have_multiline_descriptions():
     assert any("\n" in p.description for p in load_projects())
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "is empty"),
-    ("   \n", "is empty"),
-    ("id,title,tag\n1,x,mlops\n", "missing column\\(s\\) created_on, description"),
-    (HEADER, "no projects"),
-    (HEADER + "1,2020-01-01,t,d,robotics\n", "row 2: unknown tag 'robotics'"),
-    (HEADER + "x,2020-01-01,t,d,mlops\n", "id 'x' is not an integer"),
-    (HEADER + "1,yesterday,t,d,mlops\n", "created_on 'yesterday' is not a date-time"),
-    (HEADER + "1,2020-01-01,t,d,mlops\n1,2020-01-02,u,e,other\n", "duplicate id 1"),
-    (HEADER + "1,2020-01-01,t,d\n", "expected 5 fields"),
-    (HEADER + "1,2020-01-01,t,d,mlops,surplus\n", "expected 5 fields"),
-    (HEADER + "1,2020-01-01,,,mlops\n", "title and description are both empty"),
-    (HEADER + '1,2020-01-01,"unterminated,d,mlops\n', "not a readable CSV"),
-    (HEADER + "1,2020-01-01,t\x00,d,mlops\n", "NUL bytes"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "is empty"),
+        ("   \n", "is empty"),
+        ("id,title,tag\n1,x,mlops\n", "missing column\\(s\\) created_on, description"),
+        (HEADER, "no projects"),
+        (HEADER + "1,2020-01-01,t,d,robotics\n", "row 2: unknown tag 'robotics'"),
+        (HEADER + "x,2020-01-01,t,d,mlops\n", "id 'x' is not an integer"),
+        (HEADER + "1,yesterday,t,d,mlops\n", "created_on 'yesterday' is not a date-time"),
+        (HEADER + "1,2020-01-01,t,d,mlops\n1,2020-01-02,u,e,other\n", "duplicate id 1"),
+        (HEADER + "1,2020-01-01,t,d\n", "expected 5 fields"),
+        (HEADER + "1,2020-01-01,t,d,mlops,surplus\n", "expected 5 fields"),
+        (HEADER + "1,2020-01-01,,,mlops\n", "title and description are both empty"),
+        (HEADER + '1,2020-01-01,"unterminated,d,mlops\n', "not a readable CSV"),
+        (HEADER + "1,2020-01-01,t\x00,d,mlops\n", "NUL bytes"),
+    ],
+)
 def test_bad_files_get_a_clear_error(tmp_path, content, message):
     with pytest.raises(ValueError, match=message):
         read_projects_csv(write(tmp_path, content))

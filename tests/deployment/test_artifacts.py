@@ -26,16 +26,19 @@ def test_dockerfile_is_pinned_non_root_with_health_check():
     text = dockerfile("model", port=9000)
     assert problems(text) == []
     assert "USER app" in text and "HEALTHCHECK" in text and "/health" in text
-    assert "download.pytorch.org/whl/cpu" in text and "--port\", \"9000" in text
+    assert "download.pytorch.org/whl/cpu" in text and '--port", "9000' in text
 
 
-@pytest.mark.parametrize("text, finding", [
-    ("FROM python:latest\nUSER app\nHEALTHCHECK CMD true\nCMD [\"x\"]", "not pinned"),
-    ("FROM python:3.11\nUSER app\nHEALTHCHECK CMD true\nCMD [\"x\"]", "not pinned"),
-    ("FROM python:3.11.11-slim\nHEALTHCHECK CMD true\nCMD [\"x\"]", "root"),
-    ("FROM python:3.11.11-slim\nUSER root\nHEALTHCHECK CMD true\nCMD [\"x\"]", "root"),
-    ("FROM python:3.11.11-slim\nUSER app\nCMD [\"x\"]", "HEALTHCHECK"),
-])
+@pytest.mark.parametrize(
+    "text, finding",
+    [
+        ('FROM python:latest\nUSER app\nHEALTHCHECK CMD true\nCMD ["x"]', "not pinned"),
+        ('FROM python:3.11\nUSER app\nHEALTHCHECK CMD true\nCMD ["x"]', "not pinned"),
+        ('FROM python:3.11.11-slim\nHEALTHCHECK CMD true\nCMD ["x"]', "root"),
+        ('FROM python:3.11.11-slim\nUSER root\nHEALTHCHECK CMD true\nCMD ["x"]', "root"),
+        ('FROM python:3.11.11-slim\nUSER app\nCMD ["x"]', "HEALTHCHECK"),
+    ],
+)
 def test_dockerfile_problems_are_found(text, finding):
     assert any(finding in p for p in problems(text))
 
@@ -75,8 +78,12 @@ def test_kserve_canary():
     assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 20
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == "s3://models/v2"
     assert validate_inference_service(isvc) == []
-    assert validate([kserve_inference_service("tagger", "s3://models/v1"), *manifests(
-        "tagger", "img")]) == []
+    assert (
+        validate(
+            [kserve_inference_service("tagger", "s3://models/v1"), *manifests("tagger", "img")]
+        )
+        == []
+    )
 
 
 def test_kserve_validation_catches_typos_types_and_missing_fields():
@@ -89,19 +96,23 @@ def test_kserve_validation_catches_typos_types_and_missing_fields():
     assert any("unknown field 'canaryTraficPercent'" in e for e in errors)
     assert any("minReplicas: expected int" in e for e in errors)
     assert any("model_format" in e for e in errors)
-    assert validate_inference_service({"apiVersion": "serving.kserve.io/v1beta1",
-                                       "kind": "InferenceService", "spec": {}})
+    assert validate_inference_service(
+        {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "spec": {}}
+    )
     assert "expected apiVersion" in validate_inference_service({"kind": "Pod"})[0]
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: manifests("tag-classifier", "img", replicas=-1), "replicas"),
-    (lambda: manifests("Bad_Name", "img"), "valid Kubernetes name"),
-    (lambda: kserve_inference_service("tagger", "s3://a", "s3://b", 150), "0..100"),
-    (lambda: dockerfile("model", port=0), "port"),
-    (lambda: sam_template("tarball"), "image"),
-    (lambda: package_size_bytes(("no-such-distribution",)), "not installed"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: manifests("tag-classifier", "img", replicas=-1), "replicas"),
+        (lambda: manifests("Bad_Name", "img"), "valid Kubernetes name"),
+        (lambda: kserve_inference_service("tagger", "s3://a", "s3://b", 150), "0..100"),
+        (lambda: dockerfile("model", port=0), "port"),
+        (lambda: sam_template("tarball"), "image"),
+        (lambda: package_size_bytes(("no-such-distribution",)), "not installed"),
+    ],
+)
 def test_bad_generator_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()

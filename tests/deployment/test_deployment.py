@@ -55,8 +55,10 @@ def test_workers_serve_from_separate_processes(artifact):
     with run_workers(artifact, workers=2) as pool:
         assert len(pool.worker_pids) == 2 and pool.master_pid not in pool.worker_pids
         assert all(mb > 10 for mb in pool.rss_mb().values())
-        pids = {httpx.get(pool.url + "/health", headers={"connection": "close"}).json()["pid"]
-                for _ in range(40)}
+        pids = {
+            httpx.get(pool.url + "/health", headers={"connection": "close"}).json()["pid"]
+            for _ in range(40)
+        }
         assert pids <= set(pool.worker_pids)
         assert httpx.post(pool.url + "/predict", json=PROJECT).status_code == 200
 

@@ -72,8 +72,9 @@ def test_offline_fits_once_and_never_again(abrupt):
 
 
 def test_periodic_retrains_on_schedule(abrupt):
-    result = prequential(abrupt, Periodic(hoeffding(), every=500, window=500, initial=500),
-                         progress=False)
+    result = prequential(
+        abrupt, Periodic(hoeffding(), every=500, window=500, initial=500), progress=False
+    )
     assert [e.t for e in result.events] == [499, 999, 1499, 1999, 2499, 2999]
     assert all(e.samples == 500 for e in result.events)
 
@@ -91,10 +92,12 @@ def test_drift_triggered_fires_after_the_drift_and_not_before(abrupt):
 def test_online_and_drift_triggered_recover_where_offline_does_not(abrupt):
     results = {
         "offline": prequential(abrupt, Offline(TorchMLP(), initial=500), progress=False),
-        "drift": prequential(abrupt, DriftTriggered(TorchMLP(), initial=500, retrain_window=500),
-                             progress=False),
-        "online": prequential(abrupt, Online(tree.HoeffdingAdaptiveTreeClassifier(seed=0)),
-                              progress=False),
+        "drift": prequential(
+            abrupt, DriftTriggered(TorchMLP(), initial=500, retrain_window=500), progress=False
+        ),
+        "online": prequential(
+            abrupt, Online(tree.HoeffdingAdaptiveTreeClassifier(seed=0)), progress=False
+        ),
     }
     after = {k: r.accuracy_between(DRIFT + 500) for k, r in results.items()}
     assert after["drift"] > after["offline"] + 0.2
@@ -103,8 +106,9 @@ def test_online_and_drift_triggered_recover_where_offline_does_not(abrupt):
 
 def test_input_drift_is_detected_with_a_ks_test():
     rng = np.random.default_rng(0)
-    xs = [{"a": float(v)} for v in rng.normal(0, 1, 800)] + \
-         [{"a": float(v)} for v in rng.normal(3, 1, 800)]
+    xs = [{"a": float(v)} for v in rng.normal(0, 1, 800)] + [
+        {"a": float(v)} for v in rng.normal(3, 1, 800)
+    ]
     stream = from_samples([(x, x["a"] > 1.5) for x in xs], drifts=(800,))
     strategy = DriftTriggered(hoeffding(), initial=300, test_every=100, test_window=200)
     result = prequential(stream, strategy, progress=False)
@@ -130,8 +134,12 @@ def test_rolling_accuracy_and_recovery():
     r = PrequentialResult("x", correct, [], 0.0, 1.0, 0, 200)
     assert r.rolling(10)[99] == 1.0 and r.rolling(10)[110] == 0.0
     assert r.recovery_samples(100, window=10) == 29
-    assert PrequentialResult("y", np.array([True] * 50 + [False] * 50), [], 0, 1, 0, 0) \
-        .recovery_samples(50, window=10) is None
+    assert (
+        PrequentialResult(
+            "y", np.array([True] * 50 + [False] * 50), [], 0, 1, 0, 0
+        ).recovery_samples(50, window=10)
+        is None
+    )
 
 
 def test_streams():
@@ -139,7 +147,11 @@ def test_streams():
     assert len(phishing) == 1250 and isinstance(phishing[0][0], dict)
     projects = projects_stream()
     assert isinstance(projects[0][0], str) and projects[0][1] in {
-        "computer-vision", "natural-language-processing", "mlops", "other"}
+        "computer-vision",
+        "natural-language-processing",
+        "mlops",
+        "other",
+    }
     gradual = drift_stream(n=500, drifts=(200,), width=100)
     assert gradual.name == "agrawal-gradual" and gradual.drifts == (200,)
 
@@ -151,31 +163,41 @@ def test_text_stream_with_a_river_pipeline():
     assert result.accuracy > 0.5
 
 
-@pytest.mark.parametrize("samples, message", [
-    ([], "empty"),
-    ([({"a": 1.0}, 1), ({"a": 2.0}, None)], "without a label"),
-    ([({"a": 1.0}, 1), ({"b": 2.0}, 0)], "same"),
-    ([("text", 1), ({"a": 1.0}, 0)], "not text"),
-    ([(3.0, 1)], "dict of features or a text"),
-])
+@pytest.mark.parametrize(
+    "samples, message",
+    [
+        ([], "empty"),
+        ([({"a": 1.0}, 1), ({"a": 2.0}, None)], "without a label"),
+        ([({"a": 1.0}, 1), ({"b": 2.0}, 0)], "same"),
+        ([("text", 1), ({"a": 1.0}, 0)], "not text"),
+        ([(3.0, 1)], "dict of features or a text"),
+    ],
+)
 def test_bad_streams(samples, message):
     with pytest.raises(ValueError, match=message):
         from_samples(samples)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Periodic(hoeffding(), every=0), "every"),
-    (lambda: Offline(hoeffding(), initial=0), "initial"),
-    (lambda: DriftTriggered(hoeffding(), alpha=2), "alpha"),
-    (lambda: DriftTriggered(hoeffding(), min_window=5000), "min_window"),
-    (lambda: OnlineMiniBatch(TorchMLP(), batch_size=0), "batch_size"),
-    (lambda: river_dataset("nope"), "unknown dataset"),
-    (lambda: drift_stream(n=100, drifts=(10, 20), functions=(0, 1)), "functions"),
-    (lambda: prequential(counting_stream(), Online(linear_model.LogisticRegression()),
-                         label_delay=-1), "label_delay"),
-    (lambda: RiverBatch(preprocessing.StandardScaler).fit([], []), "empty window"),
-    (lambda: TorchMLP().fit([{"a": 1.0}], [1, 2]), "differ in length"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Periodic(hoeffding(), every=0), "every"),
+        (lambda: Offline(hoeffding(), initial=0), "initial"),
+        (lambda: DriftTriggered(hoeffding(), alpha=2), "alpha"),
+        (lambda: DriftTriggered(hoeffding(), min_window=5000), "min_window"),
+        (lambda: OnlineMiniBatch(TorchMLP(), batch_size=0), "batch_size"),
+        (lambda: river_dataset("nope"), "unknown dataset"),
+        (lambda: drift_stream(n=100, drifts=(10, 20), functions=(0, 1)), "functions"),
+        (
+            lambda: prequential(
+                counting_stream(), Online(linear_model.LogisticRegression()), label_delay=-1
+            ),
+            "label_delay",
+        ),
+        (lambda: RiverBatch(preprocessing.StandardScaler).fit([], []), "empty window"),
+        (lambda: TorchMLP().fit([{"a": 1.0}], [1, 2]), "differ in length"),
+    ],
+)
 def test_bad_settings(make, message):
     with pytest.raises(ValueError, match=message):
         make()
@@ -185,8 +207,11 @@ def test_compare_and_rows(abrupt):
     from mlinfra_kit.learning import compare
 
     stream = abrupt.head(2000)
-    results = compare(stream, {"a": Offline(hoeffding(), initial=300),
-                               "b": Online(tree.HoeffdingTreeClassifier())}, progress=False)
+    results = compare(
+        stream,
+        {"a": Offline(hoeffding(), initial=300), "b": Online(tree.HoeffdingTreeClassifier())},
+        progress=False,
+    )
     row = results["a"].row(drift_at=DRIFT, window=200)
     assert row["strategy"] == "a"
     assert {"before_drift", "after_drift", "recovery_samples"} <= set(row)

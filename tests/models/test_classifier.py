@@ -42,8 +42,9 @@ def test_training_is_deterministic_and_leaves_global_rng_alone(projects):
     assert torch.equal(torch.rand(1), expected_next)
     b = TagClassifier(epochs=2, progress=False, device="cpu", seed=5).fit(small.texts, small.tags)
     c = TagClassifier(epochs=2, progress=False, device="cpu", seed=6).fit(small.texts, small.tags)
-    for (name, wa), wb in zip(a.net_.state_dict().items(), b.net_.state_dict().values(),
-                              strict=True):
+    for (name, wa), wb in zip(
+        a.net_.state_dict().items(), b.net_.state_dict().values(), strict=True
+    ):
         assert torch.equal(wa, wb), name
     assert not torch.equal(a.net_.head[-1].weight, c.net_.head[-1].weight)
 
@@ -73,8 +74,9 @@ def test_int8_load_keeps_the_answers_and_shrinks_the_linear_layers(trained, tmp_
     path = trained.save(tmp_path / "model")
     fp32, int8 = TagClassifier.load(path), TagClassifier.load(path, quantize="int8")
     assert is_quantized(int8.net_) and not is_quantized(fp32.net_)
-    agree = np.mean([a.tag == b.tag for a, b in zip(fp32.predict(texts), int8.predict(texts),
-                                                  strict=True)])
+    agree = np.mean(
+        [a.tag == b.tag for a, b in zip(fp32.predict(texts), int8.predict(texts), strict=True)]
+    )
     assert agree > 0.95
     with pytest.raises(ValueError, match="quantize"):
         TagClassifier.load(path, quantize="int4")
@@ -92,13 +94,16 @@ def test_loading_something_else_fails_clearly(tmp_path):
         TagClassifier.load(tmp_path)
 
 
-@pytest.mark.parametrize("texts, tags, error, message", [
-    ("one text", ["mlops"], TypeError, "list of strings"),
-    (["a", 3], ["mlops", "mlops"], TypeError, "texts\\[1\\] is int"),
-    (["a", "b"], ["mlops"], ValueError, "got 2 texts but 1 tags"),
-    (["a"], ["robotics"], ValueError, "unknown tags \\['robotics'\\]"),
-    ([], [], ValueError, "zero texts"),
-])
+@pytest.mark.parametrize(
+    "texts, tags, error, message",
+    [
+        ("one text", ["mlops"], TypeError, "list of strings"),
+        (["a", 3], ["mlops", "mlops"], TypeError, "texts\\[1\\] is int"),
+        (["a", "b"], ["mlops"], ValueError, "got 2 texts but 1 tags"),
+        (["a"], ["robotics"], ValueError, "unknown tags \\['robotics'\\]"),
+        ([], [], ValueError, "zero texts"),
+    ],
+)
 def test_fit_rejects_bad_input(texts, tags, error, message):
     with pytest.raises(error, match=message):
         TagClassifier(progress=False, device="cpu").fit(texts, tags)
@@ -108,8 +113,9 @@ def test_bad_configuration_and_unfitted_use(projects):
     with pytest.raises(ValueError, match="epochs must be 1 or more"):
         TagClassifier(epochs=0, progress=False).fit(projects.texts[:5], projects.tags[:5])
     with pytest.raises(ValueError, match="class_weight"):
-        TagClassifier(class_weight="auto", progress=False).fit(projects.texts[:5],
-                                                               projects.tags[:5])
+        TagClassifier(class_weight="auto", progress=False).fit(
+            projects.texts[:5], projects.tags[:5]
+        )
     with pytest.raises(ValueError, match="not trained yet"):
         TagClassifier().predict(["x"])
 

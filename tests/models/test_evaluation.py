@@ -23,11 +23,14 @@ def test_a_class_never_predicted_scores_zero_not_nan():
     assert ev.per_class[1]["f1"] == 0.0 and ev.per_class[1]["precision"] == 0.0
 
 
-@pytest.mark.parametrize("args, message", [
-    ((["a"], ["a", "b"], ["a", "b"]), "y_true has 1 labels but y_pred has 2"),
-    (([], [], ["a"]), "empty"),
-    ((["a"], ["z"], ["a"]), "labels \\['z'\\] are not in"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((["a"], ["a", "b"], ["a", "b"]), "y_true has 1 labels but y_pred has 2"),
+        (([], [], ["a"]), "empty"),
+        ((["a"], ["z"], ["a"]), "labels \\['z'\\] are not in"),
+    ],
+)
 def test_bad_input(args, message):
     with pytest.raises(ValueError, match=message):
         evaluate(*args)

@@ -5,7 +5,13 @@ from mlinfra_kit.models import Vocabulary, features, tokenize
 
 def test_tokenize_keeps_names_and_versions():
     assert tokenize("GPT-2 & T5: Seq2Seq (v1.5) for don't-care") == [
-        "gpt-2", "t5", "seq2seq", "v1.5", "for", "don't-care"]
+        "gpt-2",
+        "t5",
+        "seq2seq",
+        "v1.5",
+        "for",
+        "don't-care",
+    ]
     with pytest.raises(TypeError, match="must be a string"):
         tokenize(None)
 

@@ -26,8 +26,9 @@ def simulated(quality, latency, error=False):
     def send(variant, user):
         q = 0.85 if variant == "baseline" else quality
         ms = 10.0 if variant == "baseline" else latency
-        return Observation(variant, rng.gauss(ms, 1), error and variant == "candidate",
-                           float(rng.random() < q))
+        return Observation(
+            variant, rng.gauss(ms, 1), error and variant == "candidate", float(rng.random() < q)
+        )
 
     return send
 
@@ -43,11 +44,14 @@ def test_good_candidate_completes_every_step():
     assert [s for _, s in canary.shares] == [0.01, 0.05, 0.25, 0.5, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("send, reason", [
-    (simulated(0.5, 10.0), "quality"),
-    (simulated(0.85, 30.0), "p99"),
-    (simulated(0.85, 10.0, error=True), "error rate"),
-])
+@pytest.mark.parametrize(
+    "send, reason",
+    [
+        (simulated(0.5, 10.0), "quality"),
+        (simulated(0.85, 30.0), "p99"),
+        (simulated(0.85, 10.0, error=True), "error rate"),
+    ],
+)
 def test_bad_candidate_is_rolled_back_at_the_first_step(send, reason):
     canary = run_canary(Canary(min_requests=200), users(), send)
     assert canary.status == "rolled_back" and reason in canary.reason
@@ -87,8 +91,7 @@ def test_shadow_mirrors_without_changing_answers(two_servers):
 
 def test_shadow_survives_a_dead_candidate(two_servers):
     primary, _ = two_servers
-    report = run_shadow(primary.url, PROJECTS[:10], candidate_url="http://127.0.0.1:9",
-                        timeout_s=5)
+    report = run_shadow(primary.url, PROJECTS[:10], candidate_url="http://127.0.0.1:9", timeout_s=5)
     assert len(report.responses) == 10 and report.candidate_errors == 10
     assert all("tag" in r for r in report.responses)
     with pytest.raises(ValueError, match="empty"):

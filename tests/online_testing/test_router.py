@@ -44,12 +44,15 @@ def test_zero_weight_variant_gets_nobody():
     assert {router.assign(str(i)) for i in range(500)} == {"baseline"}
 
 
-@pytest.mark.parametrize("weights, message", [
-    ({"a": 0.5, "b": 0.6}, "sum to 1"),
-    ({"a": -0.1, "b": 1.1}, ">= 0"),
-    ({}, "non-empty"),
-    ({"a": "half", "b": 0.5}, "number"),
-])
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ({"a": 0.5, "b": 0.6}, "sum to 1"),
+        ({"a": -0.1, "b": 1.1}, ">= 0"),
+        ({}, "non-empty"),
+        ({"a": "half", "b": 0.5}, "number"),
+    ],
+)
 def test_bad_weights(weights, message):
     with pytest.raises(ValueError, match=message):
         Router("exp", weights)

@@ -18,10 +18,13 @@ from mlinfra_kit.online_testing import (
 )
 
 
-@pytest.mark.parametrize("p, mde, expected", [
-    (0.5, 0.1, 388),      # Fleiss et al., pooled normal approximation: 387.3
-    (0.10, 0.02, 3841),   # 10 % -> 12 %: 3840.8
-])
+@pytest.mark.parametrize(
+    "p, mde, expected",
+    [
+        (0.5, 0.1, 388),  # Fleiss et al., pooled normal approximation: 387.3
+        (0.10, 0.02, 3841),  # 10 % -> 12 %: 3840.8
+    ],
+)
 def test_sample_size_proportions_textbook(p, mde, expected):
     assert sample_size_proportions(p, mde) == expected
 
@@ -81,22 +84,32 @@ def test_msprt_p_values_never_increase():
 
 def test_novelty_effect_flatters_early_results():
     router = Router("novel", {"a": 0.5, "b": 0.5})
-    early = simulate_users(router, {"a": 0.1, "b": 0.1}, 3000, seed=2, novelty=1.0,
-                           novelty_half_life=500, novelty_variant="b")
+    early = simulate_users(
+        router,
+        {"a": 0.1, "b": 0.1},
+        3000,
+        seed=2,
+        novelty=1.0,
+        novelty_half_life=500,
+        novelty_variant="b",
+    )
     assert early["b"]["conversions"] > early["a"]["conversions"]
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: sample_size_proportions(0.1, 0.02, alpha=1.5), "alpha"),
-    (lambda: sample_size_proportions(0.1, 0.0), "non-zero"),
-    (lambda: sample_size_proportions(0.95, 0.1), "rate"),
-    (lambda: z_test_proportions(-1, 10, 2, 10), "successes"),
-    (lambda: srm_check({"a": -1, "b": 5}, {"a": 0.5, "b": 0.5}), ">= 0"),
-    (lambda: srm_check({"a": 1, "c": 5}, {"a": 0.5, "b": 0.5}), "variants"),
-    (lambda: msprt_p_values([1], [0], [1], [1]), "users"),
-    (lambda: welch_t_test([1.0], [1.0, 2.0]), "at least 2"),
-    (lambda: simulate_users(Router("x", {"a": 1.0}), {"b": 0.1}, 10), "differ"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: sample_size_proportions(0.1, 0.02, alpha=1.5), "alpha"),
+        (lambda: sample_size_proportions(0.1, 0.0), "non-zero"),
+        (lambda: sample_size_proportions(0.95, 0.1), "rate"),
+        (lambda: z_test_proportions(-1, 10, 2, 10), "successes"),
+        (lambda: srm_check({"a": -1, "b": 5}, {"a": 0.5, "b": 0.5}), ">= 0"),
+        (lambda: srm_check({"a": 1, "c": 5}, {"a": 0.5, "b": 0.5}), "variants"),
+        (lambda: msprt_p_values([1], [0], [1], [1]), "users"),
+        (lambda: welch_t_test([1.0], [1.0, 2.0]), "at least 2"),
+        (lambda: simulate_users(Router("x", {"a": 1.0}), {"b": 0.1}, 10), "differ"),
+    ],
+)
 def test_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()

@@ -48,8 +48,9 @@ def test_mask_keeps_the_two_largest_of_every_four():
 
 
 def test_prune_2to4_prunes_eligible_layers_and_keeps_training_inside_the_pattern(wide_mlp, flat):
-    tuned = prune_2to4(wide_mlp, retrain=lambda m: train(m, flat.x_train, flat.y_train,
-                                                         epochs=1, progress=False))
+    tuned = prune_2to4(
+        wide_mlp, retrain=lambda m: train(m, flat.x_train, flat.y_train, epochs=1, progress=False)
+    )
     linear = [m for m in tuned if isinstance(m, torch.nn.Linear)]
     assert [is_2to4(m.weight) for m in linear] == [True, True, False]  # 10 outputs: dense
     assert float((linear[1].weight == 0).float().mean()) == pytest.approx(0.5)
@@ -78,8 +79,10 @@ def test_low_bit_model_is_smaller_and_as_accurate(wide_mlp, flat, kind):
     assert sum(isinstance(m, Float8Linear | Int8Linear) for m in low.modules()) == 2
     assert measure.model_size_bytes(low) < measure.model_size_bytes(wide_mlp) / 2.5
     assert low(flat.x_test).dtype == torch.float32
-    assert accuracy(low, flat.x_test, flat.y_test) > accuracy(wide_mlp, flat.x_test,
-                                                              flat.y_test) - 0.02
+    assert (
+        accuracy(low, flat.x_test, flat.y_test)
+        > accuracy(wide_mlp, flat.x_test, flat.y_test) - 0.02
+    )
 
 
 def test_lower_precision_is_a_drop_in_replacement(wide_mlp, flat):
@@ -87,29 +90,43 @@ def test_lower_precision_is_a_drop_in_replacement(wide_mlp, flat):
     assert next(half.parameters()).dtype == torch.bfloat16
     assert next(wide_mlp.parameters()).dtype == torch.float32
     assert half(flat.x_test).dtype == torch.float32
-    assert accuracy(half, flat.x_test, flat.y_test) > accuracy(wide_mlp, flat.x_test,
-                                                               flat.y_test) - 0.02
+    assert (
+        accuracy(half, flat.x_test, flat.y_test)
+        > accuracy(wide_mlp, flat.x_test, flat.y_test) - 0.02
+    )
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: to_dtype(mlp((4, 2)), torch.int8), "bfloat16 or torch.float16"),
-    (lambda: low_bit_linears(mlp((64, 64)), "int4"), "unknown low-bit kind"),
-    (lambda: low_bit_linears(mlp((10, 3)), "int8"), "multiple of 16"),
-    (lambda: semi_structured(mlp((64, 64)), backend="cublas"), "backend must be"),
-    (lambda: gpu_linear_sweep("cuda", formats=["fp64"]) if torch.cuda.is_available()
-     else gpu_linear_sweep("cpu"), "unknown formats|needs a CUDA device"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: to_dtype(mlp((4, 2)), torch.int8), "bfloat16 or torch.float16"),
+        (lambda: low_bit_linears(mlp((64, 64)), "int4"), "unknown low-bit kind"),
+        (lambda: low_bit_linears(mlp((10, 3)), "int8"), "multiple of 16"),
+        (lambda: semi_structured(mlp((64, 64)), backend="cublas"), "backend must be"),
+        (
+            lambda: (
+                gpu_linear_sweep("cuda", formats=["fp64"])
+                if torch.cuda.is_available()
+                else gpu_linear_sweep("cpu")
+            ),
+            "unknown formats|needs a CUDA device",
+        ),
+    ],
+)
 def test_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a CPU-only machine")
-@pytest.mark.parametrize("call", [
-    lambda: gpu_linear_sweep("cpu"),
-    lambda: semi_structured(prune_2to4(mlp((64, 64, 10)))),
-    lambda: gpu_variants(mlp((64, 64, 10))),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: gpu_linear_sweep("cpu"),
+        lambda: semi_structured(prune_2to4(mlp((64, 64, 10)))),
+        lambda: gpu_variants(mlp((64, 64, 10))),
+    ],
+)
 def test_gpu_only_parts_say_they_need_cuda(call):
     with pytest.raises(ValueError, match="needs a CUDA device"):
         call()
@@ -121,8 +138,12 @@ def test_gpu_variants_all_run_and_keep_accuracy(wide_mlp, flat):
     model = mlp((64, 128, 128, 10)).to(dev)
     model.load_state_dict(wide_mlp.state_dict())
     x, y = flat.x_test.to(dev), flat.y_test.to(dev)
-    variants = gpu_variants(model, retrain=lambda m: train(
-        m, flat.x_train.to(dev), flat.y_train.to(dev), epochs=1, progress=False))
+    variants = gpu_variants(
+        model,
+        retrain=lambda m: train(
+            m, flat.x_train.to(dev), flat.y_train.to(dev), epochs=1, progress=False
+        ),
+    )
     assert {"fp32", "bf16", "fp16", "fp16 2:4"} <= set(variants)
     base = accuracy(model, x, y)
     for name, (variant, sized) in variants.items():

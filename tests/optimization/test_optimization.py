@@ -70,18 +70,26 @@ def test_dynamic_int8_is_really_int8_and_smaller(small_mlp, digits):
     base = benchmark("fp32", small_mlp, lambda b: torch.randn(b, 64), repeat=5)
     q = benchmark("int8", quantized, lambda b: torch.randn(b, 64), repeat=5)
     assert q["size_mb"] < base["size_mb"] / 3
-    assert accuracy(quantized, flat.x_test, flat.y_test) > accuracy(small_mlp, flat.x_test,
-                                                                    flat.y_test) - 0.03
+    assert (
+        accuracy(quantized, flat.x_test, flat.y_test)
+        > accuracy(small_mlp, flat.x_test, flat.y_test) - 0.03
+    )
     assert speedup(base, q) > 0
 
 
 def test_static_int8_cnn(digits):
     cnn = train(SmallCNN(channels=8), digits.x_train, digits.y_train, epochs=2, progress=False)
-    quantized = static_int8(cnn, digits.x_train.split(64)[:3],
-                            fuse=[["conv1", "relu1"], ["conv2", "relu2"]])
+    quantized = static_int8(
+        cnn, digits.x_train.split(64)[:3], fuse=[["conv1", "relu1"], ["conv2", "relu2"]]
+    )
     assert is_quantized(quantized)
-    assert abs(accuracy(quantized, digits.x_test, digits.y_test)
-               - accuracy(cnn, digits.x_test, digits.y_test)) < 0.05
+    assert (
+        abs(
+            accuracy(quantized, digits.x_test, digits.y_test)
+            - accuracy(cnn, digits.x_test, digits.y_test)
+        )
+        < 0.05
+    )
     with pytest.raises(ValueError, match="calibration batch"):
         static_int8(cnn, [])
 
@@ -93,8 +101,12 @@ def test_torchao_and_pt2e_paths(small_mlp, digits):
     cnn = train(SmallCNN(channels=8), digits.x_train, digits.y_train, epochs=2, progress=False)
     pt = pt2e_int8(cnn, digits.x_train[:16], [digits.x_train[:64]])
     assert pt(digits.x_test[:37]).shape == (37, 10)  # chunked and padded to batch 16
-    assert abs(accuracy(pt, digits.x_test, digits.y_test)
-               - accuracy(cnn, digits.x_test, digits.y_test)) < 0.05
+    assert (
+        abs(
+            accuracy(pt, digits.x_test, digits.y_test) - accuracy(cnn, digits.x_test, digits.y_test)
+        )
+        < 0.05
+    )
 
 
 def test_distillation_loss_matches_a_hand_computation():
@@ -107,14 +119,22 @@ def test_distillation_loss_matches_a_hand_computation():
     kl = float((p_t * (p_t.log() - log_p_s)).sum())
     ce = float(F.cross_entropy(s, y))
     expected = alpha * temperature**2 * kl + (1 - alpha) * ce
-    assert math.isclose(float(distillation_loss(s, t, y, temperature, alpha)), expected,
-                        rel_tol=1e-5)
+    assert math.isclose(
+        float(distillation_loss(s, t, y, temperature, alpha)), expected, rel_tol=1e-5
+    )
 
 
 def test_distilled_student_learns(small_mlp, digits):
     flat = digits.flat()
-    student = distill(mlp((64, 32, 10), seed=1), small_mlp, flat.x_train, flat.y_train,
-                      epochs=15, lr=5e-3, progress=False)
+    student = distill(
+        mlp((64, 32, 10), seed=1),
+        small_mlp,
+        flat.x_train,
+        flat.y_train,
+        epochs=15,
+        lr=5e-3,
+        progress=False,
+    )
     assert accuracy(student, flat.x_test, flat.y_test) > 0.8
 
 
@@ -124,9 +144,11 @@ def test_sparse_vs_dense_rows():
 
 
 def test_pick_respects_the_budget():
-    rows = [{"variant": "big", "accuracy": 0.95, "p50_ms_b1": 3.0, "size_mb": 10.0},
-            {"variant": "mid", "accuracy": 0.93, "p50_ms_b1": 1.0, "size_mb": 3.0},
-            {"variant": "tiny", "accuracy": 0.80, "p50_ms_b1": 0.2, "size_mb": 0.5}]
+    rows = [
+        {"variant": "big", "accuracy": 0.95, "p50_ms_b1": 3.0, "size_mb": 10.0},
+        {"variant": "mid", "accuracy": 0.93, "p50_ms_b1": 1.0, "size_mb": 3.0},
+        {"variant": "tiny", "accuracy": 0.80, "p50_ms_b1": 0.2, "size_mb": 0.5},
+    ]
     assert pick(rows)["variant"] == "big"
     assert pick(rows, max_latency_ms=2.0)["variant"] == "mid"
     assert pick(rows, max_size_mb=1.0)["variant"] == "tiny"
@@ -134,19 +156,30 @@ def test_pick_respects_the_budget():
         pick(rows, max_latency_ms=0.1)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: prune_unstructured(mlp((4, 4, 2)), 1.0), r"\[0, 1\)"),
-    (lambda: prune_unstructured(mlp((4, 4, 2)), -0.1), r"\[0, 1\)"),
-    (lambda: prune_neurons(mlp((4, 2)), 0.5), "two Linear"),
-    (lambda: distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.tensor([0]), 0.0),
-     "temperature"),
-    (lambda: distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.tensor([0]), 2.0,
-                               alpha=1.5), "alpha"),
-    (lambda: static_int8(SmallCNN(), [torch.zeros(1, 1, 8, 8)], backend="nope"), "backend"),
-    (lambda: benchmark("x", mlp((4, 2)), lambda b: torch.zeros(b, 4), batch_sizes=(0,)),
-     "positive"),
-    (lambda: mlp((4,)), "at least"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: prune_unstructured(mlp((4, 4, 2)), 1.0), r"\[0, 1\)"),
+        (lambda: prune_unstructured(mlp((4, 4, 2)), -0.1), r"\[0, 1\)"),
+        (lambda: prune_neurons(mlp((4, 2)), 0.5), "two Linear"),
+        (
+            lambda: distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.tensor([0]), 0.0),
+            "temperature",
+        ),
+        (
+            lambda: distillation_loss(
+                torch.zeros(1, 2), torch.zeros(1, 2), torch.tensor([0]), 2.0, alpha=1.5
+            ),
+            "alpha",
+        ),
+        (lambda: static_int8(SmallCNN(), [torch.zeros(1, 1, 8, 8)], backend="nope"), "backend"),
+        (
+            lambda: benchmark("x", mlp((4, 2)), lambda b: torch.zeros(b, 4), batch_sizes=(0,)),
+            "positive",
+        ),
+        (lambda: mlp((4,)), "at least"),
+    ],
+)
 def test_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -163,6 +196,9 @@ def test_gpu_half_precision_matches_fp32(small_mlp, digits):
 
 def test_fine_tuning_keeps_pruned_weights_at_zero(small_mlp, digits):
     flat = digits.flat()
-    tuned = prune_unstructured(small_mlp, 0.8, retrain=lambda m: train(
-        m, flat.x_train, flat.y_train, epochs=1, progress=False))
+    tuned = prune_unstructured(
+        small_mlp,
+        0.8,
+        retrain=lambda m: train(m, flat.x_train, flat.y_train, epochs=1, progress=False),
+    )
     assert sparsity(tuned) == pytest.approx(0.8, abs=0.01)

@@ -98,13 +98,16 @@ def test_fresher_features_predict_better_and_the_stream_is_the_limit(log):
     assert abs(by_interval[60]["accuracy"] - by_interval[0]["accuracy"]) < 0.05
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: StreamPipeline(micro_batch=0).run([]), ValueError, "micro_batch"),
-    (lambda: open_feature_store("postgres://x"), ValueError, "unknown feature store"),
-    (lambda: NextCategoryModel().fit([]), ValueError, "no training rows"),
-    (lambda: NextCategoryModel().predict([{}]), RuntimeError, "fit"),
-    (lambda: FeatureStore(":memory:").put_many([("u", {})], 1.0), TypeError, "map user id"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: StreamPipeline(micro_batch=0).run([]), ValueError, "micro_batch"),
+        (lambda: open_feature_store("postgres://x"), ValueError, "unknown feature store"),
+        (lambda: NextCategoryModel().fit([]), ValueError, "no training rows"),
+        (lambda: NextCategoryModel().predict([{}]), RuntimeError, "fit"),
+        (lambda: FeatureStore(":memory:").put_many([("u", {})], 1.0), TypeError, "map user id"),
+    ],
+)
 def test_bad_inputs_get_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
@@ -148,8 +151,9 @@ def test_redis_stream_into_redis_feature_store(redis_url, log):
     producer.publish(log.events)
     store = RedisFeatureStore(redis_url, namespace=name)
     pipeline = StreamPipeline(StreamFeatures(allowed_lateness=0), store)
-    report = consume(RedisStreamSource(redis_url, stream=name), pipeline,
-                     expected=len(log.events), count=200)
+    report = consume(
+        RedisStreamSource(redis_url, stream=name), pipeline, expected=len(log.events), count=200
+    )
     assert report.read == report.applied == len(log.events) and report.rows_written > 0
     assert store.count() == len(log.users) and producer.pending() == 0
     user = log.users[-1]

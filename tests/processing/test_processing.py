@@ -23,8 +23,12 @@ WINDOWS = (30, 120)
 
 event_st = st.builds(
     lambda i, u, c, k, t: Event(f"e{i}", f"u{u}", c, k, float(t)),
-    st.integers(0, 10**9), st.integers(0, 2), st.sampled_from(CATEGORIES),
-    st.sampled_from(["view", "click"]), st.integers(0, 600))
+    st.integers(0, 10**9),
+    st.integers(0, 2),
+    st.sampled_from(CATEGORIES),
+    st.sampled_from(["view", "click"]),
+    st.integers(0, 600),
+)
 
 
 def unique(events):
@@ -105,8 +109,11 @@ def test_point_in_time_rows_never_see_the_future():
     assert truncated == [r for r in rows if r["event_time"] <= cutoff]
     # And each row equals a brute-force recomputation from the user's earlier events.
     for row in rows[:: max(1, len(rows) // 50)]:
-        earlier = [e for e in log.events
-                   if e.user_id == row["user_id"] and e.event_time < row["event_time"]]
+        earlier = [
+            e
+            for e in log.events
+            if e.user_id == row["user_id"] and e.event_time < row["event_time"]
+        ]
         expected = compute_features(earlier, row["event_time"], WINDOWS)
         got = dict(row["features"])
         recency, expected_recency = got.pop("recency_s"), expected.pop("recency_s")
@@ -126,8 +133,7 @@ def test_simulator_is_seeded_and_drifts():
     interests = {a.interest_at("user-0", t) for t in range(0, 7200, 60)}
     assert len(interests) > 1
     clicks_on_preferred = [e for e in a.events if e.kind == "click"]
-    on_pref = sum(a.interest_at(e.user_id, e.event_time) == e.category
-                  for e in clicks_on_preferred)
+    on_pref = sum(a.interest_at(e.user_id, e.event_time) == e.category for e in clicks_on_preferred)
     assert on_pref > len(clicks_on_preferred) / 2
 
 
@@ -141,13 +147,16 @@ def test_feature_store_round_trip(tmp_path):
     assert set(features[user]) == set(feature_names(WINDOWS))
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: simulate_events(n_users=0), "n_users"),
-    (lambda: simulate_events(burstiness=2), "burstiness"),
-    (lambda: StreamFeatures(windows=(0,)), "windows"),
-    (lambda: StreamFeatures(allowed_lateness=-1), "allowed_lateness"),
-    (lambda: simulate_events(n_users=1, duration_s=60).interest_at("ghost", 0), "unknown user"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: simulate_events(n_users=0), "n_users"),
+        (lambda: simulate_events(burstiness=2), "burstiness"),
+        (lambda: StreamFeatures(windows=(0,)), "windows"),
+        (lambda: StreamFeatures(allowed_lateness=-1), "allowed_lateness"),
+        (lambda: simulate_events(n_users=1, duration_s=60).interest_at("ghost", 0), "unknown user"),
+    ],
+)
 def test_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()

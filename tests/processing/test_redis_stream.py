@@ -28,8 +28,9 @@ def test_published_events_are_consumed_once_and_acknowledged(redis_url, log):
     report = consume(source(redis_url, name), stream, expected=len(log.events))
     assert report.read == report.applied == len(log.events) and producer.pending() == 0
     at = stream.watermark
-    assert {u: stream.features(u, at) for u in stream.users} == batch_features(log.events, at,
-                                                                               WINDOWS)
+    assert {u: stream.features(u, at) for u in stream.users} == batch_features(
+        log.events, at, WINDOWS
+    )
     producer.delete()
 
 

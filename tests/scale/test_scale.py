@@ -24,15 +24,15 @@ def cluster():
         yield info
 
 
-def test_ray_batch_predictions_equal_the_single_process_ones(cluster, artifact, trained,
-                                                             projects, tmp_path):
+def test_ray_batch_predictions_equal_the_single_process_ones(
+    cluster, artifact, trained, projects, tmp_path
+):
     from mlinfra_kit.scale import ray_predict_into_store
 
     assert cluster.cpus == 2 and cluster.startup_s > 0
     texts, ids = projects.texts[:150], projects.ids[:150]
     with SQLiteStore(tmp_path / "p.db") as store:
-        report = ray_predict_into_store(str(artifact), ids, texts, store, workers=2,
-                                        batch_size=40)
+        report = ray_predict_into_store(str(artifact), ids, texts, store, workers=2, batch_size=40)
         assert report.written == 150 and report.batches >= 4
         expected = [p.tag for p in trained.predict(texts)]
         assert [store.get(str(i)).tag for i in ids] == expected
@@ -51,8 +51,11 @@ def test_ray_serve_answers_the_kits_api(cluster, artifact, trained):
     from mlinfra_kit.scale.serve import ray_serve
 
     with ray_serve(str(artifact), replicas=1) as url:
-        answer = httpx.post(url + "/predict", json={"title": "YOLO object detection",
-                                                    "description": "boxes"}, timeout=30)
+        answer = httpx.post(
+            url + "/predict",
+            json={"title": "YOLO object detection", "description": "boxes"},
+            timeout=30,
+        )
         assert answer.status_code == 200
         assert answer.json()["tag"] == trained.predict(["YOLO object detection boxes"])[0].tag
         for bad in ({"title": "  "}, {"title": "x", "colour": "red"}, {"description": "x"}):

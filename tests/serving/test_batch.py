@@ -17,8 +17,9 @@ def test_writes_every_entity_with_version_and_time(artifact, projects, tmp_path)
     model = TagClassifier.load(artifact)
     with SQLiteStore(tmp_path / "p.db") as store:
         before = time.time()
-        report = predict_into_store(model, projects.ids, projects.texts, store,
-                                    batch_size=100, progress=False)
+        report = predict_into_store(
+            model, projects.ids, projects.texts, store, batch_size=100, progress=False
+        )
         assert (report.total, report.written, report.skipped) == (len(projects),) * 2 + (0,)
         assert report.batches == -(-len(projects) // 100)
         assert store.count("v1") == len(projects)
@@ -33,8 +34,9 @@ def test_redis_backend(artifact, projects, redis_url):
     model = TagClassifier.load(artifact)
     with open_store(redis_url) as store:
         store.clear()
-        report = predict_into_store(model, projects.ids[:50], projects.texts[:50], store,
-                                    progress=False)
+        report = predict_into_store(
+            model, projects.ids[:50], projects.texts[:50], store, progress=False
+        )
         assert report.written == 50 and store.count("v1") == 50
 
 
@@ -83,8 +85,14 @@ def test_sigkill_midway_leaves_whole_batches_and_rerun_completes(artifact, proje
         done = store.count("v1")
         assert 64 <= done < len(projects)
         assert done % 16 == 0, "a batch is written whole or not at all"
-        report = predict_into_store(TagClassifier.load(artifact), projects.ids, projects.texts,
-                                    store, batch_size=16, progress=False)
+        report = predict_into_store(
+            TagClassifier.load(artifact),
+            projects.ids,
+            projects.texts,
+            store,
+            batch_size=16,
+            progress=False,
+        )
         assert report.skipped == done and report.written == len(projects) - done
         assert store.count("v1") == len(projects)
 
@@ -94,8 +102,7 @@ def test_compare_with_live_flags_changed_inputs_and_missing(trained, tmp_path):
 
     texts = ["object detection with yolo", "translation with transformers"]
     with SQLiteStore(tmp_path / "p.db") as store:
-        predict_into_store(trained, ["a", "b"], texts, store, model_version="v1",
-                           progress=False)
+        predict_into_store(trained, ["a", "b"], texts, store, model_version="v1", progress=False)
         changed = [texts[0], "kubernetes deployment monitoring pipeline"]
         rows = compare_with_live(trained, ["a", "b", "new"], [*changed, "a new project"], store)
     assert rows[0]["agrees"] and rows[0]["stored_version"] == "v1"

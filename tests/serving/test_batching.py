@@ -82,8 +82,14 @@ def test_lru_cache_evicts_least_recent_and_counts():
     assert cache.get("a") == 1  # a is now the most recent
     cache.put("c", 3)  # evicts b
     assert cache.get("b") is None and cache.get("c") == 3
-    assert cache.stats() == {"enabled": True, "maxsize": 2, "size": 2, "hits": 2,
-                             "misses": 1, "hit_rate": 2 / 3}
+    assert cache.stats() == {
+        "enabled": True,
+        "maxsize": 2,
+        "size": 2,
+        "hits": 2,
+        "misses": 1,
+        "hit_rate": 2 / 3,
+    }
 
 
 def test_lru_cache_off():

@@ -13,10 +13,21 @@ from mlinfra_kit.serving import ServerConfig, run_server
 
 def every_field_changed(model, tmp_path) -> dict:
     """A value other than the default for every field the server can run with here."""
-    return dict(model=str(model), store=f"sqlite:{tmp_path / 'predictions.db'}",
-                batching=False, max_batch_size=7, max_wait_ms=0.5, cache_size=3, max_items=5,
-                max_text_chars=99, max_body_bytes=12_345, device="cpu", threads=2,
-                load_in_background=False, quantize="int8")
+    return dict(
+        model=str(model),
+        store=f"sqlite:{tmp_path / 'predictions.db'}",
+        batching=False,
+        max_batch_size=7,
+        max_wait_ms=0.5,
+        cache_size=3,
+        max_items=5,
+        max_text_chars=99,
+        max_body_bytes=12_345,
+        device="cpu",
+        threads=2,
+        load_in_background=False,
+        quantize="int8",
+    )
 
 
 def test_the_settings_cover_every_field(tmp_path):
@@ -28,11 +39,33 @@ def test_the_command_line_has_a_flag_with_the_default_for_every_field(tmp_path):
     defaults = ServerConfig.from_args(parser.parse_args(["serve", "--model", "m"]))
     assert defaults == ServerConfig(model="m")
     wanted = every_field_changed("m", tmp_path)
-    argv = ["serve", "--model", "m", "--store", wanted["store"], "--no-batching",
-            "--max-batch-size", "7", "--max-wait-ms", "0.5", "--cache-size", "3",
-            "--max-items", "5", "--max-text-chars", "99", "--max-body-bytes", "12345",
-            "--device", "cpu", "--threads", "2", "--no-load-in-background",
-            "--quantize", "int8"]
+    argv = [
+        "serve",
+        "--model",
+        "m",
+        "--store",
+        wanted["store"],
+        "--no-batching",
+        "--max-batch-size",
+        "7",
+        "--max-wait-ms",
+        "0.5",
+        "--cache-size",
+        "3",
+        "--max-items",
+        "5",
+        "--max-text-chars",
+        "99",
+        "--max-body-bytes",
+        "12345",
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "--no-load-in-background",
+        "--quantize",
+        "int8",
+    ]
     assert asdict(ServerConfig.from_args(parser.parse_args(argv))) == wanted
 
 

@@ -13,8 +13,14 @@ def trivial():
 
 
 def test_closed_loop_counts_everything(trivial):
-    result = run_load(trivial.url, post_json("/predict", [{"title": "a"}, {"title": "b"}]),
-                      total=300, concurrency=8, warmup=20, progress=False)
+    result = run_load(
+        trivial.url,
+        post_json("/predict", [{"title": "a"}, {"title": "b"}]),
+        total=300,
+        concurrency=8,
+        warmup=20,
+        progress=False,
+    )
     assert result.mode == "closed" and result.requests == 300 and result.errors == 0
     assert result.status_counts == {"200": 300} and len(result.latencies_ms) == 300
     assert result.throughput_rps > 0 and result.stats.p50_ms > 0
@@ -24,30 +30,34 @@ def test_closed_loop_counts_everything(trivial):
 
 
 def test_open_loop_keeps_the_schedule(trivial):
-    result = run_load(trivial.url, get_paths(["/health"]), total=100, rate_rps=200,
-                      progress=False)
+    result = run_load(trivial.url, get_paths(["/health"]), total=100, rate_rps=200, progress=False)
     assert result.mode == "open" and result.errors == 0
     assert result.seconds >= 99 / 200  # the last request leaves after 0.495 s, not sooner
 
 
 def test_errors_are_counted_not_raised(trivial):
-    result = run_load(trivial.url, get_paths(["/health", "/nowhere"]), total=10,
-                      concurrency=2, progress=False)
+    result = run_load(
+        trivial.url, get_paths(["/health", "/nowhere"]), total=10, concurrency=2, progress=False
+    )
     assert result.errors == 5 and result.status_counts == {"200": 5, "404": 5}
     assert len(result.latencies_ms) == 5
 
 
 def test_unreachable_server_is_an_error_count():
-    result = run_load("http://127.0.0.1:9", get_paths(["/"]), total=3, concurrency=1,
-                      progress=False, timeout_s=2)
+    result = run_load(
+        "http://127.0.0.1:9", get_paths(["/"]), total=3, concurrency=1, progress=False, timeout_s=2
+    )
     assert result.errors == 3 and result.throughput_rps == 0
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"requests": []}, "requests is empty"),
-    ({"total": 0}, "at least 1"),
-    ({"rate_rps": -1}, "rate_rps"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"requests": []}, "requests is empty"),
+        ({"total": 0}, "at least 1"),
+        ({"rate_rps": -1}, "rate_rps"),
+    ],
+)
 def test_bad_settings(kwargs, message):
     args = {"requests": [Request("GET", "/")], **kwargs}
     with pytest.raises(ValueError, match=message):

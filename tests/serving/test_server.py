@@ -17,15 +17,17 @@ PROJECT = {"title": "Real-time object detection", "description": "YOLO on a webc
 def store_url(artifact, projects, tmp_path_factory):
     db = tmp_path_factory.mktemp("store") / "predictions.db"
     with SQLiteStore(db) as store:
-        predict_into_store(TagClassifier.load(artifact), projects.ids, projects.texts, store,
-                           progress=False)
+        predict_into_store(
+            TagClassifier.load(artifact), projects.ids, projects.texts, store, progress=False
+        )
     return f"sqlite:{db}"
 
 
 @pytest.fixture(scope="module")
 def server(artifact, store_url):
-    with run_server(artifact, store=store_url, cache_size=16, max_items=8,
-                    max_body_bytes=20_000, max_wait_ms=20) as running:
+    with run_server(
+        artifact, store=store_url, cache_size=16, max_items=8, max_body_bytes=20_000, max_wait_ms=20
+    ) as running:
         yield running
 
 
@@ -46,7 +48,8 @@ def test_health_ready_metadata(client):
 def test_predict_matches_the_model_in_process(client, artifact):
     answer = client.post("/predict", json=PROJECT).json()
     expected = TagClassifier.load(artifact).predict(
-        [f"{PROJECT['title']} {PROJECT['description']}"])[0]
+        [f"{PROJECT['title']} {PROJECT['description']}"]
+    )[0]
     assert answer["tag"] == expected.tag and answer["model_version"] == "v1"
     assert answer["probabilities"] == pytest.approx(expected.probabilities, abs=1e-5)
 
@@ -66,15 +69,18 @@ def test_stored_prediction_and_missing_id(client, projects):
     assert missing.status_code == 404 and "POST /predict" in missing.json()["detail"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"title": ""}, "title"),
-    ({"title": "   "}, "title"),
-    ({"title": 42}, "title"),
-    ({"description": "no title"}, "title"),
-    ({"title": "ok", "description": ["not", "text"]}, "description"),
-    ({"title": "ok", "titel": "typo"}, "titel"),
-    ({"title": "x" * 5001}, "title"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"title": ""}, "title"),
+        ({"title": "   "}, "title"),
+        ({"title": 42}, "title"),
+        ({"description": "no title"}, "title"),
+        ({"title": "ok", "description": ["not", "text"]}, "description"),
+        ({"title": "ok", "titel": "typo"}, "titel"),
+        ({"title": "x" * 5001}, "title"),
+    ],
+)
 def test_bad_project_is_422_naming_the_field(client, body, field):
     response = client.post("/predict", json=body)
     assert response.status_code == 422
@@ -89,8 +95,9 @@ def test_bad_batches_are_422(client):
 
 
 def test_malformed_json_is_422(client):
-    response = client.post("/predict", content=b"{not json",
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/predict", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
 
 
@@ -104,8 +111,9 @@ def test_oversized_body_is_413(client):
         for i in range(0, len(data), 4096):
             yield data[i : i + 4096]
 
-    response = client.post("/predict", content=chunks(),
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/predict", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
 
 
@@ -139,8 +147,7 @@ def test_model_that_fails_to_load_is_503_not_500(tmp_path, artifact):
     broken.mkdir()
     (broken / "metadata.json").write_text((artifact / "metadata.json").read_text())
     (broken / "weights.pt").write_bytes(b"not a torch file")
-    with run_server(broken, wait_for="/health") as running, \
-            httpx.Client(base_url=running.url) as c:
+    with run_server(broken, wait_for="/health") as running, httpx.Client(base_url=running.url) as c:
         assert c.get("/ready").status_code == 503  # loading, then failed: 503 either way
         wait_until(lambda: "failed" in c.get("/ready").json()["detail"], 60, "load failure")
         for response in (c.get("/ready"), c.post("/predict", json=PROJECT)):
@@ -153,10 +160,17 @@ def test_unbatched_server_and_redis_store(artifact, projects, redis_url):
     from mlinfra_kit.serving import open_store
 
     with open_store(redis_url) as store:
-        predict_into_store(TagClassifier.load(artifact), projects.ids[:10],
-                           projects.texts[:10], store, progress=False)
-    with run_server(artifact, store=redis_url, batching=False) as running, \
-            httpx.Client(base_url=running.url) as c:
+        predict_into_store(
+            TagClassifier.load(artifact),
+            projects.ids[:10],
+            projects.texts[:10],
+            store,
+            progress=False,
+        )
+    with (
+        run_server(artifact, store=redis_url, batching=False) as running,
+        httpx.Client(base_url=running.url) as c,
+    ):
         assert c.get(f"/predictions/{projects.ids[3]}").json()["model_version"] == "v1"
         c.post("/predict", json=PROJECT)
         assert c.get("/metadata").json()["batching"]["enabled"] is False

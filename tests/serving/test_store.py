@@ -72,10 +72,14 @@ def test_sqlite_survives_reopening(tmp_path):
         assert s.get("1") == row("1")
 
 
-@pytest.mark.parametrize("url, kind", [
-    ("sqlite:{tmp}/a.db", SQLiteStore), ("{tmp}/b.sqlite", SQLiteStore),
-    ("redis://127.0.0.1:1/0", RedisStore),
-])
+@pytest.mark.parametrize(
+    "url, kind",
+    [
+        ("sqlite:{tmp}/a.db", SQLiteStore),
+        ("{tmp}/b.sqlite", SQLiteStore),
+        ("redis://127.0.0.1:1/0", RedisStore),
+    ],
+)
 def test_open_store(url, kind, tmp_path):
     s = open_store(url.format(tmp=tmp_path))
     assert isinstance(s, kind)
