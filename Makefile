@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TOUR ?= tour
 
-.PHONY: install tour test lint lab clean
+.PHONY: install tour test test-fast lint lab clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,13 @@ tour: install  ## run every notebook in quick mode, then write $(TOUR)/report.md
 	$(BIN)/mlinfra run --quick --out $(TOUR)
 	$(BIN)/mlinfra report $(TOUR)
 
-test: install  ## lint, then the whole test suite (unit, servers, notebooks)
-	$(BIN)/ruff check .
+test: lint  ## lint, then the whole test suite (unit, servers, notebooks)
 	$(BIN)/python -m pytest
 
-lint: install
+test-fast: install  ## every test except the notebook executions (a few minutes)
+	$(BIN)/python -m pytest -m "not notebooks"
+
+lint: install  ## ruff's checks and its formatting, as CI runs them
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check mlinfra_kit tests
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib
 import pytest
+from helpers import RECORD, make_notebook, skip_unless_ci
 
 matplotlib.use("Agg")  # this test process only; executed notebooks keep their inline figures
 
@@ -37,39 +38,6 @@ def trained(projects):
     return model.fit(train.texts, train.tags, val.texts, val.tags)
 
 
-def make_notebook(path, body: str, metrics=("answer",), parameters: str = ""):
-    """Write a minimal kit-style notebook: a tagged parameters cell, then ``body``."""
-    import nbformat  # here, not at the top: the GPU tests run where only torch is installed
-
-    params = nbformat.v4.new_code_cell(
-        'QUICK = False\nSEED = 0\nDEVICE = "auto"\nRESULTS_DIR = "results"\n'
-        "INTERACTIVE = True\n" + parameters
-    )
-    params.metadata["tags"] = ["parameters"]
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_markdown_cell(f"# {path.stem} title"),
-            params,
-            nbformat.v4.new_code_cell(body),
-        ]
-    )
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.metadata["mlinfra"] = {"metrics": list(metrics)}
-    nbformat.write(nb, path)
-    return path
-
-
-RECORD = (
-    "from mlinfra_kit import results\n"
-    "results.record('{name}', dict(QUICK=QUICK, SEED=SEED), {{'answer': 42 + SEED}},\n"
-    "               results_dir=RESULTS_DIR, environment={{'python': 'test'}})\n"
-)
-
-
 @pytest.fixture
 def tiny_notebooks(tmp_path):
     """A folder with one notebook that records a metric and one that fails in cell 2."""
@@ -84,16 +52,6 @@ def tiny_notebooks(tmp_path):
 def artifact(trained, tmp_path_factory):
     """The shared model saved as an artifact folder, version "v1"."""
     return trained.save(tmp_path_factory.mktemp("artifacts") / "tag-classifier", version="v1")
-
-
-def skip_unless_ci(reason: str) -> None:
-    """Skip for a missing optional service or extra, except in CI (``CI=true``), where
-    ``.ci/run`` installs everything and a skip would hide a broken part: fail there."""
-    import os
-
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

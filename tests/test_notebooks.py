@@ -7,7 +7,7 @@ These tests execute the notebooks for real with papermill, through the same runn
 import json
 
 import pytest
-from conftest import skip_unless_ci
+from helpers import skip_unless_ci
 
 from mlinfra_kit.results import load
 from mlinfra_kit.runner import discover, notebooks_dir, run_notebooks
@@ -21,7 +21,11 @@ def cells(nb):
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: nb.name)
-def test_stored_without_outputs(nb):
+def test_stored_clean(nb):
+    """No outputs (they belong to executed copies) and an id on every cell (without one,
+    nbformat warns on every run)."""
+    ids = [cell.get("id") for cell in cells(nb)]
+    assert all(ids) and len(set(ids)) == len(ids), f"{nb.name}: every cell needs a unique id"
     for cell in cells(nb):
         if cell["cell_type"] == "code":
             assert not cell["outputs"] and cell["execution_count"] is None, (

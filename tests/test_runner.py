@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import RECORD, make_notebook
+from helpers import RECORD, make_notebook
 
 from mlinfra_kit.runner import discover, parse_parameter, run_notebooks, select
 

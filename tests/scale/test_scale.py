@@ -6,7 +6,7 @@ the ``scale`` extra they skip, except in CI, where a skip would hide a broken ex
 
 import httpx
 import pytest
-from conftest import skip_unless_ci
+from helpers import skip_unless_ci
 
 from mlinfra_kit.processing import batch_features, simulate_events
 from mlinfra_kit.scale import raycluster_manifest, validate_raycluster
