@@ -16,10 +16,11 @@ from mlinfra_kit.application.monitoring import Alert, Monitor, WindowReport
 from mlinfra_kit.application.registry import ModelRegistry
 from mlinfra_kit.application.system import (
     AppConfig,
+    AppEvent,
     ApplicationRun,
+    Phase,
     Served,
     Trained,
-    compare_variants,
     run_application,
     train,
 )
@@ -28,13 +29,14 @@ from mlinfra_kit.application.timeline import timeline
 __all__ = [
     "Alert",
     "AppConfig",
+    "AppEvent",
     "ApplicationRun",
     "ModelRegistry",
     "Monitor",
+    "Phase",
     "Served",
     "Trained",
     "WindowReport",
-    "compare_variants",
     "run_application",
     "timeline",
     "train",

@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
 from mlinfra_kit.application.monitoring import Monitor, WindowReport
 from mlinfra_kit.application.registry import ModelRegistry
@@ -85,6 +86,18 @@ class AppConfig:
             raise ValueError("need window >= 10, label_delay >= 0 and shadow_requests >= 1")
 
 
+class Phase(StrEnum):
+    """What the application is doing with a new project."""
+
+    SERVING = "serving"  # production answers alone
+    SHADOW = "shadow"  # production answers; the candidate sees a mirrored copy
+    CANARY = "canary"  # the canary routes each user to production or the candidate
+
+
+Outcome = Literal["no_retrain", "promoted", "rolled_back", "undecided"]
+EventKind = Literal["alert", "retrain", "shadow", "canary", "promote", "rollback"]
+
+
 @dataclass(frozen=True)
 class Served:
     """One stream project as the application handled it."""
@@ -92,7 +105,7 @@ class Served:
     index: int
     project_id: int
     created_on: str
-    phase: str
+    phase: Phase
     version: str
     status: int
     predicted: str | None
@@ -100,12 +113,28 @@ class Served:
     latency_ms: float
 
 
+@dataclass(frozen=True)
+class AppEvent:
+    """Something the application decided or noticed, at a stream position, and why."""
+
+    index: int
+    kind: EventKind
+    detail: str
+
+    def row(self) -> dict[str, Any]:
+        return {"index": self.index, "kind": self.kind, "detail": self.detail}
+
+
 @dataclass
 class ApplicationRun:
+    """What :func:`run_application` did: every project served, every monitoring window,
+    the event log, the candidate (if one was trained) with its shadow and canary, and the
+    outcome."""
+
     served: list[Served] = field(default_factory=list)
     windows: list[WindowReport] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    outcome: str = "no_retrain"
+    events: list[AppEvent] = field(default_factory=list)
+    outcome: Outcome = "no_retrain"
     retrain_at: int | None = None
     candidate: str | None = None
     candidate_trained: Trained | None = None
@@ -128,8 +157,8 @@ class ApplicationRun:
         ok = [s.latency_ms / 1000 for s in self.served if s.status == 200]
         return latency_stats(ok).p99_ms if ok else float("nan")
 
-    def event(self, index: int, kind: str, detail: str) -> None:
-        self.events.append({"index": index, "kind": kind, "detail": detail})
+    def event(self, index: int, kind: EventKind, detail: str) -> None:
+        self.events.append(AppEvent(index, kind, detail))
 
 
 def _body(project: Project) -> dict[str, str]:
@@ -164,6 +193,213 @@ class _Servers:
         return response.status_code, tag, latency
 
 
+class _Application:
+    """The running system: one method per kind of thing that happens to it (a project
+    arrives, labels arrive, a monitoring window closes, the shadow batch is full, the
+    canary observes), with its state in one place and its phase explicit."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        v1: Trained,
+        train_rows: Sequence[Project],
+        config: AppConfig,
+        retrain: Callable[[Sequence[Project]], Trained],
+        servers: _Servers,
+    ):
+        self.registry, self.config, self.retrain_fn, self.servers = (
+            registry,
+            config,
+            retrain,
+            servers,
+        )
+        self.train_rows = list(train_rows)
+        self.run = ApplicationRun()
+        self.phase = Phase.SERVING
+        self.production: str = registry.production
+        self.monitor = _monitor(v1, config)
+        self.labelled: list[Project] = []  # stream projects whose label has arrived
+        self.labelled_ids: set[int] = set()
+        self.window: list[tuple[Project, str]] = []  # (project, predicted) this window
+        self.label_queue: deque[tuple[int, Project]] = deque()  # (arrives at, project)
+        self.pending: deque[tuple[int, int, Observation]] = deque()  # canary, awaiting labels
+        self.shadow_batch: list[tuple[int, Project]] = []
+
+    def project(self, index: int, project: Project) -> None:
+        """A new project arrives at stream position ``index``."""
+        self.labels_until(index)
+        self.label_queue.append((index + self.config.label_delay, project))
+        if self.phase is Phase.SHADOW:
+            self.shadow_batch.append((index, project))
+            if len(self.shadow_batch) >= self.config.shadow_requests:
+                self.shadow()
+            return
+        self.request(index, project)
+        if len(self.window) >= self.config.window:
+            self.close_window(index)
+
+    def labels_until(self, index: int) -> None:
+        """Labels due by ``index`` arrive; a tag outside the known ones is counted, unused."""
+        while self.label_queue and self.label_queue[0][0] <= index:
+            _, done = self.label_queue.popleft()
+            if done.tag in TAGS:
+                self.labelled.append(done)
+                self.labelled_ids.add(done.id)
+            else:
+                self.run.rejected_labels += 1
+
+    def request(self, index: int, project: Project) -> None:
+        """Serve one project from production, or from whichever variant the canary routes
+        its user to."""
+        canary = self.phase is Phase.CANARY
+        version = self.run.canary.route(project.id) if canary else self.production
+        status, predicted, ms = self.servers.send(version, project)
+        self.run.served.append(
+            Served(
+                index,
+                project.id,
+                project.created_on.isoformat(),
+                self.phase,
+                version,
+                status,
+                predicted,
+                project.tag,
+                ms,
+            )
+        )
+        if canary:
+            quality = None if predicted is None else float(predicted == project.tag)
+            failed = status not in (200, 422)
+            self.pending.append(
+                (
+                    index + self.config.label_delay,
+                    project.id,
+                    Observation(version, ms, failed, quality),
+                )
+            )
+            self.canary_step(index)
+        if status == 200:
+            self.window.append((project, predicted))
+
+    def close_window(self, index: int) -> None:
+        """Test the full window against the references; the first alert retrains."""
+        window, self.window = self.window, []
+        labels = [p.tag if p.id in self.labelled_ids else None for p, _ in window]
+        report = self.monitor.check(
+            [p.text for p, _ in window],
+            [t for _, t in window],
+            labels,
+            window=len(self.run.windows),
+        )
+        self.run.windows.append(report)
+        for alert in report.alerts:
+            self.run.event(index, "alert", str(alert))
+        if report.alerts and self.run.retrain_at is None and self.phase is Phase.SERVING:
+            self.retrain(index)
+
+    def retrain(self, index: int) -> None:
+        """Train a candidate on everything labelled so far, register it, start its server,
+        and mirror traffic to it next."""
+        rows = [*self.train_rows, *self.labelled]
+        trained = self.retrain_fn(rows)
+        run = self.run
+        run.retrain_at, run.candidate_trained = index, trained
+        run.candidate = self.registry.register(
+            trained.model,
+            trained.evaluation.metrics(),
+            notes=f"retrained at stream index {index} on {len(rows)} projects",
+        )
+        run.event(
+            index,
+            "retrain",
+            f"{run.candidate}: validation macro F1 {trained.evaluation.macro_f1:.3f}",
+        )
+        self.servers.start(run.candidate)
+        self.phase = Phase.SHADOW
+
+    def shadow(self) -> None:
+        """Send the shadow batch to production, mirrored to the candidate; a candidate
+        that fails is rolled back, one that answers goes on to the canary."""
+        batch, self.shadow_batch = self.shadow_batch, []
+        run = self.run
+        run.shadow = report = run_shadow(
+            self.servers.urls[self.production],
+            [_body(p) for _, p in batch],
+            self.servers.urls[run.candidate],
+        )
+        for (index, p), answer, ms in zip(
+            batch, report.responses, report.primary_latencies_ms, strict=True
+        ):
+            status = 200 if "tag" in answer else 422
+            run.served.append(
+                Served(
+                    index,
+                    p.id,
+                    p.created_on.isoformat(),
+                    Phase.SHADOW,
+                    self.production,
+                    status,
+                    answer.get("tag"),
+                    p.tag,
+                    ms,
+                )
+            )
+            if status == 200:
+                self.window.append((p, answer["tag"]))
+        last = batch[-1][0]
+        run.event(
+            last,
+            "shadow",
+            f"{report.compared} mirrored, agreement "
+            f"{report.agreement:.2f}, {report.candidate_errors} "
+            "candidate errors",
+        )
+        if report.candidate_errors:
+            run.outcome, self.phase = "rolled_back", Phase.SERVING
+            run.event(last, "rollback", "candidate failed in shadow")
+            return
+        config = self.config
+        run.canary = Canary(
+            config.canary_steps,
+            config.canary_min_requests,
+            config.guardrails,
+            baseline=self.production,
+            candidate=run.candidate,
+        )
+        self.phase = Phase.CANARY
+        run.event(last, "canary", f"canary starts at {run.canary.share:.0%}")
+
+    def canary_step(self, index: int) -> None:
+        """Feed the canary the observations whose labels have arrived; act on its
+        decision: promote (and monitor the new version against its own data), roll back,
+        or keep going."""
+        run, canary = self.run, self.run.canary
+        while self.pending and self.pending[0][0] <= index and canary.status == "running":
+            _, user, observation = self.pending.popleft()
+            before = len(canary.decisions)
+            canary.observe(user, observation)
+            for decision in canary.decisions[before:]:
+                run.event(index, "canary", f"{decision.decision} (share {canary.share:.0%})")
+        if canary.status == "completed":
+            self.registry.promote(run.candidate)
+            run.outcome, self.phase, self.production = "promoted", Phase.SERVING, run.candidate
+            run.event(index, "promote", f"{run.candidate} in production")
+            self.monitor = _monitor(run.candidate_trained, self.config)
+        elif canary.status == "rolled_back":
+            run.outcome, self.phase = "rolled_back", Phase.SERVING
+            run.event(index, "rollback", canary.reason)
+
+    def finish(self, last_index: int) -> ApplicationRun:
+        """The stream ended: mirror what the shadow batch holds, and say if the canary
+        had not decided."""
+        if self.shadow_batch:
+            self.shadow()
+        if self.phase is Phase.CANARY:
+            self.run.outcome = "undecided"
+            self.run.event(last_index, "canary", "stream ended before the canary decided")
+        return self.run
+
+
 def run_application(
     registry: ModelRegistry,
     v1: Trained,
@@ -182,177 +418,22 @@ def run_application(
     """
     from tqdm.auto import tqdm
 
-    baseline = registry.production
-    if baseline is None:
+    if registry.production is None:
         raise ValueError("the registry has no production version: register and promote v1")
     retrain = retrain or (lambda rows: train(rows, config.epochs, config.seed))
-    run = ApplicationRun()
-    monitor = _monitor(v1, config)
-    production = baseline
-    labelled: list[Project] = []  # stream projects whose label has arrived
-    labelled_ids: set[int] = set()
-    window: list[tuple[Project, str]] = []  # (project, predicted) in the current window
-    label_queue: deque[tuple[int, Project]] = deque()
-    pending: deque[tuple[int, str, Observation]] = deque()  # canary observations awaiting labels
-    phase = "serving"
-    shadow_left = 0
     with contextlib.ExitStack() as stack:
         servers = _Servers(registry, config.quantize, stack)
-        servers.start(baseline)
-        items = iter(
-            enumerate(
-                tqdm(
-                    project_source(stream, redis_url),
-                    total=len(stream),
-                    desc="stream",
-                    disable=not progress,
-                )
-            )
+        servers.start(registry.production)
+        app = _Application(registry, v1, train_rows, config, retrain, servers)
+        arriving = tqdm(
+            project_source(stream, redis_url),
+            total=len(stream),
+            desc="stream",
+            disable=not progress,
         )
-        for index, project in items:
-            # Labels that have arrived by now.
-            while label_queue and label_queue[0][0] <= index:
-                _, done = label_queue.popleft()
-                if done.tag in TAGS:
-                    labelled.append(done)
-                    labelled_ids.add(done.id)
-                else:
-                    run.rejected_labels += 1
-            label_queue.append((index + config.label_delay, project))
-            if phase == "shadow":
-                batch = [project] + [p for _, p in _take(items, shadow_left - 1)]
-                run.shadow = run_shadow(
-                    servers.urls[production], [_body(p) for p in batch], servers.urls[run.candidate]
-                )
-                for offset, (p, answer, ms) in enumerate(
-                    zip(batch, run.shadow.responses, run.shadow.primary_latencies_ms, strict=True)
-                ):
-                    status = 200 if "tag" in answer else 422
-                    run.served.append(
-                        Served(
-                            index + offset,
-                            p.id,
-                            p.created_on.isoformat(),
-                            "shadow",
-                            production,
-                            status,
-                            answer.get("tag"),
-                            p.tag,
-                            ms,
-                        )
-                    )
-                    if offset:
-                        label_queue.append((index + offset + config.label_delay, p))
-                    if status == 200:
-                        window.append((p, answer["tag"]))
-                shadow = run.shadow
-                run.event(
-                    index + len(batch) - 1,
-                    "shadow",
-                    f"{shadow.compared} mirrored, agreement {shadow.agreement:.2f}, "
-                    f"{shadow.candidate_errors} candidate errors",
-                )
-                if shadow.candidate_errors:
-                    run.outcome, phase = "rolled_back", "serving"
-                    run.event(index + len(batch) - 1, "rollback", "candidate failed in shadow")
-                else:
-                    phase = "canary"
-                    run.canary = Canary(
-                        config.canary_steps,
-                        config.canary_min_requests,
-                        config.guardrails,
-                        baseline=production,
-                        candidate=run.candidate,
-                    )
-                    run.event(
-                        index + len(batch) - 1, "canary", f"canary starts at {run.canary.share:.0%}"
-                    )
-                continue
-            version = production
-            if phase == "canary":
-                version = run.canary.route(project.id)
-            status, predicted, ms = servers.send(version, project)
-            run.served.append(
-                Served(
-                    index,
-                    project.id,
-                    project.created_on.isoformat(),
-                    phase,
-                    version,
-                    status,
-                    predicted,
-                    project.tag,
-                    ms,
-                )
-            )
-            if phase == "canary":
-                quality = None if predicted is None else float(predicted == project.tag)
-                pending.append(
-                    (
-                        index + config.label_delay,
-                        project.id,
-                        Observation(version, ms, status not in (200, 422), quality),
-                    )
-                )
-                phase, production = _advance_canary(run, pending, index, production, registry)
-                if run.outcome == "promoted":  # watch v2 against its own validation data
-                    monitor = _monitor(run.candidate_trained, config)
-            if status == 200:
-                window.append((project, predicted))
-            if len(window) >= config.window:
-                report = monitor.check(
-                    [p.text for p, _ in window],
-                    [t for _, t in window],
-                    [p.tag if p.id in labelled_ids else None for p, _ in window],
-                    window=len(run.windows),
-                )
-                run.windows.append(report)
-                window = []
-                for alert in report.alerts:
-                    run.event(index, "alert", str(alert))
-                if report.alerts and run.retrain_at is None and phase == "serving":
-                    trained = retrain([*train_rows, *labelled])
-                    run.retrain_at, run.candidate_trained = index, trained
-                    run.candidate = registry.register(
-                        trained.model,
-                        trained.evaluation.metrics(),
-                        notes=f"retrained at stream index {index} on "
-                        f"{len(train_rows) + len(labelled)} projects",
-                    )
-                    run.event(
-                        index,
-                        "retrain",
-                        f"{run.candidate}: validation macro F1 {trained.evaluation.macro_f1:.3f}",
-                    )
-                    servers.start(run.candidate)
-                    phase, shadow_left = "shadow", config.shadow_requests
-        if phase == "canary":  # the stream ended first: decide on what was seen
-            run.outcome = "undecided"
-            run.event(len(stream) - 1, "canary", "stream ended before the canary decided")
-    return run
-
-
-def _advance_canary(
-    run: ApplicationRun, pending: deque, index: int, production: str, registry: ModelRegistry
-) -> tuple[str, str]:
-    """Feed the canary the observations whose labels have arrived; act on its decision."""
-    canary = run.canary
-    while pending and pending[0][0] <= index and canary.status == "running":
-        _, user, observation = pending.popleft()
-        before = len(canary.decisions)
-        canary.observe(user, observation)
-        for decision in canary.decisions[before:]:
-            run.event(index, "canary", f"{decision['decision']} (share {canary.share:.0%})")
-    if canary.status == "completed":
-        registry.promote(run.candidate)
-        run.outcome = "promoted"
-        run.event(index, "promote", f"{run.candidate} in production")
-        return "serving", run.candidate
-    if canary.status == "rolled_back":
-        run.outcome = "rolled_back"
-        run.event(index, "rollback", canary.reason)
-        return "serving", production
-    return "canary", production
+        for index, project in enumerate(arriving):
+            app.project(index, project)
+        return app.finish(len(stream) - 1)
 
 
 def _monitor(trained: Trained, config: AppConfig) -> Monitor:
@@ -368,40 +449,3 @@ def _monitor(trained: Trained, config: AppConfig) -> Monitor:
         min_labels=min(30, config.window),
         output_reference=trained.all_predictions,
     )
-
-
-def _take(items: Iterator, n: int) -> list:
-    out = []
-    for _ in range(max(n, 0)):
-        try:
-            out.append(next(items))
-        except StopIteration:
-            break
-    return out
-
-
-def compare_variants(
-    path: Any, texts: Sequence[str], tags: Sequence[str], batch_sizes: Sequence[int] = (1, 32)
-) -> list[dict[str, Any]]:
-    """Benchmark the artifact at ``path`` as fp32 and as dynamic int8 (latency per call,
-    size, accuracy on ``texts``), rows ready for :func:`mlinfra_kit.optimization.pick`."""
-    from mlinfra_kit.optimization import benchmark
-
-    rows = []
-    for name, quantize in (("fp32", None), ("int8", "int8")):
-        model = TagClassifier.load(path, quantize=quantize)
-        predicted = [p.tag for p in model.predict(list(texts))]
-        accuracy = sum(p == t for p, t in zip(predicted, tags, strict=True)) / len(tags)
-        rows.append(
-            benchmark(
-                name,
-                model.predict,
-                lambda b: list(texts[:b]),
-                batch_sizes,
-                repeat=30,
-                accuracy=accuracy,
-                size_of=model.net_,
-                quantize=quantize,
-            )
-        )
-    return rows

@@ -63,15 +63,15 @@ def timeline(run: ApplicationRun, alpha: float, window: int, quality_window: int
         title=f"Quality served (last {quality_window} labelled)",
     )
     for event in run.events:
-        if event["kind"] in _MARKS:
-            color, style = _MARKS[event["kind"]]
+        if event.kind in _MARKS:
+            color, style = _MARKS[event.kind]
             for ax in (traffic, drift, quality):
-                ax.axvline(event["index"], color=color, linestyle=style, linewidth=1, alpha=0.7)
+                ax.axvline(event.index, color=color, linestyle=style, linewidth=1, alpha=0.7)
     for event in run.events:
-        if event["kind"] in ("retrain", "promote", "rollback"):
+        if event.kind in ("retrain", "promote", "rollback"):
             traffic.annotate(
-                event["kind"],
-                (event["index"], 1.0),
+                event.kind,
+                (event.index, 1.0),
                 fontsize=8,
                 rotation=90,
                 textcoords="offset points",

@@ -13,7 +13,7 @@ from mlinfra_kit.learning.learners import RiverBatch, TorchMLP
 from mlinfra_kit.learning.prequential import PrequentialResult, compare, prequential
 from mlinfra_kit.learning.strategies import (
     DriftTriggered,
-    Event,
+    FitEvent,
     Offline,
     Online,
     OnlineMiniBatch,
@@ -30,7 +30,7 @@ from mlinfra_kit.learning.streams import (
 
 __all__ = [
     "DriftTriggered",
-    "Event",
+    "FitEvent",
     "Offline",
     "Online",
     "OnlineMiniBatch",

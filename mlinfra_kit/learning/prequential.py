@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from mlinfra_kit.learning.strategies import Event, Strategy
+from mlinfra_kit.learning.strategies import FitEvent, Strategy
 from mlinfra_kit.learning.streams import Stream
 
 
@@ -35,7 +35,7 @@ class PrequentialResult:
 
     name: str
     correct: np.ndarray = field(repr=False)
-    events: list[Event] = field(repr=False)
+    events: list[FitEvent] = field(repr=False)
     train_seconds: float
     seconds: float
     label_delay: int

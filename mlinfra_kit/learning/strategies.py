@@ -30,17 +30,18 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from mlinfra_kit.learning.learners import is_numeric_features
 
 
 @dataclass(frozen=True)
-class Event:
-    """A retrain (or initial fit): at stream time ``t``, on ``samples`` labels, because..."""
+class FitEvent:
+    """A fit of a strategy's model (the initial one, or a retrain): at stream time ``t``,
+    on ``samples`` labels, because of ``reason``, taking ``seconds``."""
 
     t: int
-    kind: str
+    kind: Literal["initial", "retrain"]
     reason: str
     samples: int
     seconds: float
@@ -50,7 +51,7 @@ class Strategy(ABC):
     name = "strategy"
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self.events: list[FitEvent] = []
         self.train_seconds = 0.0
 
     @property
@@ -70,7 +71,7 @@ class Strategy(ABC):
         learner.fit(X, y)
         seconds = time.perf_counter() - tic
         self.train_seconds += seconds
-        self.events.append(Event(t, kind, reason, len(X), seconds))
+        self.events.append(FitEvent(t, kind, reason, len(X), seconds))
 
 
 class _Windowed(Strategy):

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats
@@ -65,16 +66,52 @@ class Guardrails:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
 
 
-def _summary(observations: Sequence[Observation]) -> dict[str, float]:
-    latencies = np.array([o.latency_ms for o in observations])
-    qualities = [o.quality for o in observations if o.quality is not None]
-    return {
-        "requests": len(observations),
-        "error_rate": float(np.mean([o.error for o in observations])),
-        "p99_ms": float(np.percentile(latencies, 99)),
-        "quality": float(np.mean(qualities)) if qualities else math.nan,
-        "quality_n": len(qualities),
-    }
+CanaryStatus = Literal["running", "completed", "rolled_back"]
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """What one arm served in the window a canary decision looked at."""
+
+    requests: int
+    error_rate: float
+    p99_ms: float
+    quality: float  # nan where no request had a quality yet
+    quality_n: int
+
+    @classmethod
+    def of(cls, observations: Sequence[Observation]) -> ArmSummary:
+        latencies = np.array([o.latency_ms for o in observations])
+        qualities = [o.quality for o in observations if o.quality is not None]
+        return cls(
+            requests=len(observations),
+            error_rate=float(np.mean([o.error for o in observations])),
+            p99_ms=float(np.percentile(latencies, 99)),
+            quality=float(np.mean(qualities)) if qualities else math.nan,
+            quality_n=len(qualities),
+        )
+
+
+@dataclass(frozen=True)
+class CanaryDecision:
+    """One decision of a :class:`Canary`: at which request, at which share, what it
+    decided (``"rollback"``, ``"complete"`` or ``"advance to N%"``) and on what."""
+
+    request: int
+    share: float
+    decision: str
+    candidate: ArmSummary
+    baseline: ArmSummary
+
+    def row(self) -> dict[str, float | int | str]:
+        """Flat, for a table: ``candidate_p99_ms``, ``baseline_quality``, ..."""
+        return {
+            "request": self.request,
+            "share": self.share,
+            **{f"candidate_{k}": v for k, v in asdict(self.candidate).items()},
+            **{f"baseline_{k}": v for k, v in asdict(self.baseline).items()},
+            "decision": self.decision,
+        }
 
 
 class Canary:
@@ -105,11 +142,11 @@ class Canary:
         self.baseline, self.candidate = baseline, candidate
         self.router = Router(experiment, {candidate: steps[0], baseline: 1 - steps[0]})
         self.step = 0
-        self.status = "running"
+        self.status: CanaryStatus = "running"
         self.reason = ""
         self.requests = 0
         self.users_exposed: set[str] = set()
-        self.decisions: list[dict] = []
+        self.decisions: list[CanaryDecision] = []
         self.shares: list[tuple[int, float]] = [(0, steps[0])]
         self._baseline_seen: list[Observation] = []
         self._candidate_step: list[Observation] = []
@@ -135,57 +172,50 @@ class Canary:
         if len(self._candidate_step) >= self.min_requests and self._baseline_seen:
             self._decide()
 
-    def _breach(self, cand: dict, base: dict) -> str | None:
+    def _breach(self, cand: ArmSummary, base: ArmSummary) -> str | None:
         g = self.guardrails
-        if cand["error_rate"] - base["error_rate"] > g.max_error_rate_increase:
+        if cand.error_rate - base.error_rate > g.max_error_rate_increase:
             return (
-                f"error rate {cand['error_rate']:.2%} vs baseline {base['error_rate']:.2%} "
+                f"error rate {cand.error_rate:.2%} vs baseline {base.error_rate:.2%} "
                 f"(allowed +{g.max_error_rate_increase:.2%})"
             )
-        if cand["p99_ms"] > g.max_p99_ratio * base["p99_ms"]:
+        if cand.p99_ms > g.max_p99_ratio * base.p99_ms:
             return (
-                f"p99 {cand['p99_ms']:.1f} ms vs baseline {base['p99_ms']:.1f} ms "
+                f"p99 {cand.p99_ms:.1f} ms vs baseline {base.p99_ms:.1f} ms "
                 f"(allowed x{g.max_p99_ratio})"
             )
-        if cand["quality_n"] and base["quality_n"]:
-            diff = cand["quality"] - base["quality"]
+        if cand.quality_n and base.quality_n:
+            diff = cand.quality - base.quality
             se = math.sqrt(
-                cand["quality"] * (1 - cand["quality"]) / cand["quality_n"]
-                + base["quality"] * (1 - base["quality"]) / base["quality_n"]
+                cand.quality * (1 - cand.quality) / cand.quality_n
+                + base.quality * (1 - base.quality) / base.quality_n
             )
             upper = diff + stats.norm.ppf(g.confidence) * se
             if upper < -g.max_quality_drop:
                 return (
-                    f"quality {cand['quality']:.3f} vs baseline {base['quality']:.3f}: "
+                    f"quality {cand.quality:.3f} vs baseline {base.quality:.3f}: "
                     f"worse by more than {g.max_quality_drop} with {g.confidence:.0%} "
                     f"confidence"
                 )
         return None
 
     def _decide(self) -> None:
-        cand, base = _summary(self._candidate_step), _summary(self._baseline_seen)
+        cand, base = ArmSummary.of(self._candidate_step), ArmSummary.of(self._baseline_seen)
         reason = self._breach(cand, base)
-        row = {
-            "request": self.requests,
-            "share": self.share,
-            **{f"candidate_{k}": v for k, v in cand.items()},
-            **{f"baseline_{k}": v for k, v in base.items()},
-        }
+        share = self.share
         if reason:
             self.status, self.reason = "rolled_back", reason
             self.router = self.router.with_weights({self.candidate: 0.0, self.baseline: 1.0})
-            row["decision"] = "rollback"
+            decision = "rollback"
         elif self.step + 1 == len(self.steps):
             self.status = "completed"
-            row["decision"] = "complete"
+            decision = "complete"
         else:
             self.step += 1
-            share = self.steps[self.step]
-            self.router = self.router.with_weights(
-                {self.candidate: share, self.baseline: 1 - share}
-            )
-            row["decision"] = f"advance to {share:.0%}"
-        self.decisions.append(row)
+            new = self.steps[self.step]
+            self.router = self.router.with_weights({self.candidate: new, self.baseline: 1 - new})
+            decision = f"advance to {new:.0%}"
+        self.decisions.append(CanaryDecision(self.requests, share, decision, cand, base))
         self.shares.append((self.requests, self.share))
         self._candidate_step = []
 

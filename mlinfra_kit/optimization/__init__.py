@@ -3,7 +3,7 @@
 - models and data: :func:`mlp`, :class:`SmallCNN`, :func:`load_digits`, :func:`train`,
   :func:`accuracy`;
 - :func:`benchmark` (one row per variant), :func:`speedup`, :func:`pick` (best under a
-  budget);
+  budget), :func:`compare_variants` (a saved tag classifier as each server can load it);
 - pruning: :func:`prune_unstructured`, :func:`prune_neurons`, :func:`sparsity`,
   :func:`sparse_vs_dense`;
 - quantization: :func:`dynamic_int8`, :func:`static_int8` (classic eager),
@@ -16,7 +16,7 @@
 Importing this package imports torch (every function here needs it).
 """
 
-from mlinfra_kit.optimization.bench import benchmark, pick, speedup
+from mlinfra_kit.optimization.bench import benchmark, compare_variants, pick, speedup
 from mlinfra_kit.optimization.distillation import distill, distillation_loss
 from mlinfra_kit.optimization.gpu import (
     gpu_linear_sweep,
@@ -51,6 +51,7 @@ from mlinfra_kit.optimization.quantization import (
 __all__ = [
     "accuracy",
     "benchmark",
+    "compare_variants",
     "distill",
     "distillation_loss",
     "dynamic_int8",

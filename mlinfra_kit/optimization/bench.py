@@ -89,3 +89,32 @@ def pick(
             f"size <= {max_size_mb} MB); loosen it or add a smaller variant"
         )
     return max(fits, key=lambda r: (r["accuracy"], -r[latency_key]))
+
+
+def compare_variants(
+    path: Any, texts: Sequence[str], tags: Sequence[str], batch_sizes: Sequence[int] = (1, 32)
+) -> list[dict[str, Any]]:
+    """Benchmark the tag-classifier artifact at ``path`` in every way a server can load it
+    (fp32, and each of :data:`~mlinfra_kit.artifacts.QUANTIZE_MODES`): latency per call,
+    size, accuracy on ``texts``; rows ready for :func:`pick`."""
+    from mlinfra_kit.artifacts import QUANTIZE_MODES
+    from mlinfra_kit.models import TagClassifier
+
+    rows = []
+    for name, quantize in (("fp32", None), *((mode, mode) for mode in QUANTIZE_MODES)):
+        model = TagClassifier.load(path, quantize=quantize)
+        predicted = [p.tag for p in model.predict(list(texts))]
+        accuracy = sum(p == t for p, t in zip(predicted, tags, strict=True)) / len(tags)
+        rows.append(
+            benchmark(
+                name,
+                model.predict,
+                lambda b: list(texts[:b]),
+                batch_sizes,
+                repeat=30,
+                accuracy=accuracy,
+                size_of=model.net_,
+                quantize=quantize,
+            )
+        )
+    return rows

@@ -11,13 +11,12 @@ import pytest
 from mlinfra_kit.application import (
     AppConfig,
     ModelRegistry,
-    compare_variants,
     run_application,
     timeline,
     train,
 )
 from mlinfra_kit.data import TAGS
-from mlinfra_kit.optimization import pick
+from mlinfra_kit.optimization import compare_variants, pick
 
 CUT = datetime(2021, 1, 1)
 
@@ -57,7 +56,7 @@ def test_the_whole_system_runs_and_reports(setting, tmp_path):
     assert len(run.windows) >= len(stream) // 50 - 1
     assert run.outcome in ("no_retrain", "promoted", "rolled_back", "undecided")
     if run.retrain_at is not None:
-        kinds = [e["kind"] for e in run.events]
+        kinds = [e.kind for e in run.events]
         assert kinds.index("alert") <= kinds.index("retrain") < kinds.index("shadow")
         assert "v2" in registry.versions()
     assert run.served_p99_ms > 0
@@ -88,12 +87,10 @@ def test_a_failed_candidate_is_rolled_back_and_v1_keeps_serving(setting, tmp_pat
         registry, v1, train_rows, stream, config, retrain=mislabelled, progress=False
     )
     assert run.outcome == "rolled_back" and registry.production == "v1"
-    assert "quality" in next(e["detail"] for e in run.events if e["kind"] == "rollback")
+    assert "quality" in next(e.detail for e in run.events if e.kind == "rollback")
     assert run.failed_requests == 0 and run.rejected_requests == 1 and run.rejected_labels == 1
     after = [
-        s
-        for s in run.served
-        if s.index > max(e["index"] for e in run.events if e["kind"] == "rollback")
+        s for s in run.served if s.index > max(e.index for e in run.events if e.kind == "rollback")
     ]
     assert after and all(s.version == "v1" for s in after)
 

@@ -40,7 +40,7 @@ def users(n=100_000):
 def test_good_candidate_completes_every_step():
     canary = run_canary(Canary(min_requests=200), users(), simulated(0.85, 10.0))
     assert canary.status == "completed"
-    assert [d["decision"] for d in canary.decisions][-1] == "complete"
+    assert [d.decision for d in canary.decisions][-1] == "complete"
     assert [s for _, s in canary.shares] == [0.01, 0.05, 0.25, 0.5, 1.0, 1.0]
 
 
@@ -55,7 +55,7 @@ def test_good_candidate_completes_every_step():
 def test_bad_candidate_is_rolled_back_at_the_first_step(send, reason):
     canary = run_canary(Canary(min_requests=200), users(), send)
     assert canary.status == "rolled_back" and reason in canary.reason
-    assert canary.decisions[-1]["share"] == 0.01 and canary.share == 0.0
+    assert canary.decisions[-1].share == 0.01 and canary.share == 0.0
     assert len(canary.users_exposed) == 200
 
 
