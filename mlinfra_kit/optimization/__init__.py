@@ -9,7 +9,8 @@
 - quantization: :func:`dynamic_int8`, :func:`static_int8` (classic eager),
   :func:`torchao_int8`, :func:`pt2e_int8` (torchao);
 - distillation: :func:`distillation_loss`, :func:`distill`;
-- on a GPU (:mod:`mlinfra_kit.optimization.gpu`): :func:`to_dtype` (bf16/fp16),
+- on a GPU (:mod:`mlinfra_kit.optimization.formats`, measured by
+  :mod:`mlinfra_kit.optimization.gpu`): :func:`to_dtype` (bf16/fp16),
   :func:`prune_2to4` and :func:`semi_structured` (2:4 sparsity), :func:`low_bit_linears`
   (float8 / int8 matrix products), :func:`gpu_variants`, :func:`gpu_linear_sweep`.
 
