@@ -27,6 +27,36 @@ from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def parse_store_url(url: str | os.PathLike, kind: str = "store") -> tuple[str, str]:
+    """Where a store lives, as ``("redis", URL)`` or ``("sqlite", PATH)``: the one reading
+    of store URLs that every store of the kit (predictions, features) accepts.
+
+    ``redis://HOST:PORT/DB`` (also ``rediss://``, ``unix://``), ``sqlite:PATH`` (also
+    ``sqlite://PATH``) or a path ending in ``.db``, ``.sqlite`` or ``.sqlite3``.
+
+    >>> parse_store_url("sqlite:runs/p.db"), parse_store_url("features.sqlite")
+    (('sqlite', 'runs/p.db'), ('sqlite', 'features.sqlite'))
+    >>> parse_store_url("redis://127.0.0.1:6379/0")
+    ('redis', 'redis://127.0.0.1:6379/0')
+    """
+    text = str(url)
+    if text.startswith(_REDIS_SCHEMES):
+        return "redis", text
+    if text.startswith("sqlite:"):
+        path = text.removeprefix("sqlite:").removeprefix("//")
+        if not path:
+            raise ValueError(f"a sqlite: {kind} needs a path, e.g. sqlite:predictions.db")
+        return "sqlite", path
+    if text.endswith(_SQLITE_SUFFIXES):
+        return "sqlite", text
+    raise ValueError(
+        f"unknown {kind} {text!r}: use sqlite:PATH, a path ending in .db, or redis://HOST:PORT/DB"
+    )
+
 
 def open_sqlite(path: str | os.PathLike, schema: str) -> sqlite3.Connection:
     """An SQLite database for the kit's stores: created with its folder if missing, WAL

@@ -11,6 +11,7 @@ from mlinfra_kit.data.projects import (
     Projects,
     load_holdout,
     load_projects,
+    project_text,
     read_projects_csv,
     train_val_split,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Projects",
     "load_holdout",
     "load_projects",
+    "project_text",
     "read_projects_csv",
     "train_val_split",
     "REMOTE",

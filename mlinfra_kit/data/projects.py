@@ -40,6 +40,17 @@ __all__ = [
 
 #: The four tags, in the order models use for their outputs.
 TAGS = ("computer-vision", "natural-language-processing", "mlops", "other")
+
+
+def project_text(title: str, description: str) -> str:
+    """The text a model reads for a project: its title and description, joined.
+
+    >>> project_text("YOLO", "on a webcam"), project_text("YOLO", "")
+    ('YOLO on a webcam', 'YOLO')
+    """
+    return f"{title} {description}".strip()
+
+
 COLUMNS = ("id", "created_on", "title", "description", "tag")
 
 
@@ -55,7 +66,7 @@ class Project:
 
     @property
     def text(self) -> str:
-        return f"{self.title} {self.description}".strip()
+        return project_text(self.title, self.description)
 
 
 @dataclass(frozen=True)

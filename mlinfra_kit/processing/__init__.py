@@ -39,7 +39,12 @@ from mlinfra_kit.processing.staleness import (
     serve_from_stream,
     staleness_sweep,
 )
-from mlinfra_kit.processing.store import FeatureStore, RedisFeatureStore, open_feature_store
+from mlinfra_kit.processing.store import (
+    BaseFeatureStore,
+    FeatureStore,
+    RedisFeatureStore,
+    open_feature_store,
+)
 from mlinfra_kit.processing.training import point_in_time_rows
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "Event",
     "EventIndex",
     "EventLog",
+    "BaseFeatureStore",
     "FeatureStore",
     "NextCategoryModel",
     "PipelineReport",

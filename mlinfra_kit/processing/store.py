@@ -20,14 +20,45 @@ from __future__ import annotations
 import json
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from mlinfra_kit.services import open_sqlite
+from mlinfra_kit.services import open_sqlite, parse_store_url
 
 
-class FeatureStore:
+class BaseFeatureStore(ABC):
+    """What every feature store offers: write a refresh (``put_many``), read a user's
+    latest features (``get``), ``count`` the users, ``clear`` them, ``close``."""
+
+    @abstractmethod
+    def put_many(self, features: Mapping[str, Mapping[str, Any]], as_of: float) -> int:
+        """Upsert each user's features as of event time ``as_of``, all or nothing."""
+
+    @abstractmethod
+    def get(self, user_id: str) -> tuple[dict[str, Any], float] | None:
+        """``(features, as_of)`` for ``user_id``, or None for a user never seen."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many users have features."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Delete every user's features (for experiments that reuse one store)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FeatureStore(BaseFeatureStore):
     """SQLite: one row per user, upserted."""
 
     def __init__(self, path: str | os.PathLike):
@@ -63,15 +94,13 @@ class FeatureStore:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
 
+    def clear(self) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM features")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-    def __enter__(self) -> FeatureStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _check_features(features: Mapping[str, Mapping[str, Any]], as_of: float):
@@ -83,7 +112,7 @@ def _check_features(features: Mapping[str, Mapping[str, Any]], as_of: float):
     return [(str(u), json.dumps(dict(f))) for u, f in features.items()], as_of
 
 
-class RedisFeatureStore:
+class RedisFeatureStore(BaseFeatureStore):
     """Redis: one hash per user (``features`` as JSON, ``as_of``) and a set of the users;
     ``RedisFeatureStore("redis://127.0.0.1:6379/0")`` against a running server."""
 
@@ -123,23 +152,9 @@ class RedisFeatureStore:
     def close(self) -> None:
         self._redis.close()
 
-    def __enter__(self) -> RedisFeatureStore:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def open_feature_store(
-    url: str | os.PathLike, namespace: str = "mlinfra"
-) -> FeatureStore | RedisFeatureStore:
-    """``redis://HOST:PORT/DB`` or a SQLite path (``sqlite:PATH`` or ``*.db``)."""
-    text = str(url)
-    if text.startswith(("redis://", "rediss://", "unix://")):
-        return RedisFeatureStore(text, namespace)
-    path = text.removeprefix("sqlite:")
-    if not path or not (text.startswith("sqlite:") or path.endswith((".db", ".sqlite"))):
-        raise ValueError(
-            f"unknown feature store {text!r}: use sqlite:PATH, a .db path or redis://HOST:PORT/DB"
-        )
-    return FeatureStore(path)
+def open_feature_store(url: str | os.PathLike, namespace: str = "mlinfra") -> BaseFeatureStore:
+    """The feature store at ``url``: ``sqlite:PATH`` (or a path ending in ``.db``) or
+    ``redis://HOST:PORT/DB`` (see :func:`~mlinfra_kit.services.parse_store_url`)."""
+    kind, where = parse_store_url(url, "feature store")
+    return RedisFeatureStore(where, namespace) if kind == "redis" else FeatureStore(where)

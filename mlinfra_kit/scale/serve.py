@@ -27,6 +27,7 @@ def tag_service(
     from fastapi import FastAPI
     from ray import serve
 
+    from mlinfra_kit.data.projects import project_text
     from mlinfra_kit.serving.app import request_models
 
     if replicas < 1 or max_batch_size < 1:
@@ -63,7 +64,7 @@ def tag_service(
 
         @api.post("/predict")
         async def predict(self, project: project_in) -> dict[str, Any]:  # type: ignore[valid-type]
-            return await self.predict_many(f"{project.title} {project.description}".strip())
+            return await self.predict_many(project_text(project.title, project.description))
 
         @api.get("/health")
         async def health(self) -> dict[str, str]:

@@ -26,6 +26,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints
 
+from mlinfra_kit.data.projects import project_text
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
 from mlinfra_kit.serving.config import ServerConfig
@@ -214,13 +215,13 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.post("/predict", response_model=None, responses={200: {"model": PredictionOut}})
     async def predict(project: ProjectIn):
         model = state.require_model()
-        prediction = await predict_text(f"{project.title} {project.description}".strip())
+        prediction = await predict_text(project_text(project.title, project.description))
         return JSONResponse(_out(prediction, model.version))
 
     @app.post("/predict/batch", response_model=None, responses={200: {"model": BatchOut}})
     async def predict_batch(batch: BatchIn):
         model = state.require_model()
-        texts = [f"{p.title} {p.description}".strip() for p in batch.projects]
+        texts = [project_text(p.title, p.description) for p in batch.projects]
         answers = [state.cache.get(t) for t in texts]
         todo = [i for i, a in enumerate(answers) if a is None]
         computed = await state.batcher.submit_many([texts[i] for i in todo])

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlinfra_kit.services import open_sqlite
+from mlinfra_kit.services import open_sqlite, parse_store_url
 
 
 @dataclass(frozen=True)
@@ -238,15 +238,7 @@ class RedisStore(PredictionStore):
 
 
 def open_store(url: str | os.PathLike) -> PredictionStore:
-    """``sqlite:PATH`` (or a path ending in ``.db``/``.sqlite``) or ``redis://HOST:PORT/DB``."""
-    text = str(url)
-    if text.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStore(text)
-    if text.startswith("sqlite:"):
-        path = text.removeprefix("sqlite:").removeprefix("//")
-        if not path:
-            raise ValueError("sqlite: store needs a path, e.g. sqlite:predictions.db")
-        return SQLiteStore(path)
-    if text.endswith((".db", ".sqlite", ".sqlite3")):
-        return SQLiteStore(text)
-    raise ValueError(f"unknown store {text!r}: use sqlite:PATH or redis://HOST:PORT/DB")
+    """The prediction store at ``url``: ``sqlite:PATH`` (or a path ending in ``.db``) or
+    ``redis://HOST:PORT/DB`` (see :func:`~mlinfra_kit.services.parse_store_url`)."""
+    kind, where = parse_store_url(url, "prediction store")
+    return RedisStore(where) if kind == "redis" else SQLiteStore(where)

@@ -74,7 +74,9 @@ def test_dynamic_int8_is_really_int8_and_smaller(small_mlp, digits):
         accuracy(quantized, flat.x_test, flat.y_test)
         > accuracy(small_mlp, flat.x_test, flat.y_test) - 0.03
     )
-    assert speedup(base, q) > 0
+    assert speedup(base, q) == base["p50_ms_b64"] / q["p50_ms_b64"]
+    with pytest.raises(ValueError, match="batch size 8"):
+        speedup(base, q, batch=8)
 
 
 def test_static_int8_cnn(digits):

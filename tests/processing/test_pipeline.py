@@ -161,3 +161,28 @@ def test_redis_stream_into_redis_feature_store(redis_url, log):
     assert features == pipeline.features.features(user, as_of)
     store.clear()
     producer.delete()
+
+
+def test_both_stores_read_the_same_urls(tmp_path):
+    """The prediction store and the feature store accept the same URL forms."""
+    from mlinfra_kit.serving import SQLiteStore, open_store
+
+    for url in (
+        f"sqlite:{tmp_path / 'a.db'}",
+        f"sqlite://{tmp_path / 'b.db'}",
+        str(tmp_path / "c.sqlite"),
+        str(tmp_path / "d.sqlite3"),
+    ):
+        with open_store(url) as predictions, open_feature_store(url) as features:
+            assert isinstance(predictions, SQLiteStore) and isinstance(features, FeatureStore)
+    for bad in ("postgres://x", "sqlite:", "features.csv"):
+        for opener in (open_store, open_feature_store):
+            with pytest.raises(ValueError, match="sqlite:PATH|needs a path"):
+                opener(bad)
+
+
+def test_clear_empties_the_sqlite_feature_store(tmp_path):
+    with FeatureStore(tmp_path / "f.db") as store:
+        store.put_many({"u1": {"x": 1}, "u2": {"x": 2}}, as_of=1.0)
+        store.clear()
+        assert store.count() == 0 and store.get("u1") is None
