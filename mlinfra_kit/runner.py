@@ -39,6 +39,9 @@ _NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
 
 @dataclass(frozen=True)
 class NotebookInfo:
+    """A notebook of the kit: its path, title, the metrics it promises and the optional
+    modules it needs."""
+
     path: Path
     title: str
     metrics: tuple[str, ...]
@@ -59,6 +62,9 @@ class NotebookInfo:
 
 @dataclass
 class NotebookResult:
+    """How one notebook run ended: status, time, the executed copy, the error if any, the
+    parameters it ran with."""
+
     notebook: str
     status: str  # "ok", "failed", or "skipped" (an optional extra is not installed)
     seconds: float

@@ -58,6 +58,9 @@ class Alert:
 
 @dataclass(frozen=True)
 class WindowReport:
+    """One monitoring window: its position, how many projects (and labels) it held, each
+    test's statistic or p-value, and the alerts raised."""
+
     window: int
     size: int
     labelled: int

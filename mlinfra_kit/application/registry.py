@@ -28,6 +28,10 @@ from typing import Any
 
 
 class ModelRegistry:
+    """Model versions on disk (``v1``, ``v2``, ... each a saved artifact with its metrics)
+    and a separate, atomically written pointer to the one in production: registering a
+    version is not deploying it."""
+
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 

@@ -23,6 +23,9 @@ from mlinfra_kit.serving.process import server_command
 
 @dataclass(frozen=True)
 class WorkerPool:
+    """A running pool of uvicorn worker processes: its URL, how long it took until every
+    worker was ready, and the processes that answered."""
+
     url: str
     workers: int
     startup_s: float  # from launch until every worker answered /ready

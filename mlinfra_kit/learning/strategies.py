@@ -48,6 +48,9 @@ class FitEvent:
 
 
 class Strategy(ABC):
+    """A way of keeping a model current on a stream: ``predict_one``, ``learn_one`` (a
+    label arrives), and the log of its fits in ``events``."""
+
     name = "strategy"
 
     def __init__(self) -> None:

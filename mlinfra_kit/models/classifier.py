@@ -77,6 +77,8 @@ class TextClassifierNet(nn.Module):
 
 @dataclass(frozen=True)
 class Prediction:
+    """A predicted tag with the probability of every tag."""
+
     tag: str
     probabilities: dict[str, float]
 

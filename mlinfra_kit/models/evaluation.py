@@ -25,6 +25,9 @@ __all__ = ["Evaluation", "evaluate"]
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix of one
+    set of predictions."""
+
     labels: list[str]
     accuracy: float
     macro_f1: float

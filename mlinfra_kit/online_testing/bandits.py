@@ -103,6 +103,9 @@ class ThompsonSampling(Policy):
 
 @dataclass(frozen=True)
 class BanditRun:
+    """One policy's run over simulated users: cumulative regret after each user, the share
+    sent to a worse arm, conversions."""
+
     name: str
     regret: np.ndarray = field(repr=False)  # cumulative expected regret after each user
     share_to_worse: float  # of users sent to a suboptimal arm

@@ -145,6 +145,9 @@ def welch_t_test(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) ->
 
 @dataclass(frozen=True)
 class SRMResult:
+    """A sample-ratio-mismatch check: the chi-square p-value, whether it is flagged, and
+    the observed and expected counts."""
+
     p_value: float
     flagged: bool
     observed: dict[str, int]

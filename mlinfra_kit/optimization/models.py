@@ -60,6 +60,8 @@ class SmallCNN(nn.Module):
 
 @dataclass(frozen=True)
 class ImageData:
+    """Images and labels, split into train and test tensors."""
+
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor

@@ -44,20 +44,24 @@ def static_int8(
     with _quiet_deprecations():
         from torch.ao import quantization as tq
 
+        previous = torch.backends.quantized.engine
         torch.backends.quantized.engine = backend
-        prepared = copy.deepcopy(model).eval()
-        if fuse:
-            tq.fuse_modules(prepared, [list(group) for group in fuse], inplace=True)
-        prepared.qconfig = tq.get_default_qconfig(backend)
-        tq.prepare(prepared, inplace=True)
-        seen = 0
-        with torch.inference_mode():
-            for batch in calibration:
-                prepared(batch)
-                seen += 1
-        if not seen:
-            raise ValueError("static quantization needs at least one calibration batch")
-        return tq.convert(prepared)
+        try:
+            prepared = copy.deepcopy(model).eval()
+            if fuse:
+                tq.fuse_modules(prepared, [list(group) for group in fuse], inplace=True)
+            prepared.qconfig = tq.get_default_qconfig(backend)
+            tq.prepare(prepared, inplace=True)
+            seen = 0
+            with torch.inference_mode():
+                for batch in calibration:
+                    prepared(batch)
+                    seen += 1
+            if not seen:
+                raise ValueError("static quantization needs at least one calibration batch")
+            return tq.convert(prepared)
+        finally:  # the engine is process-wide: leave it as it was
+            torch.backends.quantized.engine = previous
 
 
 def torchao_int8(model: nn.Module, compile: bool = False) -> nn.Module:

@@ -38,6 +38,9 @@ class Event:
 
 @dataclass(frozen=True)
 class EventLog:
+    """A simulated event log in time order, with each user's true interest over time
+    (``interest_at``) for judging features against the truth."""
+
     events: tuple[Event, ...]
     # Per user: times at which the preference changed, and the preference from then on.
     _changes: dict[str, tuple[tuple[float, ...], tuple[str, ...]]]

@@ -31,12 +31,17 @@ from mlinfra_kit.processing.features import EventIndex, StreamFeatures
 
 
 class Store(Protocol):
+    """Anything features can be written to and read from (the feature stores)."""
+
     def put_many(self, features: dict[str, dict[str, Any]], as_of: float) -> int: ...
     def get(self, user_id: str) -> tuple[dict[str, Any], float] | None: ...
 
 
 @dataclass(frozen=True)
 class RefreshReport:
+    """One batch refresh: users written, the event time they describe, wall and CPU
+    seconds."""
+
     users: int
     as_of: float
     seconds: float

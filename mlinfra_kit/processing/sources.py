@@ -133,6 +133,9 @@ class RedisStreamSource(Generic[T]):
 
 @dataclass(frozen=True)
 class ConsumeReport:
+    """What a stream consumer did: events read, applied, skipped as duplicates or too late,
+    time taken, rows written."""
+
     read: int
     applied: int
     duplicates: int

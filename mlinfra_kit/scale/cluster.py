@@ -26,6 +26,9 @@ def require_ray():
 
 @dataclass(frozen=True)
 class RayCluster:
+    """The Ray cluster a block runs on: its address, CPUs, and how long it took to start
+    or join."""
+
     address: str  # "local" for a cluster started here
     cpus: float
     startup_s: float

@@ -22,6 +22,8 @@ from mlinfra_kit.serving.config import ServerConfig
 
 @dataclass(frozen=True)
 class RunningServer:
+    """A server process started on loopback: its URL, port and process."""
+
     url: str
     port: int
     process: Popen

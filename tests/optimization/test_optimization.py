@@ -81,9 +81,11 @@ def test_dynamic_int8_is_really_int8_and_smaller(small_mlp, digits):
 
 def test_static_int8_cnn(digits):
     cnn = train(SmallCNN(channels=8), digits.x_train, digits.y_train, epochs=2, progress=False)
+    engine = torch.backends.quantized.engine
     quantized = static_int8(
         cnn, digits.x_train.split(64)[:3], fuse=[["conv1", "relu1"], ["conv2", "relu2"]]
     )
+    assert torch.backends.quantized.engine == engine  # the process-wide engine is restored
     assert is_quantized(quantized)
     assert (
         abs(
