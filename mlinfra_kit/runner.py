@@ -47,6 +47,8 @@ class NotebookInfo:
     metrics: tuple[str, ...]
     #: Modules of an optional extra the notebook needs (``metadata.mlinfra.requires``).
     requires: tuple[str, ...] = ()
+    #: The extra that installs them (``metadata.mlinfra.extra``).
+    extra: str | None = None
 
     @property
     def name(self) -> str:
@@ -93,7 +95,11 @@ def _info(path: Path) -> NotebookInfo:
                 break
     meta = nb.get("metadata", {}).get("mlinfra", {})
     return NotebookInfo(
-        path, title, tuple(meta.get("metrics", ())), tuple(meta.get("requires", ()))
+        path,
+        title,
+        tuple(meta.get("metrics", ())),
+        tuple(meta.get("requires", ())),
+        meta.get("extra"),
     )
 
 
@@ -209,7 +215,7 @@ def run_notebooks(
                 "",
                 f"{nb.name} needs "
                 f"{', '.join(nb.missing)}: pip install "
-                f'"mlinfra-kit[scale]" (or the extra that provides it)',
+                f'"mlinfra-kit[{nb.extra or "..."}]"',
                 given,
             )
             outcomes.append(result)

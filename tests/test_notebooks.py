@@ -44,6 +44,8 @@ def test_follows_the_template(nb):
     for name in REQUIRED_PARAMETERS:
         assert f"{name} =" in source, f"the parameters cell lacks {name}"
     assert nb.metrics, "declare promised metrics in notebook metadata: mlinfra.metrics"
+    if nb.requires:
+        assert nb.extra, "a notebook that requires modules names its extra: mlinfra.extra"
     assert cells(nb)[0]["cell_type"] == "markdown" and nb.title != nb.name
 
 
