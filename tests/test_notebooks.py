@@ -5,6 +5,7 @@ These tests execute the notebooks for real with papermill, through the same runn
 """
 
 import json
+import re
 
 import pytest
 from helpers import skip_unless_ci
@@ -70,3 +71,35 @@ def test_runs_quick_and_records_its_metrics(nb, tmp_path, monkeypatch):
     assert doc["parameters"]["QUICK"] is True
     missing = [m for m in nb.metrics if m not in doc["metrics"]]
     assert not missing, f"{nb.name} did not record {missing}"
+    problems = output_problems(outcome.output)
+    allowed = STDERR_PENDING.get(nb.name)
+    if allowed:
+        problems = [p for p in problems if not re.search(allowed, p)]
+    assert not problems, f"{nb.name}'s executed copy is not clean:\n" + "\n".join(problems)
+
+
+#: Notebooks whose executed copies still print library warnings on stderr, and the pattern
+#: those match. Anything else on their stderr (a traceback, a new warning) still fails.
+STDERR_PENDING: dict[str, str] = {}
+
+
+def output_problems(path) -> list[str]:
+    """What a learner should not see in an executed notebook: error outputs, anything on
+    stderr, raw ANSI escape codes. Streams are merged per cell first with pytest-notebook's
+    ``coalesce_streams`` post-processor, the same normalisation its regression checks use."""
+    import nbformat
+    from pytest_notebook.post_processors import coalesce_streams
+
+    executed, _ = coalesce_streams(nbformat.read(path, as_version=4), {})
+    problems = []
+    for index, cell in enumerate(executed.cells):
+        for output in cell.get("outputs", []):
+            where = f"cell {index}"
+            if output.output_type == "error":
+                problems.append(f"{where}: {output.ename}: {output.evalue}")
+            elif output.output_type == "stream" and output.name == "stderr":
+                problems.append(f"{where} stderr: {output.text.strip()[:300]}")
+            text = output.get("text", "") or str(output.get("data", {}).get("text/plain", ""))
+            if "\x1b[" in text:
+                problems.append(f"{where}: raw ANSI escape codes in the output")
+    return problems
