@@ -34,6 +34,7 @@ def quiet_deprecations() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization.*")
         warnings.filterwarnings("ignore", message=".*torch.quantize_per_tensor.*")
+        warnings.filterwarnings("ignore", message="Please use quant_min and quant_max")
         yield
 
 

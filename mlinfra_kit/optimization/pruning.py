@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -117,7 +118,9 @@ def sparse_vs_dense(
     for s in sparsities:
         weight = torch.randn(size, size, generator=generator)
         weight[torch.rand(size, size, generator=generator) < s] = 0.0
-        csr = weight.to_sparse_csr()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": known, shown once
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            csr = weight.to_sparse_csr()
         dense_t = measure.latency_stats(
             measure.time_calls(lambda w=weight: x @ w.T, repeat=repeat, warmup=2)
         )

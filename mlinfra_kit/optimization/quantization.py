@@ -15,8 +15,10 @@ The deprecation warnings of the classic path are silenced inside these functions
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -64,13 +66,35 @@ def static_int8(
             torch.backends.quantized.engine = previous
 
 
+@contextlib.contextmanager
+def _quiet_torchao_import() -> Iterator[None]:
+    """Importing torchao 0.18 under torch 2.14 logs a deprecation notice of torch's pytree
+    registry, and Inductor's first compile on a machine without CUDA logs that it found
+    none (details nothing the user can act on): keep them off the output. Inductor's C++
+    helper module is imported here, once, so its notice is logged (and dropped) now rather
+    than at the first compiled call."""
+    loggers = [logging.getLogger(n) for n in ("torch.utils._pytree", "torch.utils.cpp_extension")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with _quiet_deprecations():
+            import torch.utils.cpp_extension  # noqa: F401
+
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def torchao_int8(model: nn.Module, compile: bool = False) -> nn.Module:
     """torchao's int8 dynamic-activation / int8-weight quantization of the linear layers.
 
     In eager mode its quantized tensors dispatch op by op in Python, which costs more than
     it saves on small layers; ``compile=True`` lets Inductor fuse them.
     """
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    with _quiet_torchao_import():
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
     quantized = copy.deepcopy(model).eval()
     quantize_(quantized, Int8DynamicActivationInt8WeightConfig())
@@ -113,33 +137,47 @@ def pt2e_int8(
     Inductor's freezing on (without it the quantized graph is slow). ``example`` sets the
     batch size of the larger graph (see :class:`_BucketedGraphs`)."""
     import torch._inductor.config as inductor_config
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer,
-        get_default_x86_inductor_quantization_config,
-    )
+
+    with _quiet_torchao_import():
+        import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
 
     if not calibration:
         raise ValueError("static quantization needs at least one calibration batch")
     inductor_config.freezing = True
     graphs = {}
     for batch in sorted({1, len(example)}):
-        sample = example[:batch]
-        exported = torch.export.export(copy.deepcopy(model).eval(), (sample,)).module()
-        quantizer = X86InductorQuantizer()
-        quantizer.set_global(get_default_x86_inductor_quantization_config())
-        prepared = prepare_pt2e(exported, quantizer)
-        with torch.no_grad():
-            for data in calibration:
-                for chunk in data.split(batch):
-                    if len(chunk) == batch:
-                        prepared(chunk)
-        converted = convert_pt2e(prepared)
-        compiled = torch.compile(converted)
-        with torch.no_grad():
-            compiled(sample)  # compile now, not inside the first timed call
-        graphs[batch] = compiled
+        with _quiet_deprecations():  # the observers' notices about their own options
+            graphs[batch], converted = _pt2e_graph(model, example[:batch], calibration)
     return _BucketedGraphs(graphs, converted, len(example))
+
+
+def _pt2e_graph(
+    model: nn.Module, sample: torch.Tensor, calibration: Sequence[torch.Tensor]
+) -> tuple[nn.Module, nn.Module]:
+    """One static graph for ``len(sample)`` rows: exported, calibrated on the calibration
+    chunks of that size, converted, compiled (and run once). Returns (compiled, converted).
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    batch = len(sample)
+    exported = torch.export.export(copy.deepcopy(model).eval(), (sample,)).module()
+    quantizer = X86InductorQuantizer()
+    quantizer.set_global(get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(exported, quantizer)
+    with torch.no_grad():
+        for data in calibration:
+            for chunk in data.split(batch):
+                if len(chunk) == batch:
+                    prepared(chunk)
+    converted = convert_pt2e(prepared)
+    compiled = torch.compile(converted)
+    with torch.no_grad():
+        compiled(sample)  # compile now, not inside the first timed call
+    return compiled, converted
 
 
 def is_quantized(model: nn.Module) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -50,8 +51,26 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
         else:
             ray.init(num_cpus=num_cpus, **options)
     startup = time.perf_counter() - tic
+    import ray.data  # noqa: F401 - configures Ray Data's logging now, before it is quietened
+
     try:
-        yield RayCluster(address or "local", ray.cluster_resources().get("CPU", 0.0), startup)
+        with quiet_ray_logs():
+            yield RayCluster(address or "local", ray.cluster_resources().get("CPU", 0.0), startup)
     finally:
         if started:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def quiet_ray_logs() -> Iterator[None]:
+    """Ray Data's and Ray Serve's driver-side INFO lines (each dataset execution, each
+    Serve start) go to stderr: keep their warnings and errors only, in this block."""
+    loggers = [logging.getLogger(name) for name in ("ray.data", "ray.serve")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -68,7 +68,7 @@ def ray_predict_into_store(
     predicted = ray.data.from_items(items).map_batches(
         _Predictor,
         fn_constructor_args=(str(model_path),),
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         batch_size=batch_size,
         batch_format="numpy",
     )

@@ -89,7 +89,10 @@ def ray_serve(
 
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
-    serve.start(http_options={"host": LOOPBACK, "port": port})
+    serve.start(
+        http_options={"host": LOOPBACK, "port": port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
     try:
         # Per-request access logs cost the proxy and replicas CPU the kit's server spends
         # on nothing comparable: off, for a like-for-like measurement.
