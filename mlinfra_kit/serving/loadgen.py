@@ -255,8 +255,9 @@ async def _load(base_url, requests, total, concurrency, rate_rps, warmup, timeou
             tasks = []
             for i in range(total):
                 scheduled = start + i / rate_rps
-                delay = scheduled - time.perf_counter()
-                if delay > 0:
+                # asyncio may wake a timer up to its clock resolution early: wait again
+                # until the scheduled moment has really come.
+                while (delay := scheduled - time.perf_counter()) > 0:
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(send(i, scheduled, True)))
             await asyncio.gather(*tasks)
