@@ -127,10 +127,15 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         "docker": _service_version("docker"),
         "ray (scale extra)": distribution_version("ray"),
     }
-    width = max(map(len, [*env, *services, "jupyter kernels"])) + 2
+    width = max(map(len, [*env, *services, "jupyter kernels", "small-model threads"])) + 2
     print("environment")
     for key, value in env.items():
         print(f"  {key:<{width}}{value if value is not None else '-'}")
+    cores = os.cpu_count() or 1
+    print(
+        f"  {'small-model threads':<{width}}1 of {cores} core(s): the tag classifier and the "
+        "servers run torch with one intra-op thread (each call is too small to split)"
+    )
     print("optional services")
     for name, found in services.items():
         print(f"  {name:<{width}}{found or 'not available'}")

@@ -97,15 +97,21 @@ def latency_histogram(
     return ax
 
 
-def training_curves(history: Sequence[Mapping[str, float]], ax: Any = None) -> Any:
-    """Loss per epoch (train and validation) and validation macro F1 on a twin axis."""
+def training_curves(
+    history: Sequence[Mapping[str, float]], ax: Any = None, best_epoch: int | None = None
+) -> Any:
+    """Loss per epoch (train and validation) and validation macro F1 on a twin axis; with
+    ``best_epoch``, a line where early stopping found the lowest validation loss."""
     if not history:
         raise ValueError("history is empty: train for at least one epoch")
     ax = _axes(ax, (6, 3.5))
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")
+    marker = "o" if len(epochs) <= 40 else None
+    ax.plot(epochs, [h["train_loss"] for h in history], marker=marker, label="train loss")
     if "val_loss" in history[0]:
-        ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation loss")
+        ax.plot(epochs, [h["val_loss"] for h in history], marker=marker, label="validation loss")
+    if best_epoch is not None:
+        ax.axvline(best_epoch, color="gray", linestyle=":", label=f"best epoch ({best_epoch})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     if "val_macro_f1" in history[0]:
@@ -114,7 +120,7 @@ def training_curves(history: Sequence[Mapping[str, float]], ax: Any = None) -> A
             epochs,
             [h["val_macro_f1"] for h in history],
             color="tab:green",
-            marker="s",
+            marker="s" if marker else None,
             label="validation macro F1",
         )
         twin.set_ylabel("macro F1")

@@ -3,7 +3,8 @@
 A run writes ``RESULTS_DIR/<notebook>.json`` with the schema::
 
     {"notebook": str, "parameters": {...}, "environment": {...},
-     "metrics": {name: number}, "tables": {name: [row, ...]}}
+     "metrics": {name: number}, "tables": {name: [row, ...]},
+     "lessons": [{"claim": str, "observed": str, "holds": bool}, ...]}
 
 Metric names are stable snake_case with the unit in the name (``p99_ms``,
 ``throughput_rps``, ``size_mb``, ``accuracy``), so runs on different machines or with
@@ -21,6 +22,10 @@ Examples
 | variant | p50_ms |
 |---|---|
 | fp32 | 1.235 |
+>>> print(lessons_markdown([Lesson("int8 is smaller", "0.9 vs 3.6 MB", True),
+...                         Lesson("int8 is faster", "1.2 vs 1.1 ms", False)]))
+- int8 is smaller: 0.9 vs 3.6 MB.
+- **Did not hold in this run:** int8 is faster: 1.2 vs 1.1 ms.
 """
 
 from __future__ import annotations
@@ -32,10 +37,45 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["record", "load", "load_all", "markdown_table", "format_value", "SCHEMA_KEYS"]
+__all__ = [
+    "SCHEMA_KEYS",
+    "Lesson",
+    "format_value",
+    "lessons_markdown",
+    "load",
+    "load_all",
+    "markdown_table",
+    "record",
+]
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A claim a notebook teaches, what this run measured for it, and whether it held.
+
+    Conclusions are rendered from lessons (:func:`lessons_markdown`), so a claim that did
+    not hold on this run is said plainly beside its numbers instead of being asserted."""
+
+    claim: str
+    observed: str
+    holds: bool
+
+    def __post_init__(self):
+        object.__setattr__(self, "holds", bool(self.holds))
+
+
+def lessons_markdown(lessons: Sequence[Lesson]) -> str:
+    """One bullet per lesson: the claim and its numbers; one that did not hold is marked."""
+    lines = []
+    for lesson in lessons:
+        mark = "" if lesson.holds else "**Did not hold in this run:** "
+        lines.append(f"- {mark}{lesson.claim}: {lesson.observed}.")
+    return "\n".join(lines)
+
 
 SCHEMA_KEYS = ("notebook", "parameters", "environment", "metrics", "tables")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -102,6 +142,7 @@ def record(
     tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     results_dir: str | os.PathLike = "results",
     environment: Mapping[str, Any] | None = None,
+    lessons: Sequence[Lesson] = (),
 ) -> Path:
     """Write ``results_dir/<notebook>.json`` atomically and return its path.
 
@@ -122,6 +163,7 @@ def record(
         "environment": _plain(environment),
         "metrics": _check_metrics(metrics),
         "tables": _check_tables(tables),
+        "lessons": [asdict(lesson) for lesson in lessons],
     }
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,12 +29,12 @@ def projects():
 
 @pytest.fixture(scope="session")
 def trained(projects):
-    """A baseline trained for a few epochs on the shipped data, shared by the tests."""
+    """A tag classifier trained (briefly) on the shipped synthetic data, shared by the tests."""
     from mlinfra_kit.data import train_val_split
     from mlinfra_kit.models import TagClassifier
 
     train, val = train_val_split(projects, 0.2, seed=0)
-    model = TagClassifier(epochs=6, progress=False, device="cpu")
+    model = TagClassifier(epochs=60, progress=False, device="cpu")
     return model.fit(train.texts, train.tags, val.texts, val.tags)
 
 

@@ -83,6 +83,7 @@ def test_doctor_lists_environment_and_services():
         "cpu",
         "CUDA GPU",
         "redis-server",
+        "small-model threads",
         "ray (scale extra)",
         "jupyter kernels",
     ):

@@ -20,11 +20,31 @@ def test_record_writes_the_schema(tmp_path):
     )
     assert path == tmp_path / "nested" / "results" / "05_demo.json"
     doc = json.loads(path.read_text())
-    assert list(doc) == list(results.SCHEMA_KEYS)
+    assert list(doc) == [*results.SCHEMA_KEYS, "lessons"] and doc["lessons"] == []
     assert doc["parameters"] == {"QUICK": True, "SEED": 3}
     assert doc["metrics"] == {"p99_ms": 1.5, "count": 4}
     assert doc["tables"]["rows"] == [{"variant": "int8", "size_mb": 0.25}]
     assert results.load(path) == doc
+
+
+def test_lessons_are_recorded_and_rendered(tmp_path):
+    lessons = [
+        results.Lesson("batching helps", "2.1x", True),
+        results.Lesson("int8 is faster", "0.9x", False),
+    ]
+    path = results.record(
+        "05_demo", {}, {"x": 1}, results_dir=tmp_path, environment=ENV, lessons=lessons
+    )
+    assert results.load(path)["lessons"][1] == {
+        "claim": "int8 is faster",
+        "observed": "0.9x",
+        "holds": False,
+    }
+    text = results.lessons_markdown(lessons)
+    assert text.splitlines() == [
+        "- batching helps: 2.1x.",
+        "- **Did not hold in this run:** int8 is faster: 0.9x.",
+    ]
     assert [d["notebook"] for d in results.load_all(path.parent)] == ["05_demo"]
     assert not list(path.parent.glob("*.tmp"))
 

@@ -3,10 +3,10 @@
 Version 1 serves from a real server process. New projects arrive in ``created_on`` order;
 each is sent to the production server, and its true tag arrives ``label_delay`` projects
 later. Every ``window`` projects the :class:`Monitor` compares inputs, outputs and (labelled)
-quality with v1's validation data. The first alert triggers a retrain on everything
-labelled so far; the candidate (v2) is mirrored in a shadow phase, then rolled out as a
-canary whose decisions wait for the labels; it is promoted, or rolled back while v1 keeps
-serving.
+quality with v1's validation data. The first alert (or, with ``retrain_after``, the
+schedule, whichever comes first) triggers a retrain on everything labelled so far; the
+candidate (v2) is mirrored in a shadow phase, then rolled out as a canary whose decisions
+wait for the labels; it is promoted, or rolled back while v1 keeps serving.
 """
 
 from __future__ import annotations
@@ -43,13 +43,16 @@ class Trained:
     all_predictions: list[str]
 
 
-def train(rows: Sequence[Project], epochs: int = 10, seed: int = 0) -> Trained:
-    """Train a tag classifier on ``rows`` (a stratified 20 % held out for validation)."""
+def train(rows: Sequence[Project], epochs: int | None = None, seed: int = 0) -> Trained:
+    """Train a tag classifier on ``rows``, a stratified 20 % held out for validation;
+    ``epochs`` caps the epochs (None: the model's default). No refit: the validation
+    answers stay out of sample, as the monitor's references must be."""
     rows = [r for r in rows if r.tag in TAGS and r.text]
     if len(rows) < 20:
         raise ValueError(f"need at least 20 labelled projects to train, got {len(rows)}")
     fit_part, val_part = train_val_split(Projects(tuple(rows), "application"), 0.2, seed=seed)
-    model = TagClassifier(epochs=epochs, seed=seed, progress=False, device="cpu")
+    settings = {} if epochs is None else {"epochs": epochs}
+    model = TagClassifier(seed=seed, progress=False, device="cpu", refit=False, **settings)
     model.fit(fit_part.texts, fit_part.tags, val_part.texts, val_part.tags)
     predicted = [p.tag for p in model.predict(val_part.texts)]
     everything = [p.tag for p in model.predict([r.text for r in rows])]
@@ -77,13 +80,19 @@ class AppConfig:
     )
     alpha: float = 0.001
     max_f1_drop: float = 0.10
+    #: Retrain at the first alert, or at the end of the first window past this many stream
+    #: projects without one (a schedule as a floor: no alert is not proof of no change).
+    #: None: on alerts only.
+    retrain_after: int | None = None
     quantize: str | None = None
-    epochs: int = 10
+    epochs: int | None = None  # the model's default
     seed: int = 0
 
     def __post_init__(self):
         if self.window < 10 or self.label_delay < 0 or self.shadow_requests < 1:
             raise ValueError("need window >= 10, label_delay >= 0 and shadow_requests >= 1")
+        if self.retrain_after is not None and self.retrain_after < 1:
+            raise ValueError(f"retrain_after must be 1 or more (or None), got {self.retrain_after}")
 
 
 class Phase(StrEnum):
@@ -136,6 +145,7 @@ class ApplicationRun:
     events: list[AppEvent] = field(default_factory=list)
     outcome: Outcome = "no_retrain"
     retrain_at: int | None = None
+    retrain_reason: str | None = None  # "an alert" or "the schedule"
     candidate: str | None = None
     candidate_trained: Trained | None = None
     shadow: ShadowReport | None = None
@@ -294,25 +304,28 @@ class _Application:
         self.run.windows.append(report)
         for alert in report.alerts:
             self.run.event(index, "alert", str(alert))
-        if report.alerts and self.run.retrain_at is None and self.phase is Phase.SERVING:
-            self.retrain(index)
+        if self.run.retrain_at is not None or self.phase is not Phase.SERVING:
+            return
+        due = self.config.retrain_after is not None and index + 1 >= self.config.retrain_after
+        if report.alerts or due:
+            self.retrain(index, "an alert" if report.alerts else "the schedule")
 
-    def retrain(self, index: int) -> None:
+    def retrain(self, index: int, reason: str) -> None:
         """Train a candidate on everything labelled so far, register it, start its server,
         and mirror traffic to it next."""
         rows = [*self.train_rows, *self.labelled]
         trained = self.retrain_fn(rows)
         run = self.run
-        run.retrain_at, run.candidate_trained = index, trained
+        run.retrain_at, run.retrain_reason, run.candidate_trained = index, reason, trained
         run.candidate = self.registry.register(
             trained.model,
             trained.evaluation.metrics(),
-            notes=f"retrained at stream index {index} on {len(rows)} projects",
+            notes=f"retrained at stream index {index} ({reason}) on {len(rows)} projects",
         )
         run.event(
             index,
             "retrain",
-            f"{run.candidate}: validation macro F1 {trained.evaluation.macro_f1:.3f}",
+            f"{run.candidate}, on {reason}: validation macro F1 {trained.evaluation.macro_f1:.3f}",
         )
         self.servers.start(run.candidate)
         self.phase = Phase.SHADOW

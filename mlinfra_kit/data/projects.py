@@ -2,9 +2,9 @@
 
 Examples
 --------
->>> projects = load_projects()
+>>> projects = load_projects("made-with-ml")
 >>> projects.source
-'shipped synthetic dataset (datasets/projects.csv)'
+"made-with-ml projects (datasets/made-with-ml/dataset.csv, the course's real projects)"
 >>> len(projects), projects.tags[0] in TAGS
 (764, True)
 >>> train, val = train_val_split(projects, val_fraction=0.25, seed=0)
@@ -21,11 +21,11 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import overload
 
-from mlinfra_kit.data.sources import REMOTE, fetch, shipped_path
+from mlinfra_kit.data.sources import KNOWN_SOURCES, REMOTE, SHIPPED, fetch, sha256_of, shipped_path
 
 __all__ = [
     "TAGS",
@@ -113,8 +113,16 @@ class Projects:
 
     def tag_counts_by_year(self) -> dict[int, dict[str, int]]:
         """``{year: {tag: count}}`` by ``created_on``: how the topic mix moves over time."""
-        years = sorted({p.created_on.year for p in self.rows})
-        return {y: self.where(lambda p, y=y: p.created_on.year == y).tag_counts() for y in years}
+        return {int(k): v for k, v in self.tag_counts_by_period("%Y").items()}
+
+    def tag_counts_by_period(self, fmt: str = "%Y-%m") -> dict[str, dict[str, int]]:
+        """``{period: {tag: count}}`` with periods named by ``created_on.strftime(fmt)``
+        (``"%Y-%m"``: months), in time order."""
+        periods = list(dict.fromkeys(p.created_on.strftime(fmt) for p in self.sorted_by_time()))
+        return {
+            k: self.where(lambda p, k=k: p.created_on.strftime(fmt) == k).tag_counts()
+            for k in periods
+        }
 
     def where(self, predicate: Callable[[Project], bool]) -> Projects:
         """The projects for which ``predicate(project)`` is true, in the same order."""
@@ -124,17 +132,36 @@ class Projects:
         return Projects(tuple(sorted(self.rows, key=lambda p: (p.created_on, p.id))), self.source)
 
 
+def _shipped(source: str, which: str) -> tuple[str, Path]:
+    name, sha256 = SHIPPED[source][which]
+    path = shipped_path(name)
+    if sha256 is not None and sha256_of(path) != sha256:
+        raise ValueError(
+            f"the shipped {source} {which} file {path} does not have its pinned sha256 "
+            f"{sha256}: it was changed; restore it (git checkout datasets/) or reinstall"
+        )
+    label = "the course's real projects" if source == "made-with-ml" else "generated projects"
+    return f"{source} {which} (datasets/{name}, {label})", path
+
+
 def _describe_source(source: str | os.PathLike | None, which: str) -> tuple[str, str | Path]:
     """Resolve ``source`` to (human description, local path or URL)."""
-    if source is None or source == "synthetic":
-        path = shipped_path(f"{which}.csv")
-        return f"shipped synthetic dataset (datasets/{path.name})", path
-    if isinstance(source, str) and source in REMOTE:
-        remote = REMOTE[source][which]
-        return f"{source} {which} ({remote.url})", remote.url
+    if source is None:
+        source = "synthetic"
+    if isinstance(source, str) and source in SHIPPED:
+        return _shipped(source, which)
     if isinstance(source, str) and "://" in source:
         return source, source
-    return str(source), Path(source)
+    path = Path(source)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass the path of a projects CSV file in it")
+    looks_like_a_name = isinstance(source, str) and os.sep not in source and not path.suffix
+    if looks_like_a_name and not path.exists():
+        raise ValueError(
+            f"unknown data source {source!r}: use one of {', '.join(KNOWN_SOURCES)}, "
+            "the path of a CSV file, or a URL"
+        )
+    return str(source), path
 
 
 def _load(source: str | os.PathLike | None, which: str, sha256: str | None) -> Projects:
@@ -148,10 +175,10 @@ def _load(source: str | os.PathLike | None, which: str, sha256: str | None) -> P
 def load_projects(source: str | os.PathLike | None = None, sha256: str | None = None) -> Projects:
     """Load the projects used for training.
 
-    ``source`` is ``None`` (the shipped synthetic dataset, offline), ``"made-with-ml"``
-    (the public course dataset, pinned and hash-checked, downloaded once into the cache),
-    a CSV path, or a URL (``sha256`` optional; known URLs are always checked). The result's
-    ``source`` says which was used.
+    ``source`` is a shipped dataset, read offline: ``"made-with-ml"`` (the course's real
+    projects, hash-checked) or ``"synthetic"`` (generated, with controlled drift; also
+    ``None``); or a CSV path, or a URL (downloaded once into the cache; ``sha256``
+    optional, known URLs are always checked). The result's ``source`` says which was used.
     """
     return _load(source, "projects", sha256)
 
@@ -169,6 +196,8 @@ def _parse_row(row: dict[str, str], line: int, where: str) -> Project:
         raise ValueError(f"{where}, row {line}: id {row['id']!r} is not an integer") from None
     try:
         created = datetime.fromisoformat(row["created_on"].strip())
+        if created.tzinfo is not None:  # one clock for every row: naive UTC
+            created = created.astimezone(UTC).replace(tzinfo=None)
     except ValueError:
         raise ValueError(
             f"{where}, row {line}: created_on {row['created_on']!r} is not a date-time "
@@ -250,3 +279,130 @@ def train_val_split(
             f"val_fraction={val_fraction} leaves an empty part for {len(projects)} projects"
         )
     return train, val
+
+
+def time_split(projects: Projects, holdout_fraction: float = 0.2) -> tuple[Projects, Projects]:
+    """The oldest projects for training and the newest ``holdout_fraction`` held out, by
+    ``created_on``: the split for a question about the future (drift, retraining)."""
+    if not 0 < holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")
+    ordered = projects.sorted_by_time().rows
+    cut = len(ordered) - round(len(ordered) * holdout_fraction)
+    if not 0 < cut < len(ordered):
+        raise ValueError(
+            f"holdout_fraction={holdout_fraction} leaves an empty part for {len(ordered)} projects"
+        )
+    return Projects(ordered[:cut], projects.source), Projects(ordered[cut:], projects.source)
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def overlap(train: Projects, holdout: Projects) -> list[str]:
+    """What a holdout shares with its training set, one line per shared project: the same
+    id, or the same text (title and description, compared without case or extra spaces),
+    the input a model reads. Empty for a clean split. (A shared title alone, with another
+    description, is another project: :func:`shared_titles` counts those.)
+
+    >>> day = datetime(2020, 1, 1)
+    >>> a = Projects((Project(1, day, "YOLO", "Boxes.", "computer-vision"),), "a")
+    >>> b = Projects((Project(2, day, "yolo ", "boxes.", "computer-vision"),), "b")
+    >>> overlap(a, b)
+    ['holdout id 2 has the text of training id 1']
+    """
+    ids = {p.id for p in train}
+    texts = {_normal(p.text): p.id for p in train}
+    found = []
+    for p in holdout:
+        if p.id in ids:
+            found.append(f"id {p.id} is in both")
+        elif _normal(p.text) in texts:
+            found.append(f"holdout id {p.id} has the text of training id {texts[_normal(p.text)]}")
+    return found
+
+
+def shared_titles(train: Projects, holdout: Projects) -> int:
+    """How many holdout projects have a title (without case or extra spaces) that a
+    training project has too, with another description."""
+    titles = {_normal(p.title) for p in train}
+    return sum(_normal(p.title) in titles for p in holdout)
+
+
+def check_no_leak(train: Projects, holdout: Projects) -> None:
+    """Raise a ``ValueError`` naming the overlap if ``holdout`` shares a project with
+    ``train`` (see :func:`overlap`): a score on such a holdout measures memory, not
+    generalisation."""
+    found = overlap(train, holdout)
+    if found:
+        shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ValueError(
+            f"the holdout overlaps the training data in {len(found)} project(s): {shown}. "
+            "Use a holdout file with other projects (HOLDOUT_SOURCE), or pass one CSV and "
+            "let the kit split it"
+        )
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """Training projects, held-out projects, and how the holdout was made."""
+
+    train: Projects
+    holdout: Projects
+    how: str
+
+    def metrics(self) -> dict[str, int]:
+        """``train_rows``, ``holdout_rows``, ``holdout_overlap`` (0 for a clean split) and
+        ``holdout_shared_titles`` (other projects under a title seen in training), for a
+        notebook to record."""
+        return {
+            "train_rows": len(self.train),
+            "holdout_rows": len(self.holdout),
+            "holdout_overlap": len(overlap(self.train, self.holdout)),
+            "holdout_shared_titles": shared_titles(self.train, self.holdout),
+        }
+
+
+def load_split(
+    source: str | os.PathLike | None = None,
+    holdout_source: str | os.PathLike | None = None,
+    *,
+    by_time: bool = False,
+    holdout_fraction: float = 0.2,
+    seed: int = 0,
+) -> DataSplit:
+    """Training and held-out projects that share nothing (checked: a ``ValueError``
+    names any overlap).
+
+    ``source`` is read as by :func:`load_projects` (``None``: the synthetic dataset). A
+    shipped dataset (``"made-with-ml"``, ``"synthetic"``) brings its own holdout file;
+    so does a path or URL with ``holdout_source``. A single file without one is split:
+    stratified by tag (``seed``), or with ``by_time`` the newest ``holdout_fraction`` held
+    out. ``how`` says which happened, for the notebook to print.
+
+    >>> split = load_split("synthetic")
+    >>> split.metrics()["holdout_overlap"], split.how.startswith("the holdout file")
+    (0, True)
+    """
+    projects = load_projects(source)
+    if holdout_source is not None:
+        holdout = load_holdout(holdout_source)
+        how = f"the holdout file {holdout.source}"
+        train = projects
+    elif source is None or (isinstance(source, str) and source in SHIPPED):
+        train, holdout = projects, load_holdout(source)
+        how = f"the holdout file that ships with {source or 'synthetic'}"
+    elif by_time:
+        train, holdout = time_split(projects, holdout_fraction)
+        how = (
+            f"the newest {holdout_fraction:.0%} of {projects.source} by created_on "
+            "(one file given, split by time)"
+        )
+    else:
+        train, holdout = train_val_split(projects, holdout_fraction, seed=seed)
+        how = (
+            f"{holdout_fraction:.0%} of {projects.source}, stratified by tag with seed "
+            f"{seed} (one file given, split)"
+        )
+    check_no_leak(train, holdout)
+    return DataSplit(train, holdout, how)

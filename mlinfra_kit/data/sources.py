@@ -1,9 +1,12 @@
-"""Where project data comes from: the shipped files, or a pinned download cached once.
+"""Where project data comes from: the shipped files, a local file, or a download.
 
-Remote files are pinned to a commit and a SHA-256, downloaded once into the user's cache
+Two datasets ship with the kit and load offline: ``"made-with-ml"`` (the course's real
+projects, MIT-licensed, with their SHA-256 checked on every load) and ``"synthetic"``
+(generated, with controlled drift). A URL is downloaded once into the user's cache
 (``$MLINFRA_CACHE_DIR``, else ``$XDG_CACHE_HOME/mlinfra-kit``, else
-``~/.cache/mlinfra-kit``) and verified on every load, so a run never silently uses
-changed data. Nothing here touches the network unless a URL is asked for.
+``~/.cache/mlinfra-kit``) and verified against its SHA-256 where one is known; a
+``file://`` URL is read in place, never cached. Nothing here touches the network unless a
+URL is asked for.
 """
 
 from __future__ import annotations
@@ -12,12 +15,22 @@ import hashlib
 import os
 import shutil
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RemoteFile", "REMOTE", "shipped_path", "cache_dir", "fetch", "sha256_of"]
+__all__ = [
+    "KNOWN_SOURCES",
+    "REMOTE",
+    "SHIPPED",
+    "RemoteFile",
+    "cache_dir",
+    "fetch",
+    "sha256_of",
+    "shipped_path",
+]
 
 _MWML = (
     "https://raw.githubusercontent.com/GokuMohandas/Made-With-ML/"
@@ -51,8 +64,21 @@ REMOTE = {
 }
 
 
+#: The datasets that ship with the kit: ``{source: {"projects"|"holdout": (file, sha256)}}``
+#: (paths under ``datasets/``; a sha256 of None is not checked).
+SHIPPED = {
+    "made-with-ml": {
+        which: (f"made-with-ml/{Path(remote.url).name}", remote.sha256)
+        for which, remote in REMOTE["made-with-ml"].items()
+    },
+    "synthetic": {"projects": ("projects.csv", None), "holdout": ("holdout.csv", None)},
+}
+#: Names ``load_projects`` / ``load_holdout`` accept besides a path or a URL.
+KNOWN_SOURCES = tuple(SHIPPED)
+
+
 def shipped_path(name: str) -> Path:
-    """Path of a shipped dataset file (``projects.csv`` or ``holdout.csv``).
+    """Path of a shipped dataset file (``projects.csv``, ``made-with-ml/holdout.csv``...).
 
     A source checkout (or editable install) reads ``datasets/`` at the repository root;
     an installed wheel carries the same files inside the package.
@@ -87,11 +113,20 @@ def fetch(url: str, sha256: str | None = None, timeout: float = 60.0) -> Path:
     """Download ``url`` into the cache once and return the local path.
 
     With ``sha256`` the file is verified after download and on every later call; a
-    mismatch raises ``ValueError`` and the bad file is not kept.
+    mismatch raises ``ValueError`` and the bad file is not kept. A ``file://`` URL is the
+    local file itself (verified, not copied, so a changed file is read as it is now). A
+    download that fails raises ``ConnectionError`` naming the URL and where to put the
+    file by hand.
     """
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme not in ("http", "https", "file"):
         raise ValueError(f"unsupported URL scheme in {url!r}: use http(s):// or file://")
+    if parsed.scheme == "file":
+        local = Path(urllib.request.url2pathname(parsed.path))
+        if not local.is_file():
+            raise FileNotFoundError(f"no file at {local} (from {url})")
+        _verify(local, sha256, url)
+        return local
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
     target = cache_dir() / key / (Path(parsed.path).name or "download.csv")
     if not target.exists():
@@ -102,6 +137,14 @@ def fetch(url: str, sha256: str | None = None, timeout: float = 60.0) -> Path:
                 shutil.copyfileobj(src, out)
             _verify(Path(tmp), sha256, url)
             os.replace(tmp, target)
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+            Path(tmp).unlink(missing_ok=True)
+            reason = getattr(err, "reason", err)
+            check = f" (its sha256 must be {sha256})" if sha256 else ""
+            raise ConnectionError(
+                f"could not download {url}: {reason}. Offline? Download the file elsewhere "
+                f"and place it at {target}{check}, or pass its local path instead"
+            ) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -1,14 +1,18 @@
 """Models of the running example, trained here from scratch.
 
-:class:`TagClassifier` is the baseline: word n-grams -> ``nn.EmbeddingBag`` -> MLP,
-with early stopping, evaluation and a safe artifact format.
+:class:`TagClassifier` is the kit's PyTorch model: TF-IDF-weighted word and character
+n-grams -> ``nn.EmbeddingBag`` -> class logits, with early stopping, a refit, evaluation and
+a safe artifact format. :class:`TfidfLogReg` (scikit-learn) is the reference it is shown
+beside. :func:`torch_threads` sets the thread count small models run with.
 """
 
+from mlinfra_kit.models.baseline import TfidfLogReg
 from mlinfra_kit.models.classifier import (
     ARTIFACT_FORMAT,
     Prediction,
     TagClassifier,
     TextClassifierNet,
+    torch_threads,
 )
 from mlinfra_kit.models.evaluation import Evaluation, evaluate
 from mlinfra_kit.models.text import Vocabulary, features, tokenize
@@ -18,6 +22,8 @@ __all__ = [
     "Prediction",
     "TagClassifier",
     "TextClassifierNet",
+    "TfidfLogReg",
+    "torch_threads",
     "Evaluation",
     "evaluate",
     "Vocabulary",

@@ -1,22 +1,24 @@
-"""Classification metrics without a heavy dependency: accuracy, macro F1, per class
-precision and recall, and the confusion matrix.
+"""Classification metrics without a heavy dependency: accuracy, macro and weighted F1,
+per class precision and recall, and the confusion matrix.
 
 Macro F1 averages the classes' F1 with equal weight, so a model that ignores a small
-class (here ``mlops``) is penalised even when its accuracy looks fine.
+class (here ``mlops``) is penalised even when its accuracy looks fine. Weighted F1
+weighs each class's F1 by its support (the figure the course quotes for its models).
 
 Examples
 --------
 >>> ev = evaluate(["a", "a", "b", "b"], ["a", "b", "b", "b"], labels=["a", "b"])
 >>> ev.accuracy
 0.75
->>> round(ev.macro_f1, 3)
-0.733
+>>> round(ev.macro_f1, 3), round(ev.weighted_f1, 3)
+(0.733, 0.733)
 >>> ev.confusion
 [[1, 1], [0, 2]]
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,13 +35,20 @@ class Evaluation:
     macro_f1: float
     per_class: list[dict]
     confusion: list[list[int]]
+    weighted_f1: float = math.nan
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
-        """Accuracy, macro F1 and each class's F1, flat and snake_case for recording."""
-        out = {f"{prefix}accuracy": self.accuracy, f"{prefix}macro_f1": self.macro_f1}
+        """Accuracy, macro and weighted F1, and each class's precision, recall and F1,
+        flat and snake_case for recording."""
+        out = {
+            f"{prefix}accuracy": self.accuracy,
+            f"{prefix}macro_f1": self.macro_f1,
+            f"{prefix}weighted_f1": self.weighted_f1,
+        }
         for row in self.per_class:
             name = row["tag"].replace("-", "_")
-            out[f"{prefix}f1_{name}"] = row["f1"]
+            for measure in ("f1", "precision", "recall"):
+                out[f"{prefix}{measure}_{name}"] = row[measure]
         return out
 
 
@@ -73,4 +82,5 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
         )
     accuracy = sum(confusion[i][i] for i in range(k)) / len(y_true)
     macro_f1 = sum(row["f1"] for row in per_class) / k
-    return Evaluation(list(labels), accuracy, macro_f1, per_class, confusion)
+    weighted_f1 = sum(row["f1"] * row["support"] for row in per_class) / len(y_true)
+    return Evaluation(list(labels), accuracy, macro_f1, per_class, confusion, weighted_f1)

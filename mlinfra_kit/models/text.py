@@ -1,4 +1,12 @@
-"""Turning text into token ids: a tokenizer and a vocabulary that can be saved as JSON.
+"""Turning text into weighted features: word n-grams and character n-grams, with TF-IDF
+weights, in a vocabulary that is saved as JSON.
+
+Word n-grams carry the topic (``"object detection"``); character n-grams within words
+carry what words share (``"segment"``, ``"segmentation"``, ``"segmenter"``) and survive
+typos and names the vocabulary never saw whole. Each text becomes a bag of feature ids
+with TF-IDF weights (sublinear term frequency, smoothed inverse document frequency), the
+word part and the character part each scaled to unit length, as a TF-IDF vectoriser
+would do for each.
 
 Examples
 --------
@@ -6,6 +14,8 @@ Examples
 ['object', 'detection', 'with', 'yolo-v5', 'in', 'pytorch']
 >>> features("fast object detection", ngrams=2)
 ['fast', 'object', 'detection', 'fast object', 'object detection']
+>>> features("yolo", ngrams=1, char_ngrams=(3, 4))
+['yolo', '# yo', '#yol', '#olo', '#lo ', '# yol', '#yolo', '#olo ']
 >>> vocab = Vocabulary.build(["object detection", "object tracking"], min_freq=2)
 >>> vocab.tokens
 ['<unk>', 'object']
@@ -15,14 +25,18 @@ Examples
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["tokenize", "features", "Vocabulary", "UNKNOWN"]
+__all__ = ["CHAR_MARK", "UNKNOWN", "Vocabulary", "features", "tokenize"]
 
 UNKNOWN = "<unk>"
+#: Character n-grams start with this mark, which no word token contains, so a word and a
+#: character n-gram never share an id.
+CHAR_MARK = "#"
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'.][a-z0-9]+)*")
 
 
@@ -33,44 +47,94 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def features(text: str, ngrams: int = 2) -> list[str]:
-    """Word n-grams up to ``ngrams`` (1 = words only): ``"object detection"`` is more
-    telling than ``"object"`` and ``"detection"`` apart."""
-    if ngrams < 1:
-        raise ValueError(f"ngrams must be 1 or more, got {ngrams}")
-    words = tokenize(text)
+def _check_char_ngrams(char_ngrams: tuple[int, int] | None) -> tuple[int, int] | None:
+    if char_ngrams is None:
+        return None
+    low, high = (int(n) for n in char_ngrams)
+    if not 1 <= low <= high:
+        raise ValueError(
+            f"char_ngrams must be (low, high) with 1 <= low <= high, got {char_ngrams}"
+        )
+    return low, high
+
+
+def _word_grams(words: list[str], ngrams: int) -> list[str]:
     grams = list(words)
     for n in range(2, ngrams + 1):
         grams += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
     return grams
 
 
+def _char_grams(word: str, span: tuple[int, int]) -> list[str]:
+    padded = f" {word} "
+    return [
+        CHAR_MARK + padded[i : i + n]
+        for n in range(span[0], span[1] + 1)
+        for i in range(len(padded) - n + 1)
+    ]
+
+
+def features(text: str, ngrams: int = 2, char_ngrams: tuple[int, int] | None = None) -> list[str]:
+    """Word n-grams up to ``ngrams`` (1 = words only), then, with ``char_ngrams=(lo, hi)``,
+    the character n-grams of each word padded with a space on each side (marked with
+    :data:`CHAR_MARK`)."""
+    if ngrams < 1:
+        raise ValueError(f"ngrams must be 1 or more, got {ngrams}")
+    words = tokenize(text)
+    grams = _word_grams(words, ngrams)
+    span = _check_char_ngrams(char_ngrams)
+    if span:
+        for word in words:
+            grams += _char_grams(word, span)
+    return grams
+
+
 @dataclass(frozen=True)
 class Vocabulary:
-    """Feature -> id mapping; id 0 is reserved for features never seen in training."""
+    """Feature -> id mapping with each feature's inverse document frequency; id 0 is
+    reserved for features never seen in training."""
 
     tokens: list[str]
     ngrams: int = 2
+    char_ngrams: tuple[int, int] | None = None
+    #: Inverse document frequency per id (id 0: 0.0); None weighs every feature alike.
+    idf: list[float] | None = None
 
     @classmethod
     def build(
-        cls, texts: Iterable[str], ngrams: int = 2, min_freq: int = 2, max_size: int | None = None
+        cls,
+        texts: Iterable[str],
+        ngrams: int = 2,
+        min_freq: int = 2,
+        max_size: int | None = None,
+        char_ngrams: tuple[int, int] | None = None,
     ) -> Vocabulary:
-        """Keep features seen at least ``min_freq`` times, most frequent first (ties in
-        alphabetical order, so the result is deterministic)."""
+        """Keep features found in at least ``min_freq`` texts, most common first (ties in
+        alphabetical order, so the result is deterministic), with their smoothed IDF
+        ``ln((1 + n) / (1 + df)) + 1``."""
         if min_freq < 1:
             raise ValueError(f"min_freq must be 1 or more, got {min_freq}")
-        counts = Counter(f for text in texts for f in features(text, ngrams))
-        kept = [f for f, c in counts.items() if c >= min_freq]
-        kept.sort(key=lambda f: (-counts[f], f))
+        char_ngrams = _check_char_ngrams(char_ngrams)
+        df: Counter[str] = Counter()
+        n = 0
+        for text in texts:
+            df.update(set(features(text, ngrams, char_ngrams)))
+            n += 1
+        kept = [f for f, c in df.items() if c >= min_freq]
+        kept.sort(key=lambda f: (-df[f], f))
         if max_size is not None:
             kept = kept[: max(max_size - 1, 0)]
-        return cls([UNKNOWN, *kept], ngrams)
+        idf = [0.0] + [math.log((1 + n) / (1 + df[f])) + 1 for f in kept]
+        return cls([UNKNOWN, *kept], ngrams, char_ngrams, idf)
 
     def __post_init__(self) -> None:
         if not self.tokens or self.tokens[0] != UNKNOWN:
             raise ValueError(f"a vocabulary's first token must be {UNKNOWN!r}")
+        if self.idf is not None and len(self.idf) != len(self.tokens):
+            raise ValueError(f"idf has {len(self.idf)} values for {len(self.tokens)} tokens")
+        object.__setattr__(self, "char_ngrams", _check_char_ngrams(self.char_ngrams))
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
+        object.__setattr__(self, "_char_cache", {})
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -78,11 +142,45 @@ class Vocabulary:
     def encode(self, text: str) -> list[int]:
         """Ids of the text's features; unknown ones map to 0 (never an empty list, so
         every text has a representation)."""
-        ids = [self._index.get(f, 0) for f in features(text, self.ngrams)]
+        ids = [self._index.get(f, 0) for f in features(text, self.ngrams, self.char_ngrams)]
         return ids or [0]
 
     def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.encode(t) for t in texts]
+
+    def encode_weighted(self, text: str) -> tuple[list[int], list[float]]:
+        """The text's known features once each, with TF-IDF weights: ``(1 + ln tf) * idf``,
+        word features and character features each scaled to unit length. A text with no
+        known feature is ``([0], [1.0])``."""
+        index = self._index
+        words = tokenize(text)
+        parts = [Counter(i for i in map(index.get, _word_grams(words, self.ngrams)) if i)]
+        if self.char_ngrams:
+            chars: Counter[int] = Counter()
+            for word in words:
+                chars.update(self._char_ids(word))
+            parts.append(chars)
+        ids: list[int] = []
+        weights: list[float] = []
+        idf = self.idf
+        for counts in parts:
+            part = [(1 + math.log(c)) * (idf[i] if idf else 1.0) for i, c in counts.items()]
+            norm = math.sqrt(sum(w * w for w in part)) or 1.0
+            ids += counts
+            weights += [w / norm for w in part]
+        return (ids, weights) if ids else ([0], [1.0])
+
+    def _char_ids(self, word: str) -> tuple[int, ...]:
+        """The known character n-gram ids of a word, remembered (words repeat a lot, and
+        this is most of the encoding's work)."""
+        cache = self._char_cache
+        ids = cache.get(word)
+        if ids is None:
+            index = self._index
+            ids = tuple(i for i in map(index.get, _char_grams(word, self.char_ngrams)) if i)
+            if len(cache) < 200_000:
+                cache[word] = ids
+        return ids
 
     def unknown_rate(self, texts: Sequence[str]) -> float:
         """Share of word features not in the vocabulary, a simple input-drift signal."""
@@ -90,11 +188,22 @@ class Vocabulary:
         return sum(w not in self._index for w in words) / len(words) if words else 0.0
 
     def to_dict(self) -> dict:
-        return {"tokens": list(self.tokens), "ngrams": self.ngrams}
+        return {
+            "tokens": list(self.tokens),
+            "ngrams": self.ngrams,
+            "char_ngrams": list(self.char_ngrams) if self.char_ngrams else None,
+            "idf": list(self.idf) if self.idf is not None else None,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Vocabulary:
         try:
-            return cls(list(data["tokens"]), int(data["ngrams"]))
+            chars = data.get("char_ngrams")
+            return cls(
+                list(data["tokens"]),
+                int(data["ngrams"]),
+                tuple(chars) if chars else None,
+                list(data["idf"]) if data.get("idf") is not None else None,
+            )
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a saved vocabulary: missing {err}") from None

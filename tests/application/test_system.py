@@ -26,7 +26,7 @@ def setting(projects, tmp_path_factory):
     ordered = projects.sorted_by_time().rows
     train_rows = [p for p in ordered if p.created_on < CUT]
     stream = [p for p in ordered if p.created_on >= CUT]
-    v1 = train(train_rows, epochs=4)
+    v1 = train(train_rows, epochs=60)
     return train_rows, stream, v1
 
 
@@ -51,7 +51,7 @@ def test_registry_versions_and_production(setting, tmp_path):
 def test_the_whole_system_runs_and_reports(setting, tmp_path):
     train_rows, stream, v1 = setting
     registry = registry_with(v1, tmp_path)
-    run = run_application(registry, v1, train_rows, stream, AppConfig(epochs=4), progress=False)
+    run = run_application(registry, v1, train_rows, stream, AppConfig(epochs=60), progress=False)
     assert len(run.served) == len(stream) and run.failed_requests == 0
     assert len(run.windows) >= len(stream) // 50 - 1
     assert run.outcome in ("no_retrain", "promoted", "rolled_back", "undecided")
@@ -65,10 +65,22 @@ def test_the_whole_system_runs_and_reports(setting, tmp_path):
     plt.close(fig)
 
 
+def test_without_an_alert_the_schedule_retrains(setting, tmp_path):
+    train_rows, stream, v1 = setting
+    registry = registry_with(v1, tmp_path)
+    quiet = AppConfig(epochs=60, alpha=1e-300, max_f1_drop=1.0, retrain_after=100)  # no alerts
+    run = run_application(registry, v1, train_rows, stream[:260], quiet, progress=False)
+    assert not [e for e in run.events if e.kind == "alert"]
+    assert run.retrain_reason == "the schedule" and 99 <= run.retrain_at < 150
+    assert "on the schedule" in next(e.detail for e in run.events if e.kind == "retrain")
+    with pytest.raises(ValueError, match="retrain_after"):
+        AppConfig(retrain_after=0)
+
+
 def mislabelled(rows):
     """A candidate from a buggy pipeline: every tag mapped to the next one in TAGS."""
     shift = {t: TAGS[(i + 1) % len(TAGS)] for i, t in enumerate(TAGS)}
-    return train([dataclasses.replace(r, tag=shift[r.tag]) for r in rows], epochs=3)
+    return train([dataclasses.replace(r, tag=shift[r.tag]) for r in rows], epochs=30)
 
 
 def test_a_failed_candidate_is_rolled_back_and_v1_keeps_serving(setting, tmp_path):
@@ -101,7 +113,9 @@ def test_variant_choice_uses_measured_numbers(setting, tmp_path):
     texts, tags = [p.text for p in stream[:100]], [p.tag for p in stream[:100]]
     rows = compare_variants(registry.path("v1"), texts, tags, batch_sizes=(1,))
     assert [r["variant"] for r in rows] == ["fp32", "int8"]
-    assert rows[1]["size_mb"] < rows[0]["size_mb"]
+    # The n-gram embedding holds nearly all the weights and int8 converts linear layers
+    # only: the size barely moves.
+    assert abs(rows[1]["size_mb"] - rows[0]["size_mb"]) < 0.05 * rows[0]["size_mb"]
     # With no binding budget the most accurate variant wins (the faster one on a tie).
     best = max(rows, key=lambda r: (r["accuracy"], -r["p50_ms_b1"]))
     assert pick(rows, max_latency_ms=1e6) is best

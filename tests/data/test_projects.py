@@ -27,7 +27,7 @@ def write(tmp_path, text, name="p.csv", mode="w"):
 def test_shipped_data_loads_offline_and_says_where_from():
     projects, holdout = load_projects(), load_holdout()
     assert (len(projects), len(holdout)) == (764, 191)
-    assert "shipped synthetic" in projects.source and "holdout.csv" in holdout.source
+    assert "synthetic" in projects.source and "holdout.csv" in holdout.source
     assert "764 rows" in repr(projects)
     assert not set(projects.ids) & set(holdout.ids)
     assert set(projects.tags) == set(TAGS)
@@ -110,3 +110,83 @@ def test_collection_helpers(projects):
     assert times == sorted(times)
     mlops = projects.where(lambda p: p.tag == "mlops")
     assert set(mlops.tags) == {"mlops"}
+
+
+def _csv(tmp_path, name, rows):
+    path = tmp_path / name
+    lines = ["id,created_on,title,description,tag"] + [",".join(map(str, r)) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_the_leak_guard_names_the_overlap(tmp_path):
+    from mlinfra_kit.data import check_no_leak, load_split, overlap
+
+    train = _csv(
+        tmp_path,
+        "train.csv",
+        [
+            (1, "2020-01-01", "YOLO", "boxes", "computer-vision"),
+            (2, "2020-01-02", "BERT", "words", "natural-language-processing"),
+        ],
+    )
+    same_id = _csv(tmp_path, "h1.csv", [(2, "2020-02-01", "Other", "text", "mlops")])
+    same_text = _csv(tmp_path, "h2.csv", [(9, "2020-02-01", "yolo ", "Boxes", "computer-vision")])
+    clean = _csv(
+        tmp_path, "h3.csv", [(7, "2020-02-01", "YOLO", "a new detector", "computer-vision")]
+    )
+    with pytest.raises(
+        ValueError, match="overlaps the training data in 1 project.*id 2 is in both"
+    ):
+        load_split(train, same_id)
+    with pytest.raises(ValueError, match="holdout id 9 has the text of training id 1"):
+        load_split(train, same_text)
+    split = load_split(train, clean)  # the same title with another text is another project
+    assert split.metrics() == {
+        "train_rows": 2,
+        "holdout_rows": 1,
+        "holdout_overlap": 0,
+        "holdout_shared_titles": 1,
+    }
+    assert "holdout file" in split.how
+    assert (
+        overlap(split.train, split.holdout) == []
+        and check_no_leak(split.train, split.holdout) is None
+    )
+
+
+def test_one_file_is_split_and_says_how(tmp_path):
+    from mlinfra_kit.data import load_projects, load_split
+
+    path = tmp_path / "all.csv"
+    path.write_text(shipped_csv_text(), encoding="utf-8")
+    split = load_split(path, seed=1)
+    assert split.metrics()["holdout_overlap"] == 0
+    assert len(split.train) + len(split.holdout) == len(load_projects(path))
+    assert "stratified by tag with seed 1" in split.how
+    by_time = load_split(path, by_time=True)
+    assert max(p.created_on for p in by_time.train) <= min(p.created_on for p in by_time.holdout)
+    assert "newest 20%" in by_time.how
+    real = load_split("made-with-ml")
+    assert real.metrics()["holdout_overlap"] == 0 and len(real.train) == 764
+
+
+def shipped_csv_text() -> str:
+    from mlinfra_kit.data.sources import shipped_path
+
+    return shipped_path("projects.csv").read_text(encoding="utf-8")
+
+
+def test_mixed_time_zones_load_as_one_clock(tmp_path):
+    path = _csv(
+        tmp_path,
+        "tz.csv",
+        [
+            (1, "2020-01-01 10:00:00+02:00", "a", "b", "mlops"),
+            (2, "2020-01-01 09:00:00", "c", "d", "mlops"),
+            (3, "2020-01-01T07:30:00Z", "e", "f", "other"),
+        ],
+    )
+    projects = read_projects_csv(path)
+    assert [p.created_on.hour for p in projects] == [8, 9, 7]  # aware times in UTC
+    assert [p.id for p in projects.sorted_by_time()] == [3, 1, 2]

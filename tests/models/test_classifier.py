@@ -18,7 +18,7 @@ def test_learns_better_than_the_majority_baseline(trained, projects):
 
 
 def test_history_and_early_stopping(trained):
-    assert 1 <= trained.best_epoch_ <= len(trained.history_) <= 6
+    assert 1 <= trained.best_epoch_ <= len(trained.history_) <= 60
     assert {"train_loss", "val_loss", "val_macro_f1", "seconds"} <= set(trained.history_[0])
     assert trained.history_[-1]["train_loss"] < trained.history_[0]["train_loss"]
     assert trained.train_seconds_ > 0
