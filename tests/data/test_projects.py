@@ -113,10 +113,8 @@ def test_collection_helpers(projects):
 
 
 def _csv(tmp_path, name, rows):
-    path = tmp_path / name
-    lines = ["id,created_on,title,description,tag"] + [",".join(map(str, r)) for r in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    """``write`` for rows given as tuples."""
+    return write(tmp_path, HEADER + "".join(",".join(map(str, r)) + "\n" for r in rows), name)
 
 
 def test_the_leak_guard_names_the_overlap(tmp_path):
