@@ -15,14 +15,16 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
@@ -39,6 +41,7 @@ __all__ = [
     "peak_memory_mb",
     "environment",
     "distribution_version",
+    "busy_cores",
 ]
 
 
@@ -163,6 +166,22 @@ def model_size_bytes(model: Any) -> int:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getbuffer().nbytes
+
+
+@contextlib.contextmanager
+def busy_cores(n: int = 1) -> Iterator[None]:
+    """Keep ``n`` cores busy (one spinning process each) during the block: to measure how
+    something behaves when it shares the machine, as a server shares it with its clients.
+    The processes are killed when the block ends, even on error."""
+    if n < 1:
+        raise ValueError(f"n must be 1 or more, got {n}")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 def peak_memory_mb() -> float:

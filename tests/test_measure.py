@@ -110,3 +110,21 @@ def test_timer_synchronises_cuda():
     with measure.Timer("cuda") as synced:
         x @ x
     assert math.isfinite(synced.seconds) and synced.seconds > 0
+
+
+def _children() -> set[int]:
+    import os
+    import subprocess
+
+    done = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True)
+    return {int(pid) for pid in done.stdout.split()}
+
+
+def test_busy_cores_runs_spinners_and_stops_them():
+    before = _children()
+    with measure.busy_cores(2):
+        spinning = _children() - before
+        assert len(spinning) == 2
+    assert not (_children() & spinning)
+    with pytest.raises(ValueError, match="1 or more"), measure.busy_cores(0):
+        pass
