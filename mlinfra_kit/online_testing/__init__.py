@@ -4,7 +4,8 @@
 - statistics (SciPy): :func:`sample_size_proportions`, :func:`power_proportions`,
   :func:`mde_proportions`, :func:`sample_size_means`, :func:`z_test_proportions`,
   :func:`welch_t_test`, :func:`srm_check`, :func:`msprt_p_values` (sequential);
-- simulation: :func:`simulate_users`, :func:`peeking_simulation`;
+- simulation: :func:`simulate_users`, :func:`peeking_simulation` (also checked after
+  every user), :func:`interval_coverage`;
 - :class:`Canary` with :class:`Guardrails` and :func:`run_canary`;
 - :func:`run_shadow`: mirror requests to a candidate server;
 - bandits: :class:`EpsilonGreedy`, :class:`UCB1`, :class:`ThompsonSampling`,
@@ -22,7 +23,11 @@ from mlinfra_kit.online_testing.bandits import (
 from mlinfra_kit.online_testing.canary import Canary, Guardrails, Observation, run_canary
 from mlinfra_kit.online_testing.router import Router, bucket, check_weights
 from mlinfra_kit.online_testing.shadow import ShadowReport, run_shadow
-from mlinfra_kit.online_testing.simulate import peeking_simulation, simulate_users
+from mlinfra_kit.online_testing.simulate import (
+    interval_coverage,
+    peeking_simulation,
+    simulate_users,
+)
 from mlinfra_kit.online_testing.stats import (
     SRMResult,
     TestResult,
@@ -39,6 +44,7 @@ from mlinfra_kit.online_testing.stats import (
 __all__ = [
     "BanditRun",
     "Canary",
+    "interval_coverage",
     "EpsilonGreedy",
     "FixedSplit",
     "Guardrails",

@@ -99,3 +99,48 @@ def peeking_simulation(
         "sequential_by_look": np.maximum.accumulate(seq_reject, axis=1).mean(axis=0).tolist(),
         "mc_standard_error": math.sqrt(alpha * (1 - alpha) / sims),
     }
+
+
+def interval_coverage(
+    p_a: float,
+    p_b: float,
+    n_a: int,
+    n_b: int,
+    sims: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How often each interval for ``p_b - p_a`` covers the true difference, over
+    ``sims`` simulated experiments: the score interval of :func:`z_test_proportions`, and
+    the Wald interval (the estimate plus or minus z times its unpooled standard error)
+    that textbooks print. A 95 % interval should cover 95 % of the time.
+
+    >>> cov = interval_coverage(0.02, 0.04, 100, 1000, sims=300, seed=0)
+    >>> cov["score"] > cov["wald"]
+    True
+    """
+    from mlinfra_kit.online_testing.stats import z_test_proportions
+
+    if sims < 1:
+        raise ValueError(f"sims must be 1 or more, got {sims}")
+    rng = np.random.default_rng(seed)
+    sa, sb = rng.binomial(n_a, p_a, sims), rng.binomial(n_b, p_b, sims)
+    truth = p_b - p_a
+    z = stats.norm.ppf(1 - alpha / 2)
+    pa, pb = sa / n_a, sb / n_b
+    half = z * np.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
+    wald = np.mean((pb - pa - half <= truth) & (truth <= pb - pa + half))
+    score = np.mean(
+        [
+            (r.ci_low <= truth <= r.ci_high)
+            for r in (
+                z_test_proportions(int(a), n_a, int(b), n_b, alpha)
+                for a, b in zip(sa, sb, strict=True)
+            )
+        ]
+    )
+    return {
+        "score": float(score),
+        "wald": float(wald),
+        "mc_standard_error": math.sqrt((1 - alpha) * alpha / sims),
+    }

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+from mlinfra_kit.online_testing.router import check_weights
+
 
 def _check_alpha(alpha: float, name: str = "alpha") -> None:
     if not 0 < alpha < 1:
@@ -113,20 +115,62 @@ class TestResult:
         return self.p_value < self.alpha
 
 
+def _restricted_rates(
+    sa: float, na: float, sb: float, nb: float, delta: float
+) -> tuple[float, float]:
+    """Maximum-likelihood rates of arms A and B under the constraint ``pb - pa = delta``
+    (the closed form of Miettinen and Nurminen, 1985)."""
+    p1, p2, theta = sb / nb, sa / na, na / nb
+    a = 1 + theta
+    b = -(1 + theta + p1 + theta * p2 + delta * (theta + 2))
+    c = delta**2 + delta * (2 * p1 + theta + 1) + p1 + theta * p2
+    d = -p1 * delta * (1 + delta)
+    v = b**3 / (3 * a) ** 3 - b * c / (6 * a**2) + d / (2 * a)
+    u = math.copysign(math.sqrt(max(b**2 / (3 * a) ** 2 - c / (3 * a), 0.0)), v)
+    ratio = 0.0 if u == 0 else max(-1.0, min(1.0, v / u**3))
+    w = (math.pi + math.acos(ratio)) / 3
+    rb = min(max(2 * u * math.cos(w) - b / (3 * a), 0.0), 1.0)
+    return min(max(rb - delta, 0.0), 1.0), rb
+
+
+def _score_z(sa: int, na: int, sb: int, nb: int, delta: float) -> float:
+    """The score statistic for ``pb - pa = delta``: the observed difference minus delta,
+    over its standard error at the restricted rates (at delta 0: the pooled z statistic)."""
+    ra, rb = _restricted_rates(sa, na, sb, nb, delta)
+    se = math.sqrt(ra * (1 - ra) / na + rb * (1 - rb) / nb)
+    diff = sb / nb - sa / na - delta
+    if se == 0:
+        return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return diff / se
+
+
 def z_test_proportions(
     successes_a: int, n_a: int, successes_b: int, n_b: int, alpha: float = 0.05
 ) -> TestResult:
-    """Two-sided two-proportion z-test (pooled under H0), with a Wald interval."""
+    """Two-sided two-proportion z-test (the score test: pooled variance under H0), with
+    the **score interval** that inverts the same test: every difference ``delta`` the
+    test would not reject at ``alpha`` (Farrington-Manning / Miettinen-Nurminen without
+    the small-sample factor). So the interval excludes 0 exactly when ``p < alpha``, and
+    it keeps its coverage for small or unequal arms, where the Wald interval does not.
+
+    >>> r = z_test_proportions(0, 100, 4, 1000)   # the Wald interval excluded 0 here
+    >>> r.significant, r.ci_low < 0 < r.ci_high
+    (False, True)
+    """
     _check_counts(successes_a, n_a, "arm A")
     _check_counts(successes_b, n_b, "arm B")
     _check_alpha(alpha)
-    pa, pb = successes_a / n_a, successes_b / n_b
-    pooled = (successes_a + successes_b) / (n_a + n_b)
-    se0 = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
-    p_value = 1.0 if se0 == 0 else float(2 * stats.norm.sf(abs(pb - pa) / se0))
-    se = math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
-    z = stats.norm.ppf(1 - alpha / 2)
-    return TestResult(pb - pa, pb - pa - z * se, pb - pa + z * se, p_value, alpha)
+    effect = successes_b / n_b - successes_a / n_a
+    z0 = _score_z(successes_a, n_a, successes_b, n_b, 0.0)
+    p_value = 1.0 if z0 == 0 else float(2 * stats.norm.sf(abs(z0)))
+    crit = stats.norm.ppf(1 - alpha / 2)
+
+    def excess(delta: float) -> float:
+        return abs(_score_z(successes_a, n_a, successes_b, n_b, delta)) - crit
+
+    low = -1.0 if excess(-1 + 1e-12) <= 0 else optimize.brentq(excess, -1 + 1e-12, effect)
+    high = 1.0 if excess(1 - 1e-12) <= 0 else optimize.brentq(excess, effect, 1 - 1e-12)
+    return TestResult(effect, float(low), float(high), p_value, alpha)
 
 
 def welch_t_test(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> TestResult:
@@ -135,11 +179,13 @@ def welch_t_test(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) ->
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.size < 2 or b.size < 2:
         raise ValueError("each arm needs at least 2 observations")
-    result = stats.ttest_ind(b, a, equal_var=False)
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    effect = float(b.mean() - a.mean())
+    if va + vb == 0:  # no spread in either arm: the difference is known exactly
+        return TestResult(effect, effect, effect, 1.0 if effect == 0 else 0.0, alpha)
+    result = stats.ttest_ind(b, a, equal_var=False)
     df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     half = stats.t.ppf(1 - alpha / 2, df) * math.sqrt(va + vb)
-    effect = float(b.mean() - a.mean())
     return TestResult(effect, effect - half, effect + half, float(result.pvalue), alpha)
 
 
@@ -167,12 +213,19 @@ def srm_check(
         raise ValueError(f"counts have variants {sorted(counts)}, weights {sorted(weights)}")
     if any(c < 0 for c in counts.values()):
         raise ValueError(f"counts must be >= 0, got {dict(counts)}")
+    weights = check_weights(weights)
     total = sum(counts.values())
     if total == 0:
         raise ValueError("no users counted yet")
-    names = list(weights)
-    expected = {k: total * weights[k] for k in names}
-    p = float(stats.chisquare([counts[k] for k in names], [expected[k] for k in names]).pvalue)
+    expected = {k: total * weights[k] for k in weights}
+    # An arm with weight 0 (a rolled-back canary) must get nobody: anyone there is a
+    # mismatch for certain. The test runs on the arms that should get users.
+    if any(counts[k] for k, w in weights.items() if w == 0):
+        return SRMResult(0.0, True, dict(counts), expected)
+    live = [k for k, w in weights.items() if w > 0]
+    if len(live) < 2:
+        return SRMResult(1.0, False, dict(counts), expected)
+    p = float(stats.chisquare([counts[k] for k in live], [expected[k] for k in live]).pvalue)
     return SRMResult(p, p < alpha, dict(counts), expected)
 
 
@@ -194,6 +247,11 @@ def msprt_p_values(
     with ``d`` the difference in rates, ``V`` the per-pair variance and ``n`` the pairs
     seen. ``p_n = min(1, 1 / max_{k<=n} Lambda_k)`` may be checked after every look: the
     chance that it ever drops below alpha under no difference is at most alpha.
+
+    ``V`` is estimated under the null, from the pooled rate with one success and one
+    failure added (``(s_a + s_b + 1) / (n_a + n_b + 2)``), so it cannot collapse to 0 in
+    the first looks: one user with 0 and one with 1 is a likelihood ratio near 1, not a
+    certainty. Valid from the first user (the notebook checks an A/A test after every user).
     """
     if tau <= 0:
         raise ValueError(f"tau must be positive, got {tau}")
@@ -202,7 +260,8 @@ def msprt_p_values(
         raise ValueError("counts must be non-negative and every look must have users")
     pa, pb = sa / na, sb / nb
     n = np.minimum(na, nb)
-    variance = np.maximum(pa * (1 - pa) + pb * (1 - pb), 1e-12)
+    pooled = (sa + sb + 1) / (na + nb + 2)
+    variance = 2 * pooled * (1 - pooled)
     t2 = tau**2
     log_lr = 0.5 * np.log(variance / (variance + n * t2)) + n**2 * t2 * (pb - pa) ** 2 / (
         2 * variance * (variance + n * t2)

@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from mlinfra_kit.online_testing import (
     Router,
+    interval_coverage,
     mde_proportions,
     msprt_p_values,
     peeking_simulation,
@@ -113,3 +116,56 @@ def test_novelty_effect_flatters_early_results():
 def test_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_msprt_is_valid_from_the_first_user():
+    # one user per arm, 0 vs 1: a likelihood ratio near 1, not a certain difference
+    assert msprt_p_values([0], [1], [1], [1])[0] > 0.9
+    # an A/A test checked after every single user keeps its false positives under alpha
+    for p in (0.02, 0.5):
+        result = peeking_simulation(p, n_per_arm=1000, looks=1000, sims=400, seed=2)
+        assert result["sequential_any_look"] <= 0.05 + 3 * result["mc_standard_error"]
+
+
+def test_the_score_interval_agrees_with_its_test_where_wald_did_not():
+    r = z_test_proportions(0, 100, 4, 1000)
+    assert not r.significant and r.ci_low < 0 < r.ci_high
+    r = z_test_proportions(100, 1000, 130, 1000)
+    assert r.significant and 0 < r.ci_low < r.effect < r.ci_high
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_a=st.integers(1, 400),
+    n_b=st.integers(1, 400),
+    fa=st.floats(0, 1),
+    fb=st.floats(0, 1),
+    alpha=st.sampled_from([0.01, 0.05, 0.1]),
+)
+def test_the_interval_excludes_zero_exactly_when_the_test_rejects(n_a, n_b, fa, fb, alpha):
+    sa, sb = round(fa * n_a), round(fb * n_b)
+    r = z_test_proportions(sa, n_a, sb, n_b, alpha)
+    assume(abs(r.p_value - alpha) > 1e-6)  # on the boundary, rounding decides
+    assert r.ci_low <= r.effect <= r.ci_high
+    assert r.significant == (not r.ci_low <= 0 <= r.ci_high)
+
+
+def test_score_interval_coverage_where_wald_falls_short():
+    cov = interval_coverage(0.02, 0.04, 100, 1000, sims=1000, seed=0)
+    assert 0.93 <= cov["score"] <= 0.97 and cov["wald"] < 0.9
+
+
+def test_srm_with_a_rolled_back_arm_and_bad_weights():
+    after_rollback = {"baseline": 1.0, "candidate": 0.0}
+    assert not srm_check({"baseline": 900, "candidate": 0}, after_rollback).flagged
+    leaked = srm_check({"baseline": 900, "candidate": 3}, after_rollback)
+    assert leaked.flagged and leaked.p_value == 0.0
+    with pytest.raises(ValueError, match="sum to 1"):
+        srm_check({"a": 10, "b": 10}, {"a": 0.5, "b": 0.6})
+
+
+def test_welch_with_no_spread_in_either_arm():
+    same = welch_t_test([1.0, 1.0, 1.0], [1.0, 1.0])
+    assert (same.effect, same.p_value, same.ci_low, same.ci_high) == (0.0, 1.0, 0.0, 0.0)
+    apart = welch_t_test([1.0, 1.0], [2.0, 2.0])
+    assert apart.significant and apart.ci_low == apart.ci_high == 1.0
