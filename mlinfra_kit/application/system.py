@@ -76,7 +76,7 @@ class AppConfig:
     canary_steps: tuple[float, ...] = (0.5, 1.0)
     canary_min_requests: int = 15
     guardrails: Guardrails = field(
-        default_factory=lambda: Guardrails(max_p99_ratio=3.0, max_quality_drop=0.05)
+        default_factory=lambda: Guardrails(max_latency_ratio=3.0, max_quality_drop=0.05)
     )
     alpha: float = 0.001
     max_f1_drop: float = 0.10
@@ -176,10 +176,18 @@ def _body(project: Project) -> dict[str, str]:
 
 
 class _Servers:
-    """Real server processes per version, with a keep-alive client each."""
+    """Real server processes per version, each warmed up on ``warm_up_bodies`` before it
+    takes traffic, with a keep-alive client each."""
 
-    def __init__(self, registry: ModelRegistry, quantize: str | None, stack: contextlib.ExitStack):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        quantize: str | None,
+        stack: contextlib.ExitStack,
+        warm_up_bodies: list[dict[str, str]],
+    ):
         self.registry, self.quantize, self.stack = registry, quantize, stack
+        self.warm_up_bodies = warm_up_bodies
         self.urls: dict[str, str] = {}
         self.clients: dict[str, Any] = {}
 
@@ -191,6 +199,7 @@ class _Servers:
         server = self.stack.enter_context(
             run_server(self.registry.path(version), quantize=self.quantize)
         )
+        server.warm_up(self.warm_up_bodies)
         self.urls[version] = server.url
         self.clients[version] = self.stack.enter_context(httpx.Client(timeout=30))
         return server.url
@@ -435,7 +444,7 @@ def run_application(
         raise ValueError("the registry has no production version: register and promote v1")
     retrain = retrain or (lambda rows: train(rows, config.epochs, config.seed))
     with contextlib.ExitStack() as stack:
-        servers = _Servers(registry, config.quantize, stack)
+        servers = _Servers(registry, config.quantize, stack, [_body(p) for p in train_rows[-20:]])
         servers.start(registry.production)
         app = _Application(registry, v1, train_rows, config, retrain, servers)
         arriving = tqdm(

@@ -6,7 +6,8 @@
   :func:`welch_t_test`, :func:`srm_check`, :func:`msprt_p_values` (sequential);
 - simulation: :func:`simulate_users`, :func:`peeking_simulation` (also checked after
   every user), :func:`interval_coverage`;
-- :class:`Canary` with :class:`Guardrails` and :func:`run_canary`;
+- :class:`Canary` with :class:`Guardrails` (one-sided tests with a false-rollback budget)
+  and :func:`run_canary`; :func:`canary_simulation` measures them;
 - :func:`run_shadow`: mirror requests to a candidate server;
 - bandits: :class:`EpsilonGreedy`, :class:`UCB1`, :class:`ThompsonSampling`,
   :class:`FixedSplit`, :func:`simulate_bandit`.
@@ -20,10 +21,19 @@ from mlinfra_kit.online_testing.bandits import (
     ThompsonSampling,
     simulate_bandit,
 )
-from mlinfra_kit.online_testing.canary import Canary, Guardrails, Observation, run_canary
+from mlinfra_kit.online_testing.canary import (
+    Canary,
+    CanaryDecision,
+    GuardrailCheck,
+    Guardrails,
+    Observation,
+    guardrail_checks,
+    run_canary,
+)
 from mlinfra_kit.online_testing.router import Router, bucket, check_weights
 from mlinfra_kit.online_testing.shadow import ShadowReport, run_shadow
 from mlinfra_kit.online_testing.simulate import (
+    canary_simulation,
     interval_coverage,
     peeking_simulation,
     simulate_users,
@@ -44,6 +54,10 @@ from mlinfra_kit.online_testing.stats import (
 __all__ = [
     "BanditRun",
     "Canary",
+    "CanaryDecision",
+    "GuardrailCheck",
+    "canary_simulation",
+    "guardrail_checks",
     "interval_coverage",
     "EpsilonGreedy",
     "FixedSplit",

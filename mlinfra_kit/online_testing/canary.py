@@ -1,10 +1,14 @@
 """Canary rollout: give a candidate a growing share of traffic, roll back on a breach.
 
 At each step (1 % → 5 % → 25 % → 50 % → 100 % by default) the controller waits for
-``min_requests`` candidate requests, then compares the candidate's error rate, p99 latency
-and quality with the baseline's. A breach rolls the candidate back to 0 % at once, with the
-reason; otherwise the next step begins. Users keep their variant within a step (the
-router is sticky), and growing the share moves users only from baseline to candidate.
+``min_requests`` candidate requests, then runs three **one-sided tests** on everything the
+candidate has served so far against everything the baseline has: is its error rate higher,
+its latency (at a quantile) slower, its quality lower, each by more than the allowed margin?
+A guardrail fires only on evidence (a p-value below its share of the rollout's
+``false_rollback`` budget), so an identical candidate is promoted, and the decision log
+says which test fired, with its statistic, threshold and sample. Users keep their variant
+within a step (the router is sticky), and growing the share moves users only from
+baseline to candidate.
 
 Examples
 --------
@@ -21,13 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
 from scipy import stats
 
 from mlinfra_kit.online_testing.router import Router
+from mlinfra_kit.online_testing.stats import score_z
 
 
 @dataclass(frozen=True)
@@ -42,36 +47,75 @@ class Observation:
 
 @dataclass(frozen=True)
 class Guardrails:
-    """What counts as a breach.
+    """What counts as a breach, each a one-sided test of the candidate against the baseline:
 
-    - error rate: the candidate's exceeds the baseline's by more than
-      ``max_error_rate_increase`` (absolute);
-    - latency: the candidate's p99 exceeds ``max_p99_ratio`` times the baseline's;
-    - quality: the candidate is worse than the baseline by more than ``max_quality_drop``
-      with ``confidence`` (one-sided): a point estimate alone would flap on noise.
+    - error rate: higher than the baseline's by more than ``max_error_rate_increase``
+      (a score test for two proportions);
+    - latency: the candidate's ``latency_quantile`` (e.g. p95) above ``max_latency_ratio``
+      times the baseline's, tested as "more than 1 - quantile of its requests are slower
+      than that limit" (a binomial test: a quantile, not a 30-request p99);
+    - quality: lower than the baseline's by more than ``max_quality_drop`` (a score test;
+      quality per request in [0, 1], e.g. 1 for a right answer).
+
+    ``false_rollback`` is the chance, over the whole rollout, of rolling back a candidate
+    that is as good as the baseline: it is split evenly over the three tests at every
+    step's decision (Bonferroni), so it holds whatever the number of looks.
     """
 
-    max_error_rate_increase: float = 0.01
-    max_p99_ratio: float = 1.5
-    max_quality_drop: float = 0.02
-    confidence: float = 0.95
+    max_error_rate_increase: float = 0.0
+    max_latency_ratio: float = 1.5
+    latency_quantile: float = 0.95
+    max_quality_drop: float = 0.01
+    false_rollback: float = 0.05
 
     def __post_init__(self):
-        if self.max_error_rate_increase < 0 or self.max_p99_ratio < 1 or self.max_quality_drop < 0:
+        if (
+            self.max_error_rate_increase < 0
+            or self.max_latency_ratio < 1
+            or self.max_quality_drop < 0
+        ):
             raise ValueError(
                 "guardrails need max_error_rate_increase >= 0, "
-                "max_p99_ratio >= 1 and max_quality_drop >= 0"
+                "max_latency_ratio >= 1 and max_quality_drop >= 0"
             )
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        if not 0 < self.latency_quantile < 1:
+            raise ValueError(f"latency_quantile must be in (0, 1), got {self.latency_quantile}")
+        if not 0 < self.false_rollback < 1:
+            raise ValueError(f"false_rollback must be in (0, 1), got {self.false_rollback}")
 
 
-CanaryStatus = Literal["running", "completed", "rolled_back"]
+@dataclass
+class ArmData:
+    """What one arm has served so far: request, error and quality counts, latencies."""
+
+    requests: int = 0
+    errors: int = 0
+    quality_n: int = 0
+    quality_sum: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, observation: Observation) -> None:
+        self.requests += 1
+        self.errors += int(observation.error)
+        self.latencies.append(observation.latency_ms)
+        if observation.quality is not None:
+            self.quality_n += 1
+            self.quality_sum += observation.quality
+
+    def extend(
+        self, errors: int, latencies: np.ndarray, quality_n: int = 0, quality_sum: float = 0.0
+    ) -> None:
+        """Add a block of requests at once (for simulations)."""
+        self.requests += len(latencies)
+        self.errors += int(errors)
+        self.latencies.extend(np.asarray(latencies, dtype=float).tolist())
+        self.quality_n += int(quality_n)
+        self.quality_sum += float(quality_sum)
 
 
 @dataclass(frozen=True)
 class ArmSummary:
-    """What one arm served in the window a canary decision looked at."""
+    """What one arm served up to a canary decision."""
 
     requests: int
     error_rate: float
@@ -80,36 +124,126 @@ class ArmSummary:
     quality_n: int
 
     @classmethod
-    def of(cls, observations: Sequence[Observation]) -> ArmSummary:
-        latencies = np.array([o.latency_ms for o in observations])
-        qualities = [o.quality for o in observations if o.quality is not None]
+    def of(cls, arm: ArmData) -> ArmSummary:
         return cls(
-            requests=len(observations),
-            error_rate=float(np.mean([o.error for o in observations])),
-            p99_ms=float(np.percentile(latencies, 99)),
-            quality=float(np.mean(qualities)) if qualities else math.nan,
-            quality_n=len(qualities),
+            requests=arm.requests,
+            error_rate=arm.errors / arm.requests if arm.requests else math.nan,
+            p99_ms=float(np.percentile(arm.latencies, 99)) if arm.latencies else math.nan,
+            quality=arm.quality_sum / arm.quality_n if arm.quality_n else math.nan,
+            quality_n=arm.quality_n,
         )
+
+
+@dataclass(frozen=True)
+class GuardrailCheck:
+    """One guardrail's test at one decision: its statistic, one-sided p-value, the
+    threshold it is compared with (its share of the false-rollback budget), the candidate
+    sample it used, and a sentence with the numbers."""
+
+    name: Literal["error_rate", "latency", "quality"]
+    statistic: float
+    p_value: float
+    threshold: float
+    sample: int
+    detail: str
+
+    @property
+    def fired(self) -> bool:
+        return self.p_value < self.threshold
+
+
+def guardrail_checks(
+    baseline: ArmData, candidate: ArmData, guardrails: Guardrails, threshold: float
+) -> list[GuardrailCheck]:
+    """The three one-sided tests of ``candidate`` against ``baseline`` (cumulative data),
+    each compared with ``threshold``. Quality is skipped until both arms have some."""
+    g = guardrails
+    checks = []
+    z = score_z(
+        baseline.errors,
+        baseline.requests,
+        candidate.errors,
+        candidate.requests,
+        g.max_error_rate_increase,
+    )
+    checks.append(
+        GuardrailCheck(
+            "error_rate",
+            z,
+            float(stats.norm.sf(z)),
+            threshold,
+            candidate.requests,
+            f"error rate {candidate.errors / candidate.requests:.2%} vs baseline "
+            f"{baseline.errors / baseline.requests:.2%} (allowed +{g.max_error_rate_increase:.2%})",
+        )
+    )
+    limit = g.max_latency_ratio * float(np.quantile(baseline.latencies, g.latency_quantile))
+    slower = int(np.sum(np.asarray(candidate.latencies) > limit))
+    allowed = 1 - g.latency_quantile
+    checks.append(
+        GuardrailCheck(
+            "latency",
+            slower / candidate.requests,
+            float(stats.binom.sf(slower - 1, candidate.requests, allowed)),
+            threshold,
+            candidate.requests,
+            f"{slower} of {candidate.requests} candidate requests slower than {limit:.2f} ms "
+            f"(x{g.max_latency_ratio} the baseline's p{round(100 * g.latency_quantile)}); "
+            f"allowed {allowed:.0%}",
+        )
+    )
+    if baseline.quality_n and candidate.quality_n:
+        zq = score_z(
+            round(baseline.quality_sum),
+            baseline.quality_n,
+            round(candidate.quality_sum),
+            candidate.quality_n,
+            -g.max_quality_drop,
+        )
+        checks.append(
+            GuardrailCheck(
+                "quality",
+                zq,
+                float(stats.norm.cdf(zq)),
+                threshold,
+                candidate.quality_n,
+                f"quality {candidate.quality_sum / candidate.quality_n:.3f} vs baseline "
+                f"{baseline.quality_sum / baseline.quality_n:.3f} (allowed -{g.max_quality_drop})",
+            )
+        )
+    return checks
+
+
+CanaryStatus = Literal["running", "completed", "rolled_back"]
 
 
 @dataclass(frozen=True)
 class CanaryDecision:
     """One decision of a :class:`Canary`: at which request, at which share, what it
-    decided (``"rollback"``, ``"complete"`` or ``"advance to N%"``) and on what."""
+    decided (``"rollback"``, ``"complete"`` or ``"advance to N%"``), the arms' summaries and
+    every guardrail's test."""
 
     request: int
     share: float
     decision: str
     candidate: ArmSummary
     baseline: ArmSummary
+    checks: tuple[GuardrailCheck, ...] = ()
+
+    @property
+    def fired(self) -> GuardrailCheck | None:
+        """The guardrail that rolled the candidate back, if one did."""
+        return next((c for c in self.checks if c.fired), None)
 
     def row(self) -> dict[str, float | int | str]:
-        """Flat, for a table: ``candidate_p99_ms``, ``baseline_quality``, ..."""
+        """Flat, for a table: ``candidate_p99_ms``, ``baseline_quality``, ``quality_p``..."""
         return {
             "request": self.request,
             "share": self.share,
             **{f"candidate_{k}": v for k, v in asdict(self.candidate).items()},
             **{f"baseline_{k}": v for k, v in asdict(self.baseline).items()},
+            **{f"{c.name}_p": c.p_value for c in self.checks},
+            "threshold": self.checks[0].threshold if self.checks else math.nan,
             "decision": self.decision,
         }
 
@@ -148,8 +282,14 @@ class Canary:
         self.users_exposed: set[str] = set()
         self.decisions: list[CanaryDecision] = []
         self.shares: list[tuple[int, float]] = [(0, steps[0])]
-        self._baseline_seen: list[Observation] = []
-        self._candidate_step: list[Observation] = []
+        self._baseline = ArmData()
+        self._candidate = ArmData()
+        self._candidate_in_step = 0
+
+    @property
+    def threshold(self) -> float:
+        """Each test's share of the false-rollback budget: three tests at every step."""
+        return self.guardrails.false_rollback / (3 * len(self.steps))
 
     @property
     def share(self) -> float:
@@ -163,48 +303,29 @@ class Canary:
             raise ValueError(f"unknown variant {observation.variant!r}")
         self.requests += 1
         if observation.variant == self.baseline:
-            self._baseline_seen.append(observation)
+            self._baseline.add(observation)
             return
         self.users_exposed.add(str(user_id))
         if self.status != "running":
             return
-        self._candidate_step.append(observation)
-        if len(self._candidate_step) >= self.min_requests and self._baseline_seen:
-            self._decide()
+        self._candidate.add(observation)
+        self._candidate_in_step += 1
+        if self._candidate_in_step >= self.min_requests and self._baseline.requests:
+            self.decide()
 
-    def _breach(self, cand: ArmSummary, base: ArmSummary) -> str | None:
-        g = self.guardrails
-        if cand.error_rate - base.error_rate > g.max_error_rate_increase:
-            return (
-                f"error rate {cand.error_rate:.2%} vs baseline {base.error_rate:.2%} "
-                f"(allowed +{g.max_error_rate_increase:.2%})"
-            )
-        if cand.p99_ms > g.max_p99_ratio * base.p99_ms:
-            return (
-                f"p99 {cand.p99_ms:.1f} ms vs baseline {base.p99_ms:.1f} ms "
-                f"(allowed x{g.max_p99_ratio})"
-            )
-        if cand.quality_n and base.quality_n:
-            diff = cand.quality - base.quality
-            se = math.sqrt(
-                cand.quality * (1 - cand.quality) / cand.quality_n
-                + base.quality * (1 - base.quality) / base.quality_n
-            )
-            upper = diff + stats.norm.ppf(g.confidence) * se
-            if upper < -g.max_quality_drop:
-                return (
-                    f"quality {cand.quality:.3f} vs baseline {base.quality:.3f}: "
-                    f"worse by more than {g.max_quality_drop} with {g.confidence:.0%} "
-                    f"confidence"
-                )
-        return None
-
-    def _decide(self) -> None:
-        cand, base = ArmSummary.of(self._candidate_step), ArmSummary.of(self._baseline_seen)
-        reason = self._breach(cand, base)
+    def decide(self) -> CanaryDecision:
+        """Test the guardrails on the data so far and act: roll back, advance, complete."""
+        checks = tuple(
+            guardrail_checks(self._baseline, self._candidate, self.guardrails, self.threshold)
+        )
         share = self.share
-        if reason:
-            self.status, self.reason = "rolled_back", reason
+        fired = next((c for c in checks if c.fired), None)
+        if fired:
+            self.status = "rolled_back"
+            self.reason = (
+                f"{fired.name}: {fired.detail}; one-sided p = {fired.p_value:.2g} < "
+                f"{fired.threshold:.2g} on {fired.sample} candidate requests"
+            )
             self.router = self.router.with_weights({self.candidate: 0.0, self.baseline: 1.0})
             decision = "rollback"
         elif self.step + 1 == len(self.steps):
@@ -215,9 +336,18 @@ class Canary:
             new = self.steps[self.step]
             self.router = self.router.with_weights({self.candidate: new, self.baseline: 1 - new})
             decision = f"advance to {new:.0%}"
-        self.decisions.append(CanaryDecision(self.requests, share, decision, cand, base))
+        made = CanaryDecision(
+            self.requests,
+            share,
+            decision,
+            ArmSummary.of(self._candidate),
+            ArmSummary.of(self._baseline),
+            checks,
+        )
+        self.decisions.append(made)
         self.shares.append((self.requests, self.share))
-        self._candidate_step = []
+        self._candidate_in_step = 0
+        return made
 
 
 def run_canary(

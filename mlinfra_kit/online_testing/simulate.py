@@ -10,11 +10,12 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
 
+from mlinfra_kit.online_testing.canary import Guardrails
 from mlinfra_kit.online_testing.router import Router
 from mlinfra_kit.online_testing.stats import msprt_p_values
 
@@ -143,4 +144,64 @@ def interval_coverage(
         "score": float(score),
         "wald": float(wald),
         "mc_standard_error": math.sqrt((1 - alpha) * alpha / sims),
+    }
+
+
+def canary_simulation(
+    rollouts: int = 200,
+    error_rate: tuple[float, float] = (0.02, 0.02),
+    quality: tuple[float, float] = (0.87, 0.87),
+    latency_scale: float = 1.0,
+    steps: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
+    min_requests: int = 1000,
+    guardrails: Guardrails | None = None,
+    seed: int = 0,
+) -> dict[str, object]:
+    """Simulated canary rollouts of a candidate against a baseline: ``error_rate`` and
+    ``quality`` are (baseline, candidate) rates; latencies are lognormal, the candidate's
+    scaled by ``latency_scale``. Each step draws ``min_requests`` candidate requests and
+    the baseline's requests in proportion to its share, then applies the same
+    :func:`~mlinfra_kit.online_testing.canary.guardrail_checks` as a :class:`Canary`.
+
+    Returns the share of rollouts ``promoted`` (completed), ``rolled_back``, which guardrail
+    fired how often (``fired``), and the Monte-Carlo standard error of a rate near 0.95.
+
+    >>> same = canary_simulation(rollouts=50, seed=0)
+    >>> same["promoted"] > 0.9
+    True
+    """
+    from mlinfra_kit.online_testing.canary import ArmData, guardrail_checks
+
+    if rollouts < 1 or min_requests < 1:
+        raise ValueError("rollouts and min_requests must be 1 or more")
+    guardrails = guardrails or Guardrails()
+    threshold = guardrails.false_rollback / (3 * len(steps))
+    rng = np.random.default_rng(seed)
+    fired: dict[str, int] = {}
+    promoted = 0
+
+    def serve(arm: ArmData, n: int, which: int, scale: float) -> None:
+        errors = rng.binomial(n, error_rate[which])
+        good = rng.binomial(n - errors, quality[which])
+        arm.extend(errors, scale * rng.lognormal(0.0, 0.5, n), n - errors, good)
+
+    for _ in range(rollouts):
+        base, cand = ArmData(), ArmData()
+        outcome = "promoted"
+        for share in steps:
+            serve(cand, min_requests, 1, latency_scale)
+            serve(base, max(1, round(min_requests * (1 - share) / share)), 0, 1.0)
+            hit = next(
+                (c for c in guardrail_checks(base, cand, guardrails, threshold) if c.fired), None
+            )
+            if hit:
+                fired[hit.name] = fired.get(hit.name, 0) + 1
+                outcome = "rolled_back"
+                break
+        promoted += outcome == "promoted"
+    return {
+        "promoted": promoted / rollouts,
+        "rolled_back": 1 - promoted / rollouts,
+        "fired": {k: v / rollouts for k, v in sorted(fired.items())},
+        "mc_standard_error": math.sqrt(0.05 * 0.95 / rollouts),
     }

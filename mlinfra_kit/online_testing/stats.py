@@ -133,9 +133,15 @@ def _restricted_rates(
     return min(max(rb - delta, 0.0), 1.0), rb
 
 
-def _score_z(sa: int, na: int, sb: int, nb: int, delta: float) -> float:
-    """The score statistic for ``pb - pa = delta``: the observed difference minus delta,
-    over its standard error at the restricted rates (at delta 0: the pooled z statistic)."""
+def score_z(sa: int, na: int, sb: int, nb: int, delta: float) -> float:
+    """The score statistic for ``pb - pa = delta`` from ``sa`` of ``na`` and ``sb`` of
+    ``nb``: the observed difference minus delta, over its standard error at the rates
+    that maximise the likelihood under that constraint (at delta 0: the pooled z).
+    Positive when B's rate exceeds A's by more than delta.
+
+    >>> round(score_z(100, 1000, 130, 1000, 0.0), 3)
+    2.103
+    """
     ra, rb = _restricted_rates(sa, na, sb, nb, delta)
     se = math.sqrt(ra * (1 - ra) / na + rb * (1 - rb) / nb)
     diff = sb / nb - sa / na - delta
@@ -161,12 +167,12 @@ def z_test_proportions(
     _check_counts(successes_b, n_b, "arm B")
     _check_alpha(alpha)
     effect = successes_b / n_b - successes_a / n_a
-    z0 = _score_z(successes_a, n_a, successes_b, n_b, 0.0)
+    z0 = score_z(successes_a, n_a, successes_b, n_b, 0.0)
     p_value = 1.0 if z0 == 0 else float(2 * stats.norm.sf(abs(z0)))
     crit = stats.norm.ppf(1 - alpha / 2)
 
     def excess(delta: float) -> float:
-        return abs(_score_z(successes_a, n_a, successes_b, n_b, delta)) - crit
+        return abs(score_z(successes_a, n_a, successes_b, n_b, delta)) - crit
 
     low = -1.0 if excess(-1 + 1e-12) <= 0 else optimize.brentq(excess, -1 + 1e-12, effect)
     high = 1.0 if excess(1 - 1e-12) <= 0 else optimize.brentq(excess, effect, 1 - 1e-12)

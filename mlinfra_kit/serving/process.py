@@ -32,6 +32,18 @@ class RunningServer:
     def pid(self) -> int:
         return self.process.pid
 
+    def warm_up(self, bodies: list[dict], requests: int = 50, path: str = "/predict") -> None:
+        """Send ``requests`` requests (cycling through ``bodies``) and discard the answers:
+        a fresh process's first calls pay one-off costs (lazy imports, allocator growth)
+        that should not count against it in a comparison."""
+        import httpx
+
+        if not bodies:
+            raise ValueError("warm_up needs at least one request body")
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            for i in range(requests):
+                client.post(path, json=bodies[i % len(bodies)])
+
     def get(self, path: str) -> dict:
         """GET ``path`` and return the JSON body (e.g. ``server.get("/metadata")``)."""
         import httpx

@@ -45,18 +45,34 @@ def test_good_candidate_completes_every_step():
 
 
 @pytest.mark.parametrize(
-    "send, reason",
+    "send, guardrail",
     [
         (simulated(0.5, 10.0), "quality"),
-        (simulated(0.85, 30.0), "p99"),
-        (simulated(0.85, 10.0, error=True), "error rate"),
+        (simulated(0.85, 30.0), "latency"),
+        (simulated(0.85, 10.0, error=True), "error_rate"),
     ],
 )
-def test_bad_candidate_is_rolled_back_at_the_first_step(send, reason):
+def test_bad_candidate_is_rolled_back_at_the_first_step(send, guardrail):
     canary = run_canary(Canary(min_requests=200), users(), send)
-    assert canary.status == "rolled_back" and reason in canary.reason
-    assert canary.decisions[-1].share == 0.01 and canary.share == 0.0
+    assert canary.status == "rolled_back" and canary.reason.startswith(guardrail)
+    last = canary.decisions[-1]
+    assert last.share == 0.01 and canary.share == 0.0 and last.fired.name == guardrail
+    assert last.fired.p_value < last.fired.threshold == canary.threshold
+    assert "p = " in canary.reason and "200 candidate requests" in canary.reason
     assert len(canary.users_exposed) == 200
+    assert {"error_rate_p", "latency_p", "quality_p", "threshold"} <= set(last.row())
+
+
+def test_an_identical_candidate_is_promoted_and_a_worse_one_caught_in_simulation():
+    """The guardrails' false-rollback rate and power, by a seeded simulation (sanity bounds;
+    04_online_testing measures them at full size)."""
+    from mlinfra_kit.online_testing import canary_simulation
+
+    same = canary_simulation(rollouts=200, seed=3)
+    assert same["promoted"] >= 0.95
+    assert canary_simulation(rollouts=60, error_rate=(0.02, 0.04), seed=3)["rolled_back"] >= 0.9
+    worse = canary_simulation(rollouts=60, quality=(0.87, 0.82), seed=3)
+    assert worse["rolled_back"] >= 0.9 and worse["fired"]["quality"] > 0.8
 
 
 def test_canary_bad_settings():
@@ -64,8 +80,10 @@ def test_canary_bad_settings():
         Canary(steps=(0.1, 0.5))
     with pytest.raises(ValueError, match="min_requests"):
         Canary(min_requests=0)
-    with pytest.raises(ValueError, match="confidence"):
-        Guardrails(confidence=1.0)
+    with pytest.raises(ValueError, match="false_rollback"):
+        Guardrails(false_rollback=1.0)
+    with pytest.raises(ValueError, match="latency_quantile"):
+        Guardrails(latency_quantile=1.0)
     with pytest.raises(ValueError, match="unknown variant"):
         Canary().observe("u", Observation("other", 1.0, False))
 
