@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints
 
@@ -30,6 +31,85 @@ from mlinfra_kit.data.projects import project_text
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
 from mlinfra_kit.serving.config import ServerConfig
+
+#: Whitespace as every engine that reads the schema understands it (Python's str.strip,
+#: pydantic's Rust regex, the JSON Schema validators' ECMAScript regex): a title made only
+#: of these is blank. The pattern requires one character outside the set.
+_BLANK = (
+    "\\t\\n\\v\\f\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+)
+NON_BLANK = f"[^{_BLANK}]"
+#: Longest excerpt of a rejected input an error message repeats.
+EXCERPT_CHARS = 80
+
+
+class MessageOut(BaseModel):
+    """An error: what went wrong and what to do."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One field at fault: where (``loc``), why (``msg``, ``type``) and a short excerpt
+    of what was sent (``input``, at most a few dozen characters, JSON-safe)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: str | None = None
+
+
+class ValidationErrorOut(BaseModel):
+    """422: every field at fault."""
+
+    detail: list[FieldError]
+
+
+def _excerpt(value: Any) -> str:
+    """A short, always-encodable rendering of a rejected input: ``repr`` with non-ASCII
+    escaped (lone surrogates, NaN and huge numbers included), cut to EXCERPT_CHARS."""
+    text = ascii(value)
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+
+
+def _safe_loc(part: Any) -> str | int:
+    if isinstance(part, int) and not isinstance(part, bool):
+        return part
+    text = str(part)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = ascii(text)
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+
+
+def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """FastAPI's validation errors as a short JSON body that always encodes: each field's
+    location, message, type and an excerpt of its input (never the whole input)."""
+    return {
+        "detail": [
+            {
+                "loc": [_safe_loc(p) for p in e.get("loc", ())],
+                "msg": _safe_loc(e.get("msg", "invalid")),
+                "type": _safe_loc(e.get("type", "value_error")),
+                "input": _excerpt(e["input"]) if "input" in e else None,
+            }
+            for e in errors[:20]
+        ]
+    }
+
+
+_BODY_ERRORS = {
+    400: {"model": MessageOut, "description": "the body is not JSON that can be read"},
+    413: {"model": MessageOut, "description": "the body is larger than the limit"},
+    415: {"model": MessageOut, "description": "a charset other than UTF-8"},
+    422: {
+        "model": ValidationErrorOut,
+        "description": "a field is missing, of the wrong type, blank, too long, or unknown",
+    },
+    503: {"model": MessageOut, "description": "the model is loading or failed to load"},
+}
 
 
 class PredictionOut(BaseModel):
@@ -58,7 +138,8 @@ def request_models(max_chars: int, max_items: int) -> tuple[type[BaseModel], typ
 
         model_config = ConfigDict(extra="forbid")
         title: Annotated[
-            StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_chars)
+            StrictStr,
+            StringConstraints(min_length=1, max_length=max_chars, pattern=NON_BLANK),
         ]
         description: Annotated[StrictStr, StringConstraints(max_length=max_chars)] = ""
 
@@ -69,8 +150,19 @@ def request_models(max_chars: int, max_items: int) -> tuple[type[BaseModel], typ
     return ProjectIn, BatchIn
 
 
+def _charset(content_type: bytes) -> str | None:
+    """The ``charset`` parameter of a Content-Type header, lowercased, if any."""
+    for part in content_type.decode("latin-1").split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
 class BodySizeLimit:
-    """ASGI middleware: 413 for a body over ``max_bytes``, declared or streamed."""
+    """ASGI middleware for request bodies: 413 for one over ``max_bytes``, declared or
+    streamed; 415 for a charset other than UTF-8 (JSON is UTF-8; another charset would be
+    decoded wrongly, not rejected)."""
 
     def __init__(self, app, max_bytes: int):
         self.app = app
@@ -79,9 +171,18 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        charset = _charset(headers.get(b"content-type", b""))
+        if charset not in (None, "utf-8", "utf8"):
+            return await _reply(
+                send,
+                415,
+                f"charset {charset!r} is not supported: send the "
+                "JSON body in UTF-8 (charset=utf-8, or none)",
+            )
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._reject(send)
+            return await self._too_large(send)
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -91,7 +192,7 @@ class BodySizeLimit:
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > self.max_bytes:
-                return await self._reject(send)
+                return await self._too_large(send)
         body = b"".join(chunks)
         replayed = False
 
@@ -104,24 +205,28 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send):
-        payload = json.dumps(
-            {
-                "detail": f"request body is larger than {self.max_bytes} bytes; "
-                "send fewer or shorter projects"
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
+    async def _too_large(self, send):
+        await _reply(
+            send,
+            413,
+            f"request body is larger than {self.max_bytes} bytes; send fewer or shorter projects",
         )
-        await send({"type": "http.response.body", "body": payload})
+
+
+async def _reply(send, status: int, detail: str) -> None:
+    """Answer with ``{"detail": ...}`` from an ASGI middleware."""
+    payload = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 class _State:
@@ -204,6 +309,12 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.mlinfra = state
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes every input whole, and fails (a 500) on inputs JSON
+        # cannot encode: NaN, infinities, lone surrogates.
+        return JSONResponse(validation_errors(exc.errors()), status_code=422)
+
     async def predict_text(text: str):
         cached = state.cache.get(text)
         if cached is not None:
@@ -212,13 +323,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         state.cache.put(text, prediction)
         return prediction
 
-    @app.post("/predict", response_model=None, responses={200: {"model": PredictionOut}})
+    @app.post(
+        "/predict", response_model=None, responses={200: {"model": PredictionOut}, **_BODY_ERRORS}
+    )
     async def predict(project: ProjectIn):
         model = state.require_model()
         prediction = await predict_text(project_text(project.title, project.description))
         return JSONResponse(_out(prediction, model.version))
 
-    @app.post("/predict/batch", response_model=None, responses={200: {"model": BatchOut}})
+    @app.post(
+        "/predict/batch", response_model=None, responses={200: {"model": BatchOut}, **_BODY_ERRORS}
+    )
     async def predict_batch(batch: BatchIn):
         model = state.require_model()
         texts = [project_text(p.title, p.description) for p in batch.projects]
@@ -238,7 +353,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.get(
         "/predictions/{entity_id}",
         response_model=None,
-        responses={200: {"model": StoredOut}, 404: {"description": "not stored"}},
+        responses={
+            200: {"model": StoredOut},
+            404: {"model": MessageOut, "description": "not stored, or no store"},
+            503: _BODY_ERRORS[503],
+        },
     )
     async def stored_prediction(entity_id: str):
         state.require_model()
@@ -270,12 +389,12 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def health():
         return {"status": "ok", "uptime_s": time.time() - state.started_at, "pid": os.getpid()}
 
-    @app.get("/ready")
+    @app.get("/ready", responses={503: _BODY_ERRORS[503]})
     async def ready():
         state.require_model()
         return {"status": "ready", "model_version": state.model.version}
 
-    @app.get("/metadata")
+    @app.get("/metadata", responses={503: _BODY_ERRORS[503]})
     async def metadata():
         model = state.require_model()
         meta = model.metadata_
