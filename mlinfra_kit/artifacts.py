@@ -8,8 +8,8 @@ message everywhere.
 
 Examples
 --------
->>> is_artifact("/nonexistent")
-False
+>>> is_artifact("/nonexistent"), is_artifact("x" * 5000), is_artifact("a" + chr(0) + "b")
+(False, False, False)
 >>> check_quantize("int8"), check_quantize(None)
 ('int8', None)
 """
@@ -38,9 +38,13 @@ QUANTIZE_MODES = ("int8",)
 
 
 def is_artifact(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder holding a model artifact's two files."""
-    path = Path(path)
-    return (path / METADATA_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
+    """Whether ``path`` is a folder holding a model artifact's two files (False for a
+    path the system cannot even look up: too long, or with a NUL byte)."""
+    try:
+        path = Path(path)
+        return (path / METADATA_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def require_artifact(path: str | os.PathLike) -> Path:

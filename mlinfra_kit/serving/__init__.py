@@ -23,6 +23,7 @@ from mlinfra_kit.serving.store import (
     StoredPrediction,
     open_store,
 )
+from mlinfra_kit.serving.swap import SwapReport, swap_under_load
 
 
 def create_app(config):
@@ -42,10 +43,12 @@ __all__ = [
     "SQLiteStore",
     "ServerConfig",
     "StoredPrediction",
+    "SwapReport",
     "compare_with_live",
     "create_app",
     "open_store",
     "predict_into_store",
     "run_server",
     "run_trivial_server",
+    "swap_under_load",
 ]

@@ -13,6 +13,7 @@ the request models, which are built per app (their limits are settings), from th
 annotations at run time.
 """
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -22,11 +23,12 @@ import time
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints
 
+from mlinfra_kit.artifacts import is_artifact
 from mlinfra_kit.data.projects import project_text
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
@@ -110,6 +112,18 @@ _BODY_ERRORS = {
     },
     503: {"model": MessageOut, "description": "the model is loading or failed to load"},
 }
+
+
+class ModelIn(BaseModel):
+    """The artifact to serve from now on."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: Annotated[StrictStr, StringConstraints(min_length=1, max_length=4096)]
+
+
+class SwapOut(BaseModel):
+    model_version: str
+    previous_version: str
 
 
 class PredictionOut(BaseModel):
@@ -246,18 +260,14 @@ class _State:
         try:
             import torch
 
-            from mlinfra_kit.models import TagClassifier
-
             torch.set_num_threads(self.config.threads)
-            model = TagClassifier.load(
-                self.config.model, device=self.config.device, quantize=self.config.quantize
-            )
+            model = load_model(self.config.model, self.config)
             if self.config.store:
                 from mlinfra_kit.serving.store import open_store
 
                 self.store = open_store(self.config.store)
             self.batcher = DynamicBatcher(
-                model.predict,
+                self.predict_versioned,
                 self.config.max_batch_size,
                 self.config.max_wait_ms,
                 self.config.batching,
@@ -268,6 +278,20 @@ class _State:
             gc.freeze()
         except Exception as err:  # reported by /ready instead of killing the server
             self.load_error = f"{type(err).__name__}: {err}"
+
+    def predict_versioned(self, texts: list[str], model: Any = None) -> list[tuple[Any, str]]:
+        """``(prediction, version)`` per text from ``model`` (default: the one serving now):
+        every answer names the version that computed it, across a swap too."""
+        model = model or self.model
+        return [(p, model.version) for p in model.predict(texts)]
+
+    def swap(self, model: Any) -> str:
+        """Serve ``model`` from now on; returns the version it replaced. One assignment on
+        the event loop: a request computes with the old model or the new one, never a mix,
+        and says which. Cached answers of the old model are dropped."""
+        previous, self.model = self.model.version, model
+        self.cache.clear()
+        return previous
 
     def require_model(self):
         if self.model is None:
@@ -280,7 +304,24 @@ class _State:
         return self.model
 
 
-def _out(prediction, version: str) -> dict[str, Any]:
+def load_model(path: str, config: ServerConfig) -> Any:
+    """The tag classifier at ``path`` as ``config`` serves it (device, quantization)."""
+    from mlinfra_kit.models import TagClassifier
+
+    return TagClassifier.load(path, device=config.device, quantize=config.quantize)
+
+
+def _is_loopback(host: str | None) -> bool:
+    import ipaddress
+
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _out(answer: tuple[Any, str]) -> dict[str, Any]:
+    prediction, version = answer
     return {
         "tag": prediction.tag,
         "probabilities": prediction.probabilities,
@@ -319,36 +360,66 @@ def create_app(config: ServerConfig) -> FastAPI:
         cached = state.cache.get(text)
         if cached is not None:
             return cached
-        prediction = await state.batcher.submit(text)
-        state.cache.put(text, prediction)
-        return prediction
+        answer = await state.batcher.submit(text)
+        if answer[1] == state.model.version:  # not an answer of a model swapped out meanwhile
+            state.cache.put(text, answer)
+        return answer
 
     @app.post(
         "/predict", response_model=None, responses={200: {"model": PredictionOut}, **_BODY_ERRORS}
     )
     async def predict(project: ProjectIn):
-        model = state.require_model()
-        prediction = await predict_text(project_text(project.title, project.description))
-        return JSONResponse(_out(prediction, model.version))
+        state.require_model()
+        answer = await predict_text(project_text(project.title, project.description))
+        return JSONResponse(_out(answer))
 
     @app.post(
         "/predict/batch", response_model=None, responses={200: {"model": BatchOut}, **_BODY_ERRORS}
     )
     async def predict_batch(batch: BatchIn):
-        model = state.require_model()
+        model = state.require_model()  # one batch, one version, even across a swap
         texts = [project_text(p.title, p.description) for p in batch.projects]
         answers = [state.cache.get(t) for t in texts]
-        todo = [i for i, a in enumerate(answers) if a is None]
-        computed = await state.batcher.submit_many([texts[i] for i in todo])
-        for i, prediction in zip(todo, computed, strict=True):
-            answers[i] = prediction
-            state.cache.put(texts[i], prediction)
-        return JSONResponse(
-            {
-                "predictions": [_out(a, model.version) for a in answers],
-                "model_version": model.version,
-            }
+        todo = [i for i, a in enumerate(answers) if a is None or a[1] != model.version]
+        computed = await state.batcher.submit_many(
+            [texts[i] for i in todo], lambda xs: state.predict_versioned(xs, model)
         )
+        for i, answer in zip(todo, computed, strict=True):
+            answers[i] = answer
+            if state.model is model:
+                state.cache.put(texts[i], answer)
+        return JSONResponse(
+            {"predictions": [_out(a) for a in answers], "model_version": model.version}
+        )
+
+    @app.post(
+        "/admin/model",
+        response_model=None,
+        responses={
+            200: {"model": SwapOut},
+            403: {"model": MessageOut, "description": "not from this machine"},
+            404: {"model": MessageOut, "description": "no model artifact at that path"},
+            409: {"model": MessageOut, "description": "the artifact does not load"},
+            **{k: v for k, v in _BODY_ERRORS.items() if k != 415},
+        },
+    )
+    async def swap_model(body: ModelIn, request: Request):
+        """Serve another artifact from now on, without a restart: loaded on a thread while
+        the current model keeps answering, then swapped in at once. Loopback clients only."""
+        if not _is_loopback(request.client.host if request.client else None):
+            raise HTTPException(403, "the model can be swapped from this machine only")
+        state.require_model()
+        if not is_artifact(body.path):
+            raise HTTPException(404, f"no model artifact at {_excerpt(body.path)}")
+        try:
+            new = await asyncio.to_thread(load_model, body.path, config)
+        except Exception as err:  # a broken artifact: say so, keep serving the old one
+            raise HTTPException(
+                409,
+                f"cannot load {_excerpt(body.path)}: {type(err).__name__}: {_excerpt(str(err))}",
+            ) from None
+        previous = state.swap(new)
+        return JSONResponse({"model_version": new.version, "previous_version": previous})
 
     @app.get(
         "/predictions/{entity_id}",

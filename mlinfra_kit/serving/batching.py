@@ -66,11 +66,14 @@ class DynamicBatcher:
             "largest_batch": self.largest_batch,
         }
 
-    async def _call(self, items: list[Any]) -> Sequence[Any]:
+    async def _call(
+        self, items: list[Any], predict_many: Callable[[list[Any]], Sequence[Any]] | None = None
+    ) -> Sequence[Any]:
         self.model_calls += 1
         self.items += len(items)
         self.largest_batch = max(self.largest_batch, len(items))
-        results = self.predict_many(items)  # on the loop, on purpose: see the module notes
+        # On the loop, on purpose: see the module notes.
+        results = (predict_many or self.predict_many)(items)
         if len(results) != len(items):
             raise RuntimeError(
                 f"predict_many returned {len(results)} results for {len(items)} items"
@@ -88,9 +91,22 @@ class DynamicBatcher:
         await self._queue.put((item, future))
         return await future
 
-    async def submit_many(self, items: list[Any]) -> Sequence[Any]:
-        """A client's own batch goes to the model as it is: it is already a batch."""
-        return await self._call(list(items)) if items else []
+    async def submit_many(
+        self,
+        items: list[Any],
+        predict_many: Callable[[list[Any]], Sequence[Any]] | None = None,
+    ) -> list[Any]:
+        """A client's own batch is already a batch: it goes to the model in chunks of
+        ``max_batch_size``, yielding to the event loop between chunks, so a huge batch
+        never keeps other requests (or ``/health``) waiting for more than one chunk.
+        ``predict_many`` overrides the batcher's function for this call."""
+        results: list[Any] = []
+        size = self.max_batch_size
+        for start in range(0, len(items), size):
+            if start:
+                await asyncio.sleep(0)  # let waiting requests in between chunks
+            results.extend(await self._call(list(items[start : start + size]), predict_many))
+        return results
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -46,6 +46,10 @@ class LRUCache:
         if len(self._data) > self.maxsize:
             self._data.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every entry (the counters stay): after a model swap, for example."""
+        self._data.clear()
+
     def __len__(self) -> int:
         return len(self._data)
 
