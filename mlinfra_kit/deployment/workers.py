@@ -84,7 +84,7 @@ def run_workers(
     seen: set[int] = set()
     tic = time.perf_counter()
     with child_process(
-        server_command(port, workers),
+        server_command(config, port, workers),
         f"{workers} uvicorn worker(s) on port {port}",
         all_ready,
         timeout_s,

@@ -176,11 +176,12 @@ def _charset(content_type: bytes) -> str | None:
 class BodySizeLimit:
     """ASGI middleware for request bodies: 413 for one over ``max_bytes``, declared or
     streamed; 415 for a charset other than UTF-8 (JSON is UTF-8; another charset would be
-    decoded wrongly, not rejected)."""
+    decoded wrongly, not rejected); 408 when the body stalls for ``timeout_s``."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -199,7 +200,15 @@ class BodySizeLimit:
             return await self._too_large(send)
         chunks, size, more = [], 0, True
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:  # a stalled client must not hold a worker (or a shutdown)
+                return await _reply(
+                    send,
+                    408,
+                    f"no more of the body came for {self.timeout_s:g} s; "
+                    "send the whole body at once",
+                )
             if message["type"] == "http.disconnect":
                 return
             chunks.append(message.get("body", b""))
@@ -348,7 +357,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app = FastAPI(title="mlinfra-kit tag prediction", lifespan=lifespan)
     app.state.mlinfra = state
-    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError) -> JSONResponse:
@@ -498,14 +509,33 @@ def app_from_env() -> FastAPI:
     return create_app(ServerConfig.from_env())
 
 
+def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
+    """The uvicorn settings every way of starting the server uses: no access log (at
+    thousands of requests per second, logging each would cost more than predicting it),
+    and the keep-alive and graceful-shutdown bounds of ``config``."""
+    return {
+        "access_log": False,
+        "timeout_keep_alive": config.keep_alive_s,
+        "timeout_graceful_shutdown": config.shutdown_timeout_s,
+    }
+
+
 def serve(
     config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning"
 ) -> None:
     """Serve ``config`` with uvicorn until interrupted (what ``mlinfra serve`` runs).
 
-    Access logs are off: at thousands of requests per second, logging each one would cost
-    more than predicting it.
+    On SIGTERM or Ctrl-C it stops accepting, answers what it has read, closes idle
+    connections, waits at most ``config.shutdown_timeout_s`` for the rest, and exits 0.
     """
+    import signal
+    import sys
+
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)
+    # uvicorn re-raises the signal it handled once it has shut down: exiting through this
+    # handler makes a requested stop a clean exit (status 0), not a death by signal (143).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run(
+        create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config)
+    )

@@ -82,6 +82,13 @@ class ServerConfig:
         "load the model on a thread, so /health answers while it loads",
         no_help="load the model before answering any request (as a serverless function does)",
     )
+    body_timeout_s: float = _setting(
+        30.0, "a client that sends no more of its body for this long gets 408", "S"
+    )
+    keep_alive_s: int = _setting(5, "close an idle keep-alive connection after this", "S")
+    shutdown_timeout_s: int = _setting(
+        10, "on SIGTERM, wait at most this long for requests in flight, then exit", "S"
+    )
     #: "int8": dynamic int8 linear layers, applied at load (CPU only); None serves fp32.
     quantize: str | None = _setting(
         None,
@@ -95,6 +102,9 @@ class ServerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.cache_size < 0:
             raise ValueError("max_wait_ms and cache_size must be 0 or more")
+        for name in ("body_timeout_s", "keep_alive_s", "shutdown_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0, got {getattr(self, name)}")
         check_quantize(self.quantize)
 
     @classmethod

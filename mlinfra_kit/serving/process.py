@@ -59,27 +59,25 @@ def _answers(url: str, status: int = 200) -> bool:
     return httpx.get(url, timeout=1.0).status_code == status
 
 
-def server_command(port: int, workers: int = 1) -> list[str]:
+def server_command(config: ServerConfig, port: int, workers: int = 1) -> list[str]:
     """The command that starts uvicorn on the kit's app factory (which reads a
     :class:`ServerConfig` from :data:`~mlinfra_kit.serving.config.CONFIG_ENV`), on loopback,
     with ``workers`` processes. :func:`run_server` and
     :func:`~mlinfra_kit.deployment.run_workers` both start servers with it."""
+    from mlinfra_kit.serving.app import uvicorn_options  # the same settings as `serve`
+
+    flags: list[str] = []
+    for name, value in uvicorn_options(config).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
     return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "mlinfra_kit.serving.app:app_from_env",
-        "--factory",
-        "--host",
-        LOOPBACK,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+        sys.executable, "-m", "uvicorn", "mlinfra_kit.serving.app:app_from_env", "--factory",
+        "--host", LOOPBACK, "--port", str(port), "--workers", str(workers),
+        "--log-level", "warning", *flags,
+    ]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -102,7 +100,7 @@ def run_server(
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
     with child_process(
-        server_command(port),
+        server_command(config, port),
         f"model server on port {port}",
         lambda: _answers(url + wait_for),
         timeout_s,

@@ -26,6 +26,9 @@ def every_field_changed(model, tmp_path) -> dict:
         device="cpu",
         threads=2,
         load_in_background=False,
+        body_timeout_s=12.5,
+        keep_alive_s=7,
+        shutdown_timeout_s=3,
         quantize="int8",
     )
 
@@ -63,6 +66,12 @@ def test_the_command_line_has_a_flag_with_the_default_for_every_field(tmp_path):
         "--threads",
         "2",
         "--no-load-in-background",
+        "--body-timeout-s",
+        "12.5",
+        "--keep-alive-s",
+        "7",
+        "--shutdown-timeout-s",
+        "3",
         "--quantize",
         "int8",
     ]

@@ -1,0 +1,118 @@
+"""Slow clients and shutdown: a stalled body gets 408, SIGTERM with a thousand stalled
+clients exits 0 within its bound, and a request in flight at SIGTERM is answered."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from mlinfra_kit.services import LOOPBACK, free_port, wait_until
+
+BODY = {"title": "object detection on a webcam"}
+
+
+@pytest.fixture
+def serve(artifact):
+    """Start `mlinfra serve` as its users do; yields (url, process)."""
+    started = []
+
+    def start(*flags):
+        port = free_port()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlinfra_kit.cli",
+                "serve",
+                "--model",
+                str(artifact),
+                "--port",
+                str(port),
+                *flags,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        url = f"http://{LOOPBACK}:{port}"
+
+        def ready():
+            try:
+                return httpx.get(url + "/ready", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 60, "mlinfra serve")
+        return url, process, port
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_stalled_body_gets_408(serve):
+    url, _, port = serve("--body-timeout-s", "1")
+    with socket.create_connection((LOOPBACK, port)) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"title":'
+        )
+        sock.settimeout(10)
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") and b"body" in answer
+    assert httpx.post(url + "/predict", json=BODY).status_code == 200
+
+
+def test_sigterm_with_a_thousand_stalled_clients_exits_0_in_bound(serve):
+    _, process, port = serve("--body-timeout-s", "2", "--shutdown-timeout-s", "5")
+    stalled = []
+    for i in range(1000):
+        sock = socket.create_connection((LOOPBACK, port))
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\n"
+            if i % 2
+            else b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+        )
+        stalled.append(sock)
+    time.sleep(0.5)
+    tic = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=30)
+    took = time.perf_counter() - tic
+    for sock in stalled:
+        sock.close()
+    assert code == 0, process.stderr.read()[-2000:]
+    assert took < 5 + 5  # the shutdown bound, plus start-up slack on a busy machine
+
+
+def test_a_request_in_flight_at_sigterm_is_answered(serve):
+    items = 20_000
+    body = json.dumps({"projects": [BODY] * items})
+    url, process, _ = serve("--max-items", str(items), "--max-body-bytes", str(len(body) + 1))
+    answers = []
+    worker = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(
+                url + "/predict/batch",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=60,
+            )
+        )
+    )
+    worker.start()
+    time.sleep(0.3)  # the batch is being computed
+    process.send_signal(signal.SIGTERM)
+    worker.join(timeout=60)
+    assert answers and answers[0].status_code == 200
+    assert len(answers[0].json()["predictions"]) == items
+    assert process.wait(timeout=30) == 0
