@@ -512,9 +512,11 @@ def app_from_env() -> FastAPI:
 def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
     """The uvicorn settings every way of starting the server uses: no access log (at
     thousands of requests per second, logging each would cost more than predicting it),
-    and the keep-alive and graceful-shutdown bounds of ``config``."""
+    the HTTP protocol with a deadline for request headers, and the keep-alive and
+    graceful-shutdown bounds of ``config``."""
     return {
         "access_log": False,
+        "http": "mlinfra_kit.serving.protocol:HeaderTimeoutProtocol",
         "timeout_keep_alive": config.keep_alive_s,
         "timeout_graceful_shutdown": config.shutdown_timeout_s,
     }

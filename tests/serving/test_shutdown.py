@@ -67,7 +67,12 @@ def test_a_stalled_body_gets_408(serve):
             b'Content-Length: 100\r\n\r\n{"title":'
         )
         sock.settimeout(10)
-        answer = sock.recv(4096)
+        answer = b""
+        while not answer.endswith(b"}"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
     assert answer.startswith(b"HTTP/1.1 408") and b"body" in answer
     assert httpx.post(url + "/predict", json=BODY).status_code == 200
 
@@ -116,3 +121,14 @@ def test_a_request_in_flight_at_sigterm_is_answered(serve):
     assert answers and answers[0].status_code == 200
     assert len(answers[0].json()["predictions"]) == items
     assert process.wait(timeout=30) == 0
+
+
+def test_a_client_that_never_finishes_its_headers_is_disconnected(serve):
+    url, _, port = serve("--keep-alive-s", "1")
+    with socket.create_connection((LOOPBACK, port)) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        sock.settimeout(10)
+        tic = time.perf_counter()
+        assert sock.recv(4096) == b""  # closed by the server
+        assert time.perf_counter() - tic < 10
+    assert httpx.post(url + "/predict", json=BODY).status_code == 200  # others unaffected
