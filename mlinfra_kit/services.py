@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 
@@ -56,6 +57,26 @@ def parse_store_url(url: str | os.PathLike, kind: str = "store") -> tuple[str, s
     raise ValueError(
         f"unknown {kind} {text!r}: use sqlite:PATH, a path ending in .db, or redis://HOST:PORT/DB"
     )
+
+
+def run_coroutine(coroutine: Any) -> Any:
+    """Run ``coroutine`` to completion from ordinary code and return its result, also
+    where an event loop is already running (a Jupyter kernel has one): then it runs on a
+    helper thread with a loop of its own.
+
+    >>> import asyncio
+    >>> run_coroutine(asyncio.sleep(0, result=42))
+    42
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def open_sqlite(path: str | os.PathLike, schema: str) -> sqlite3.Connection:

@@ -10,11 +10,9 @@ mirror uses.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -82,29 +80,15 @@ def run_shadow(
     """Send ``bodies`` one by one to ``primary_url``, mirroring each to ``candidate_url``
     (``None``: no shadow, the baseline to compare the primary's latency with).
 
-    Runs its own event loop on a thread, so it works the same from a notebook (whose
-    loop is already running), a script or a test.
+    Works the same from a notebook (whose loop is already running), a script or a test
+    (:func:`~mlinfra_kit.services.run_coroutine`).
     """
     if not bodies:
         raise ValueError("bodies is empty: nothing to send")
-    outcome: dict[str, Any] = {}
+    from mlinfra_kit.services import run_coroutine
 
-    def target() -> None:
-        try:
-            outcome["report"] = asyncio.run(
-                _serve(
-                    primary_url.rstrip("/"),
-                    candidate_url and candidate_url.rstrip("/"),
-                    bodies,
-                    timeout_s,
-                )
-            )
-        except BaseException as err:
-            outcome["error"] = err
-
-    thread = threading.Thread(target=target, name="shadow")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["report"]
+    return run_coroutine(
+        _serve(
+            primary_url.rstrip("/"), candidate_url and candidate_url.rstrip("/"), bodies, timeout_s
+        )
+    )

@@ -55,7 +55,9 @@ def swap_under_load(
     ``swap_after`` seconds, swap the server to the artifact ``new_model``."""
     if not bodies or requests < 1 or concurrency < 1:
         raise ValueError("need request bodies, requests >= 1 and concurrency >= 1")
-    return asyncio.run(
+    from mlinfra_kit.services import run_coroutine
+
+    return run_coroutine(
         _run(url, bodies, str(new_model), requests, concurrency, swap_after, timeout_s)
     )
 
