@@ -153,10 +153,18 @@ class GuardrailCheck:
 
 
 def guardrail_checks(
-    baseline: ArmData, candidate: ArmData, guardrails: Guardrails, threshold: float
+    baseline: ArmData,
+    candidate: ArmData,
+    guardrails: Guardrails,
+    threshold: float,
+    latencies: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> list[GuardrailCheck]:
-    """The three one-sided tests of ``candidate`` against ``baseline`` (cumulative data),
-    each compared with ``threshold``. Quality is skipped until both arms have some."""
+    """The three one-sided tests of ``candidate`` against ``baseline``, each compared
+    with ``threshold``: error rate and quality on all the data so far (quality skipped
+    until both arms have some); latency on ``latencies`` = (baseline's, candidate's) from
+    the same stretch of time (a :class:`Canary` passes the current step's), because
+    latency drifts with the machine's load and an old baseline would blame the candidate
+    for it; by default, on all the data."""
     g = guardrails
     checks = []
     z = score_z(
@@ -177,17 +185,18 @@ def guardrail_checks(
             f"{baseline.errors / baseline.requests:.2%} (allowed +{g.max_error_rate_increase:.2%})",
         )
     )
-    limit = g.max_latency_ratio * float(np.quantile(baseline.latencies, g.latency_quantile))
-    slower = int(np.sum(np.asarray(candidate.latencies) > limit))
+    base_ms, cand_ms = latencies or (baseline.latencies, candidate.latencies)
+    limit = g.max_latency_ratio * float(np.quantile(base_ms, g.latency_quantile))
+    slower = int(np.sum(np.asarray(cand_ms) > limit))
     allowed = 1 - g.latency_quantile
     checks.append(
         GuardrailCheck(
             "latency",
-            slower / candidate.requests,
-            float(stats.binom.sf(slower - 1, candidate.requests, allowed)),
+            slower / len(cand_ms),
+            float(stats.binom.sf(slower - 1, len(cand_ms), allowed)),
             threshold,
-            candidate.requests,
-            f"{slower} of {candidate.requests} candidate requests slower than {limit:.2f} ms "
+            len(cand_ms),
+            f"{slower} of {len(cand_ms)} candidate requests slower than {limit:.2f} ms "
             f"(x{g.max_latency_ratio} the baseline's p{round(100 * g.latency_quantile)}); "
             f"allowed {allowed:.0%}",
         )
@@ -212,6 +221,19 @@ def guardrail_checks(
             )
         )
     return checks
+
+
+#: Fewest baseline latencies a step's latency test compares with; a step with fewer (the
+#: last one, at 100 %, has none) uses the previous step's as well.
+MIN_BASELINE_LATENCIES = 50
+
+
+def latency_window(current: Sequence[float], previous: Sequence[float]) -> list[float]:
+    """The baseline latencies a step's latency test uses: this step's, or, with fewer than
+    :data:`MIN_BASELINE_LATENCIES`, the previous step's too."""
+    if len(current) >= MIN_BASELINE_LATENCIES:
+        return list(current)
+    return [*previous, *current]
 
 
 CanaryStatus = Literal["running", "completed", "rolled_back"]
@@ -285,6 +307,8 @@ class Canary:
         self._baseline = ArmData()
         self._candidate = ArmData()
         self._candidate_in_step = 0
+        self._step_latencies: tuple[list[float], list[float]] = ([], [])
+        self._previous_baseline: list[float] = []
 
     @property
     def threshold(self) -> float:
@@ -304,11 +328,13 @@ class Canary:
         self.requests += 1
         if observation.variant == self.baseline:
             self._baseline.add(observation)
+            self._step_latencies[0].append(observation.latency_ms)
             return
         self.users_exposed.add(str(user_id))
         if self.status != "running":
             return
         self._candidate.add(observation)
+        self._step_latencies[1].append(observation.latency_ms)
         self._candidate_in_step += 1
         if self._candidate_in_step >= self.min_requests and self._baseline.requests:
             self.decide()
@@ -316,7 +342,16 @@ class Canary:
     def decide(self) -> CanaryDecision:
         """Test the guardrails on the data so far and act: roll back, advance, complete."""
         checks = tuple(
-            guardrail_checks(self._baseline, self._candidate, self.guardrails, self.threshold)
+            guardrail_checks(
+                self._baseline,
+                self._candidate,
+                self.guardrails,
+                self.threshold,
+                (
+                    latency_window(self._step_latencies[0], self._previous_baseline),
+                    self._step_latencies[1],
+                ),
+            )
         )
         share = self.share
         fired = next((c for c in checks if c.fired), None)
@@ -347,6 +382,8 @@ class Canary:
         self.decisions.append(made)
         self.shares.append((self.requests, self.share))
         self._candidate_in_step = 0
+        self._previous_baseline = latency_window(self._step_latencies[0], self._previous_baseline)
+        self._step_latencies = ([], [])
         return made
 
 

@@ -161,7 +161,8 @@ def canary_simulation(
     ``quality`` are (baseline, candidate) rates; latencies are lognormal, the candidate's
     scaled by ``latency_scale``. Each step draws ``min_requests`` candidate requests and
     the baseline's requests in proportion to its share, then applies the same
-    :func:`~mlinfra_kit.online_testing.canary.guardrail_checks` as a :class:`Canary`.
+    :func:`~mlinfra_kit.online_testing.canary.guardrail_checks` as a :class:`Canary`
+    (latency on the step's requests, the rest on everything so far).
 
     Returns the share of rollouts ``promoted`` (completed), ``rolled_back``, which guardrail
     fired how often (``fired``), and the Monte-Carlo standard error of a rate near 0.95.
@@ -170,7 +171,7 @@ def canary_simulation(
     >>> same["promoted"] > 0.9
     True
     """
-    from mlinfra_kit.online_testing.canary import ArmData, guardrail_checks
+    from mlinfra_kit.online_testing.canary import ArmData, guardrail_checks, latency_window
 
     if rollouts < 1 or min_requests < 1:
         raise ValueError("rollouts and min_requests must be 1 or more")
@@ -180,20 +181,23 @@ def canary_simulation(
     fired: dict[str, int] = {}
     promoted = 0
 
-    def serve(arm: ArmData, n: int, which: int, scale: float) -> None:
+    def serve(arm: ArmData, n: int, which: int, scale: float) -> np.ndarray:
         errors = rng.binomial(n, error_rate[which])
         good = rng.binomial(n - errors, quality[which])
-        arm.extend(errors, scale * rng.lognormal(0.0, 0.5, n), n - errors, good)
+        latencies = scale * rng.lognormal(0.0, 0.5, n)
+        arm.extend(errors, latencies, n - errors, good)
+        return latencies
 
     for _ in range(rollouts):
         base, cand = ArmData(), ArmData()
-        outcome = "promoted"
+        outcome, previous = "promoted", []
         for share in steps:
-            serve(cand, min_requests, 1, latency_scale)
-            serve(base, max(1, round(min_requests * (1 - share) / share)), 0, 1.0)
-            hit = next(
-                (c for c in guardrail_checks(base, cand, guardrails, threshold) if c.fired), None
-            )
+            step_cand = serve(cand, min_requests, 1, latency_scale)
+            step_base = serve(base, round(min_requests * (1 - share) / share), 0, 1.0)
+            window = latency_window(step_base, previous)
+            checks = guardrail_checks(base, cand, guardrails, threshold, (window, step_cand))
+            previous = window
+            hit = next((c for c in checks if c.fired), None)
             if hit:
                 fired[hit.name] = fired.get(hit.name, 0) + 1
                 outcome = "rolled_back"
