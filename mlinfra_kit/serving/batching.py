@@ -31,6 +31,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
+#: Items of a client's batch computed per model call before other requests get a turn:
+#: small enough that one chunk takes tens of milliseconds, large enough that a huge batch
+#: costs what it costs in one call (measured on 2 busy cores, 5,000 projects: 0.91 s in
+#: chunks of 256, 0.97 s in one call, 1.36 s in chunks of 32).
+CLIENT_CHUNK = 256
+
+
 class DynamicBatcher:
     """Runs ``predict_many(items) -> results`` on batches of submitted items."""
 
@@ -97,11 +104,12 @@ class DynamicBatcher:
         predict_many: Callable[[list[Any]], Sequence[Any]] | None = None,
     ) -> list[Any]:
         """A client's own batch is already a batch: it goes to the model in chunks of
-        ``max_batch_size``, yielding to the event loop between chunks, so a huge batch
-        never keeps other requests (or ``/health``) waiting for more than one chunk.
-        ``predict_many`` overrides the batcher's function for this call."""
+        :data:`CLIENT_CHUNK` items, yielding to the event loop between chunks, so a huge
+        batch never keeps other requests (or ``/health``) waiting for more than one chunk
+        (tens of milliseconds for the tag model). ``predict_many`` overrides the batcher's
+        function for this call."""
         results: list[Any] = []
-        size = self.max_batch_size
+        size = CLIENT_CHUNK
         for start in range(0, len(items), size):
             if start:
                 await asyncio.sleep(0)  # let waiting requests in between chunks
