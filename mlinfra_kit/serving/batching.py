@@ -30,7 +30,6 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-
 #: Items of a client's batch computed per model call before other requests get a turn:
 #: small enough that one chunk takes tens of milliseconds, large enough that a huge batch
 #: costs what it costs in one call (measured on 2 busy cores, 5,000 projects: 0.91 s in
