@@ -1,7 +1,8 @@
 """One readable report of a run: ``mlinfra report DIR`` writes ``DIR/report.md``.
 
-For each notebook: its status and run time, the parameters it ran with, the machine it
-ran on, every metric it recorded and its tables. Every number comes from the results
+For each notebook: its status and run time, the lessons it recorded (each claim with the
+numbers behind it, and whether it held), the parameters it ran with, the machine it ran
+on, every metric it recorded and its tables. Every number comes from the results
 files the notebooks wrote in that run.
 """
 
@@ -12,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlinfra_kit.results import format_value, load_all, markdown_table
+from mlinfra_kit.results import Lesson, format_value, lessons_markdown, load_all, markdown_table
 
 __all__ = ["render_report", "write_report"]
 
@@ -58,7 +59,17 @@ def render_report(run_dir: str | os.PathLike) -> str:
             lines += [f"- {r['notebook']} skipped: {r['error']}"]
         lines += [""] if failed or skipped else []
     for doc in docs:
-        lines += [f"## {doc['notebook']}", "", "### Metrics", ""]
+        lines += [f"## {doc['notebook']}", ""]
+        lessons = [Lesson(**lesson) for lesson in doc.get("lessons", [])]
+        if lessons:
+            held = sum(lesson.holds for lesson in lessons)
+            lines += [
+                f"### Lessons ({held} of {len(lessons)} held)",
+                "",
+                lessons_markdown(lessons),
+                "",
+            ]
+        lines += ["### Metrics", ""]
         lines += [
             _key_values(doc["metrics"], "metric", "value") if doc["metrics"] else "(none recorded)",
             "",

@@ -12,6 +12,10 @@ def test_report_lists_metrics_tables_parameters_and_environment(tmp_path):
         tables={"per_class": [{"tag": "mlops", "f1": 0.7}]},
         results_dir=tmp_path / "results",
         environment={"cpu": "test cpu"},
+        lessons=[
+            results.Lesson("the model beats the baseline", "0.81 vs 0.14", True),
+            results.Lesson("batching pays", "0.9x", False),
+        ],
     )
     (tmp_path / "run.json").write_text(
         '{"notebooks": [{"notebook": "00_quickstart", "status": "ok", "seconds": 12.5},'
@@ -27,6 +31,8 @@ def test_report_lists_metrics_tables_parameters_and_environment(tmp_path):
     assert "| predict_p50_ms | 0.25 |" in text
     assert "### Table: per_class" in text and "| mlops | 0.7 |" in text
     assert "| SEED | 1 |" in text and "| cpu | test cpu |" in text
+    assert "### Lessons (1 of 2 held)" in text
+    assert "- **Did not hold in this run:** batching pays: 0.9x." in text
 
 
 def test_report_without_results_says_what_to_do(tmp_path):
