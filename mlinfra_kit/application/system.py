@@ -204,6 +204,19 @@ class _Servers:
         self.clients[version] = self.stack.enter_context(httpx.Client(timeout=30))
         return server.url
 
+    def swap(self, serving: str, to: str) -> float:
+        """The server of version ``serving`` loads version ``to`` in place (``POST
+        /admin/model``) and serves it from then on, without a restart; ``to`` is routed
+        there. Returns the seconds the swap took."""
+        tic = time.perf_counter()
+        response = self.clients[serving].post(
+            self.urls[serving] + "/admin/model", json={"path": str(self.registry.path(to))}
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"the swap to {to} failed ({response.status_code}): {response.text}")
+        self.urls[to], self.clients[to] = self.urls[serving], self.clients[serving]
+        return time.perf_counter() - tic
+
     def send(self, version: str, project: Project) -> tuple[int, str | None, float]:
         tic = time.perf_counter()
         response = self.clients[version].post(self.urls[version] + "/predict", json=_body(project))
@@ -404,8 +417,14 @@ class _Application:
                 run.event(index, "canary", f"{decision.decision} (share {canary.share:.0%})")
         if canary.status == "completed":
             self.registry.promote(run.candidate)
+            seconds = self.servers.swap(self.production, run.candidate)
             run.outcome, self.phase, self.production = "promoted", Phase.SERVING, run.candidate
-            run.event(index, "promote", f"{run.candidate} in production")
+            run.event(
+                index,
+                "promote",
+                f"{run.candidate} in production: the production server "
+                f"swapped to it in {seconds:.2f} s, without a restart",
+            )
             self.monitor = _monitor(run.candidate_trained, self.config)
         elif canary.status == "rolled_back":
             run.outcome, self.phase = "rolled_back", Phase.SERVING

@@ -55,6 +55,9 @@ def test_the_whole_system_runs_and_reports(setting, tmp_path):
     assert len(run.served) == len(stream) and run.failed_requests == 0
     assert len(run.windows) >= len(stream) // 50 - 1
     assert run.outcome in ("no_retrain", "promoted", "rolled_back", "undecided")
+    if run.outcome == "promoted":
+        promoted = next(e.detail for e in run.events if e.kind == "promote")
+        assert "swapped" in promoted and registry.production == run.candidate
     if run.retrain_at is not None:
         kinds = [e.kind for e in run.events]
         assert kinds.index("alert") <= kinds.index("retrain") < kinds.index("shadow")
