@@ -7,6 +7,10 @@ such connection is held until the client gives up, and a server can be filled wi
 server's ``keep_alive_s``) from its first byte (or from the connection, for the first one)
 to complete its headers, and closes the connection otherwise. The body has its own
 deadline in the app (``body_timeout_s``, answered 408).
+
+On shutdown it also gives an idle keep-alive connection :data:`SHUTDOWN_GRACE_S` before
+closing it: a request the client wrote just before the signal, not read yet, is then
+answered (and the connection closed after it) instead of being cut off unanswered.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["HeaderTimeoutProtocol"]
+__all__ = ["SHUTDOWN_GRACE_S", "HeaderTimeoutProtocol"]
+
+#: How long an idle connection stays open after shutdown begins, for a request in transit.
+SHUTDOWN_GRACE_S = 0.25
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -23,6 +30,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     complete within ``timeout_keep_alive`` seconds."""
 
     _headers_deadline: asyncio.TimerHandle | None = None
+    _shutting_down = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -36,6 +44,20 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_headers_deadline()
         super().on_headers_complete()
+        if self._shutting_down and self.cycle is not None:
+            self.cycle.keep_alive = False  # answer it, then close
+
+    def shutdown(self) -> None:
+        self._shutting_down = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(SHUTDOWN_GRACE_S, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_headers_deadline()

@@ -132,3 +132,35 @@ def test_a_client_that_never_finishes_its_headers_is_disconnected(serve):
         assert sock.recv(4096) == b""  # closed by the server
         assert time.perf_counter() - tic < 10
     assert httpx.post(url + "/predict", json=BODY).status_code == 200  # others unaffected
+
+
+def test_requests_around_sigterm_are_answered_or_refused_never_reset(serve):
+    """Unbatched requests on open keep-alive connections, SIGTERM while they arrive:
+    each is answered, or (if it had not reached the server yet) refused at connect;
+    none is cut off mid-request."""
+    url, process, _ = serve("--no-batching")
+    clients = [httpx.Client(base_url=url, timeout=30) for _ in range(40)]
+    for client in clients:
+        client.get("/health")  # the connection is open and idle
+    outcomes, start = [], threading.Barrier(len(clients) + 1)
+
+    def send(client):
+        start.wait()
+        try:
+            outcomes.append(client.post("/predict", json={"title": "yolo " * 300}).status_code)
+        except httpx.HTTPError as err:
+            outcomes.append(type(err).__name__)
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(timeout=60)
+    for client in clients:
+        client.close()
+    assert process.wait(timeout=30) == 0
+    assert set(outcomes) <= {200, "ConnectError"}, outcomes
+    assert outcomes.count(200) > 0
