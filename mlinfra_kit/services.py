@@ -59,6 +59,31 @@ def parse_store_url(url: str | os.PathLike, kind: str = "store") -> tuple[str, s
     )
 
 
+@contextlib.contextmanager
+def quiet_loggers(names: Sequence[str], level: int) -> Iterator[None]:
+    """Raise the named loggers to ``level`` in this block, and put them back after: for
+    a library's notices that say nothing a user can act on.
+
+    >>> import logging
+    >>> with quiet_loggers(["some.library"], logging.ERROR):
+    ...     logging.getLogger("some.library").level == logging.ERROR
+    True
+    >>> logging.getLogger("some.library").level
+    0
+    """
+    import logging
+
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, previous in zip(loggers, levels, strict=True):
+            logger.setLevel(previous)
+
+
 def run_coroutine(coroutine: Any) -> Any:
     """Run ``coroutine`` to completion from ordinary code and return its result, also
     where an event loop is already running (a Jupyter kernel has one): then it runs on a

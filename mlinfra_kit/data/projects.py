@@ -315,10 +315,11 @@ def overlap(train: Projects, holdout: Projects) -> list[str]:
     texts = {_normal(p.text): p.id for p in train}
     found = []
     for p in holdout:
+        text = _normal(p.text)
         if p.id in ids:
             found.append(f"id {p.id} is in both")
-        elif _normal(p.text) in texts:
-            found.append(f"holdout id {p.id} has the text of training id {texts[_normal(p.text)]}")
+        elif text in texts:
+            found.append(f"holdout id {p.id} has the text of training id {texts[text]}")
     return found
 
 

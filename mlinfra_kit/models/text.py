@@ -145,9 +145,6 @@ class Vocabulary:
         ids = [self._index.get(f, 0) for f in features(text, self.ngrams, self.char_ngrams)]
         return ids or [0]
 
-    def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
-        return [self.encode(t) for t in texts]
-
     def encode_weighted(self, text: str) -> tuple[list[int], list[float]]:
         """The text's known features once each, with TF-IDF weights: ``(1 + ln tf) * idf``,
         word features and character features each scaled to unit length. A text with no

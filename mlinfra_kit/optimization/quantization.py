@@ -25,6 +25,7 @@ from torch import nn
 
 from mlinfra_kit.models.quantize import dynamic_int8
 from mlinfra_kit.models.quantize import quiet_deprecations as _quiet_deprecations
+from mlinfra_kit.services import quiet_loggers
 
 __all__ = ["dynamic_int8", "is_quantized", "pt2e_int8", "static_int8", "torchao_int8"]
 
@@ -73,18 +74,11 @@ def _quiet_torchao_import() -> Iterator[None]:
     none (details nothing the user can act on): keep them off the output. Inductor's C++
     helper module is imported here, once, so its notice is logged (and dropped) now rather
     than at the first compiled call."""
-    loggers = [logging.getLogger(n) for n in ("torch.utils._pytree", "torch.utils.cpp_extension")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with _quiet_deprecations():
-            import torch.utils.cpp_extension  # noqa: F401
+    names = ("torch.utils._pytree", "torch.utils.cpp_extension")
+    with quiet_loggers(names, logging.ERROR), _quiet_deprecations():
+        import torch.utils.cpp_extension  # noqa: F401
 
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+        yield
 
 
 def torchao_int8(model: nn.Module, compile: bool = False) -> nn.Module:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from mlinfra_kit.services import quiet_loggers
+
 INSTALL_HINT = 'Ray is not installed: pip install "mlinfra-kit[scale]"'
 
 
@@ -65,12 +67,5 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
 def quiet_ray_logs() -> Iterator[None]:
     """Ray Data's and Ray Serve's driver-side INFO lines (each dataset execution, each
     Serve start) go to stderr: keep their warnings and errors only, in this block."""
-    loggers = [logging.getLogger(name) for name in ("ray.data", "ray.serve")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
+    with quiet_loggers(("ray.data", "ray.serve"), logging.WARNING):
         yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)

@@ -68,11 +68,14 @@ class ValidationErrorOut(BaseModel):
     detail: list[FieldError]
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+
+
 def _excerpt(value: Any) -> str:
     """A short, always-encodable rendering of a rejected input: ``repr`` with non-ASCII
     escaped (lone surrogates, NaN and huge numbers included), cut to EXCERPT_CHARS."""
-    text = ascii(value)
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+    return _cut(ascii(value))
 
 
 def _safe_loc(part: Any) -> str | int:
@@ -83,7 +86,7 @@ def _safe_loc(part: Any) -> str | int:
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = ascii(text)
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+    return _cut(text)
 
 
 def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
