@@ -35,8 +35,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"mlinfra run: {err}", file=sys.stderr)
         return 2
-    # Executed notebooks would otherwise store every progress-bar update as output.
-    os.environ.setdefault("TQDM_DISABLE", "1")
 
     def report(event, nb, result):
         if event == "start":

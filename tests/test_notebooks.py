@@ -61,10 +61,9 @@ def test_every_notebook_file_is_numbered():
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: nb.name)
-def test_runs_quick_and_records_its_metrics(nb, tmp_path, monkeypatch):
+def test_runs_quick_and_records_its_metrics(nb, tmp_path):
     if nb.missing:
         skip_unless_ci(f"{nb.name} needs {', '.join(nb.missing)} (an optional extra)")
-    monkeypatch.setenv("TQDM_DISABLE", "1")
     (outcome,) = run_notebooks([nb], tmp_path, quick=True, cell_timeout=600)
     assert outcome.status == "ok", outcome.error
     doc = load(tmp_path / "results" / f"{nb.name}.json")

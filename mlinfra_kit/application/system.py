@@ -457,7 +457,7 @@ def run_application(
     and seed); pass another to rehearse a bad candidate. With ``redis_url``, the projects
     travel through a Redis Stream (consumer group, acknowledged once handled).
     """
-    from tqdm.auto import tqdm
+    from mlinfra_kit.progress import bar as progress_bar
 
     if registry.production is None:
         raise ValueError("the registry has no production version: register and promote v1")
@@ -466,11 +466,11 @@ def run_application(
         servers = _Servers(registry, config.quantize, stack, [_body(p) for p in train_rows[-20:]])
         servers.start(registry.production)
         app = _Application(registry, v1, train_rows, config, retrain, servers)
-        arriving = tqdm(
+        arriving = progress_bar(
             project_source(stream, redis_url),
             total=len(stream),
             desc="stream",
-            disable=not progress,
+            show=progress,
         )
         for index, project in enumerate(arriving):
             app.project(index, project)

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from mlinfra_kit.learning.strategies import FitEvent, Strategy
 from mlinfra_kit.learning.streams import Stream
+from mlinfra_kit.progress import bar as progress_bar
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def prequential(
     learned = 0
     tic = time.perf_counter()
     for t, (x, y) in enumerate(
-        tqdm(stream, desc=name or strategy.name, unit="sample", disable=not progress)
+        progress_bar(stream, desc=name or strategy.name, unit="sample", show=progress)
     ):
         correct[t] = strategy.predict_one(x) == y
         pending.append((t + label_delay, x, y))

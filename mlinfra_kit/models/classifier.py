@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from mlinfra_kit import __version__
 from mlinfra_kit import device as _device
@@ -52,6 +51,7 @@ from mlinfra_kit.artifacts import METADATA_FILE, WEIGHTS_FILE, check_quantize, i
 from mlinfra_kit.data.projects import TAGS
 from mlinfra_kit.models.evaluation import Evaluation, evaluate
 from mlinfra_kit.models.text import Vocabulary
+from mlinfra_kit.progress import bar as progress_bar
 
 __all__ = ["TagClassifier", "TextClassifierNet", "Prediction", "ARTIFACT_FORMAT"]
 
@@ -309,7 +309,7 @@ class TagClassifier:
             val_batch = _batch([self.vocab_.encode_weighted(t) for t in val[0]], self.device_)
             val_y = torch.tensor([self.tags.index(t) for t in val[1]], device=self.device_)
         best_loss, best_state, waited = math.inf, None, 0
-        bar = tqdm(range(1, epochs + 1), desc="training", unit="epoch", disable=not self.progress)
+        bar = progress_bar(range(1, epochs + 1), desc="training", unit="epoch", show=self.progress)
         for epoch in bar:
             tic = time.perf_counter()
             self.net_.train()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
+
+from mlinfra_kit.progress import bar as progress_bar
 
 
 def distillation_loss(
@@ -68,7 +69,7 @@ def distill(
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     student.train()
-    for _ in tqdm(range(epochs), desc="distilling", disable=not progress):
+    for _ in progress_bar(range(epochs), desc="distilling", show=progress):
         for idx in torch.randperm(len(x), generator=generator).split(batch_size):
             optimizer.zero_grad()
             distillation_loss(

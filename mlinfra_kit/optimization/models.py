@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from mlinfra_kit.progress import bar as progress_bar
 
 
 def mlp(sizes: Sequence[int] = (64, 1024, 1024, 10), seed: int = 0) -> nn.Sequential:
@@ -108,7 +109,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    for _ in tqdm(range(epochs), desc=desc, disable=not progress):
+    for _ in progress_bar(range(epochs), desc=desc, show=progress):
         for idx in torch.randperm(len(x), generator=generator).split(batch_size):
             optimizer.zero_grad()
             loss_fn(model(x[idx]), y[idx]).backward()

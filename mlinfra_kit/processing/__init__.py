@@ -11,6 +11,7 @@
   stream in micro-batches of any size, measured for throughput and lag);
 - :class:`RedisStreamSource` and :func:`consume`: a real broker (consumer groups, XACK
   after applying, pending entries reclaimed after a consumer crash);
+- :func:`serve_from_pipeline`: predictions read from the store a stream pipeline fills.
 - :func:`staleness_sweep`: one model, evaluated with batch features refreshed at several
   intervals and with stream features; the accuracy that freshness buys.
 """
@@ -36,6 +37,7 @@ from mlinfra_kit.processing.staleness import (
     ceiling_accuracy,
     feature_vector,
     serve_from_batch,
+    serve_from_pipeline,
     serve_from_stream,
     staleness_sweep,
 )
@@ -73,6 +75,7 @@ __all__ = [
     "open_feature_store",
     "point_in_time_rows",
     "serve_from_batch",
+    "serve_from_pipeline",
     "serve_from_stream",
     "simulate_events",
     "staleness_sweep",

@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from mlinfra_kit.progress import bar as progress_bar
 from mlinfra_kit.serving.store import PredictionStore, StoredPrediction
 
 
@@ -70,12 +69,12 @@ def predict_into_store(
     start = time.perf_counter()
     todo = store.missing(ids, version)
     written = batches = 0
-    with tqdm(
+    with progress_bar(
         total=len(ids),
         initial=len(ids) - len(todo),
         desc=f"batch predict {version}",
         unit="entity",
-        disable=not progress,
+        show=progress,
     ) as bar:
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]

@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from mlinfra_kit.measure import LatencyStats, latency_stats
+from mlinfra_kit.progress import bar as progress_bar
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,7 @@ def run_load(
             text=True,
         )
         errors = []
-        with tqdm(total=total, desc=desc, unit="req", disable=not progress) as bar:
+        with progress_bar(total=total, desc=desc, unit="req", show=progress) as bar:
             for line in child.stderr:  # the child prints how many requests are done
                 if line.startswith("done "):
                     bar.update(int(line.split()[1]) - bar.n)

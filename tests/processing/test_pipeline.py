@@ -18,6 +18,7 @@ from mlinfra_kit.processing import (
     open_feature_store,
     point_in_time_rows,
     serve_from_batch,
+    serve_from_pipeline,
     serve_from_stream,
     simulate_events,
     staleness_sweep,
@@ -46,6 +47,30 @@ def test_stream_pipeline_materialises_the_state(tmp_path, log, micro_batch):
             as_ofs.add(as_of)
     if micro_batch == 10_000:  # one write for everything: every row as of the end
         assert as_ofs == {pipeline.features.watermark}
+
+
+def test_a_timer_bounds_the_wait_and_a_count_waits_for_the_batch_to_fill(tmp_path, log):
+    with FeatureStore(tmp_path / "t.db") as store:
+        timed = StreamPipeline(store=store, micro_batch=10_000, flush_every_s=30.0).run(log.events)
+    assert len(timed.wait_s) == len(log.events) and max(timed.wait_s) <= 30.0
+    assert timed.rows_written > len(log.events) / 20  # the timer wrote, not the count
+    counted = StreamPipeline(micro_batch=100).run(log.events)
+    # At the log's real rate, the first event of a 100-event batch waits for the other 99.
+    first = log.events[99].event_time - log.events[0].event_time
+    assert counted.wait_s[0] == pytest.approx(first) and first > 30.0
+    assert counted.row()["freshness_p99_s"] > timed.row()["freshness_p99_s"]
+
+
+def test_served_stream_features_are_read_from_the_pipelines_store(tmp_path, log):
+    events = [e for e in log.events if e.event_time >= 3600]
+    with FeatureStore(tmp_path / "s.db") as store:
+        pipeline = StreamPipeline(store=store, micro_batch=10_000, flush_every_s=5.0)
+        served, report = serve_from_pipeline(log, events, pipeline)
+    assert report.events == len(log.events) and len(served.features) == len(events)
+    assert min(served.ages_s) >= 0 and max(served.ages_s) <= 5.0
+    assert 0 in served.ages_s  # after a quiet spell the store holds every earlier event
+    with pytest.raises(ValueError, match="store"):
+        serve_from_pipeline(log, events, StreamPipeline())
 
 
 def test_stream_pipeline_is_idempotent_on_redelivery(tmp_path, log):
@@ -96,12 +121,14 @@ def test_fresher_features_predict_better_and_the_stream_is_the_limit(log):
     assert by_interval[7200]["accuracy"] < by_interval[60]["accuracy"]
     assert by_interval[0]["feature_age_p50_s"] < by_interval[60]["feature_age_p50_s"] <= 60
     assert abs(by_interval[60]["accuracy"] - by_interval[0]["accuracy"]) < 0.05
+    assert by_interval[0]["freshness_p99_s"] <= 1.0 + 0.5  # a 1 s timer, plus processing
 
 
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: StreamPipeline(micro_batch=0).run([]), ValueError, "micro_batch"),
+        (lambda: StreamPipeline(micro_batch=0), ValueError, "micro_batch"),
+        (lambda: StreamPipeline(flush_every_s=0), ValueError, "flush_every_s"),
         (lambda: open_feature_store("postgres://x"), ValueError, "unknown feature store"),
         (lambda: NextCategoryModel().fit([]), ValueError, "no training rows"),
         (lambda: NextCategoryModel().predict([{}]), RuntimeError, "fit"),
