@@ -114,6 +114,70 @@ class LoadResult:
         }
 
 
+@dataclass(frozen=True)
+class RepeatedLoad:
+    """The same load run several times against one server: the median run by throughput
+    stands for them, with the spread (min–max) beside it. Reads like a :class:`LoadResult`."""
+
+    runs: tuple[LoadResult, ...]
+
+    def __post_init__(self):
+        if not self.runs:
+            raise ValueError("RepeatedLoad needs at least one run")
+
+    @property
+    def median(self) -> LoadResult:
+        ordered = sorted(self.runs, key=lambda r: r.throughput_rps)
+        return ordered[(len(ordered) - 1) // 2]
+
+    @property
+    def throughput_rps(self) -> float:
+        return self.median.throughput_rps
+
+    @property
+    def throughput_range_rps(self) -> tuple[float, float]:
+        values = [r.throughput_rps for r in self.runs]
+        return min(values), max(values)
+
+    @property
+    def stats(self) -> LatencyStats:
+        return self.median.stats
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.runs)
+
+    @property
+    def client_cpu_cores(self) -> float:
+        return self.median.client_cpu_cores
+
+    def row(self, **extra: Any) -> dict[str, Any]:
+        """The median run's row, with every run's errors and the throughput's min and max."""
+        low, high = self.throughput_range_rps
+        return self.median.row(**extra) | {
+            "errors": self.errors,
+            "repeats": len(self.runs),
+            "throughput_min_rps": low,
+            "throughput_max_rps": high,
+        }
+
+
+def run_repeated(
+    base_url: str, requests: Sequence[Request], *, repeats: int = 3, **kwargs: Any
+) -> RepeatedLoad:
+    """:func:`run_load` ``repeats`` times in a row (each with its own warm-up); on a noisy
+    machine report the median and the spread, not one sample."""
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    desc = kwargs.pop("desc", "load")
+    return RepeatedLoad(
+        tuple(
+            run_load(base_url, requests, desc=f"{desc} ({i + 1}/{repeats})", **kwargs)
+            for i in range(repeats)
+        )
+    )
+
+
 def run_load(
     base_url: str,
     requests: Sequence[Request],

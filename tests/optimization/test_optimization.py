@@ -126,6 +126,8 @@ def test_distillation_loss_matches_a_hand_computation():
     assert math.isclose(
         float(distillation_loss(s, t, y, temperature, alpha)), expected, rel_tol=1e-5
     )
+    soft_only = temperature**2 * kl  # no labels: the teacher's outputs alone
+    assert math.isclose(float(distillation_loss(s, t, None, temperature)), soft_only, rel_tol=1e-5)
 
 
 def test_distilled_student_learns(small_mlp, digits):
@@ -138,6 +140,14 @@ def test_distilled_student_learns(small_mlp, digits):
         epochs=15,
         lr=5e-3,
         progress=False,
+    )
+    assert accuracy(student, flat.x_test, flat.y_test) > 0.8
+
+
+def test_a_student_learns_from_the_teacher_without_labels(small_mlp, digits):
+    flat = digits.flat()
+    student = distill(
+        mlp((64, 32, 10), seed=1), small_mlp, flat.x_train, None, epochs=15, lr=5e-3, progress=False
     )
     assert accuracy(student, flat.x_test, flat.y_test) > 0.8
 

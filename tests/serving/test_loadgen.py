@@ -3,7 +3,7 @@
 import pytest
 
 from mlinfra_kit.serving import run_trivial_server
-from mlinfra_kit.serving.loadgen import Request, get_paths, post_json, run_load
+from mlinfra_kit.serving.loadgen import Request, get_paths, post_json, run_load, run_repeated
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,20 @@ def test_closed_loop_counts_everything(trivial):
     assert result.client_cpu_s > 0
     row = result.row(server="trivial")
     assert row["server"] == "trivial" and row["errors"] == 0
+
+
+def test_repeated_runs_report_the_median_run_and_the_spread(trivial):
+    repeated = run_repeated(
+        trivial.url, get_paths(["/health"]), repeats=3, total=100, concurrency=4, progress=False
+    )
+    speeds = sorted(r.throughput_rps for r in repeated.runs)
+    assert len(repeated.runs) == 3 and repeated.throughput_rps == speeds[1]
+    assert repeated.throughput_range_rps == (speeds[0], speeds[2])
+    row = repeated.row(server="trivial")
+    assert row["repeats"] == 3 and row["throughput_min_rps"] <= row["throughput_rps"]
+    assert row["errors"] == repeated.errors == 0 and row["server"] == "trivial"
+    with pytest.raises(ValueError, match="repeats"):
+        run_repeated(trivial.url, get_paths(["/health"]), repeats=0)
 
 
 def test_open_loop_keeps_the_schedule(trivial):
