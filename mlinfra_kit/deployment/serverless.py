@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -193,7 +194,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 _COLD_START = textwrap.dedent("""
-    import json, sys, time
+    import json, resource, sys, time
     tic = time.perf_counter()
     from mlinfra_kit.deployment.serverless import api_gateway_v2_event, make_handler
     handler = make_handler(sys.argv[1], quantize=sys.argv[3] or None)
@@ -205,7 +206,9 @@ _COLD_START = textwrap.dedent("""
         t = time.perf_counter()
         handler(event, None)
         warm.append(time.perf_counter() - t)
-    print(json.dumps({"cold_s": cold, "warm_s": warm, "status": first["statusCode"]}))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(json.dumps({"cold_s": cold, "warm_s": warm, "status": first["statusCode"],
+                      "peak_rss_mb": peak_mb}))
 """)
 
 
@@ -213,8 +216,11 @@ def measure_cold_start(
     model: str | os.PathLike, warm_calls: int = 200, quantize: str | None = None
 ) -> dict[str, Any]:
     """Time a cold start in a fresh Python process (imports, model load, first request),
-    then ``warm_calls`` warm invocations in the same process. ``quantize="int8"`` serves
-    the dynamic int8 model (converted during the cold start, as a function would)."""
+    then ``warm_calls`` warm invocations in the same process, the handler called directly
+    (no HTTP). ``quantize="int8"`` serves the dynamic int8 model (converted during the cold
+    start, as a function would). Returns ``cold_s``, ``warm_s`` (a list), the first
+    answer's ``status`` and the process's ``peak_rss_mb`` (what the function's memory
+    setting must cover)."""
     check_quantize(quantize)
     done = subprocess.run(
         [sys.executable, "-c", _COLD_START, str(model), str(warm_calls), quantize or ""],
@@ -284,6 +290,10 @@ def lint_template(text: str) -> list[str]:
     return [f"{m.rule.id}: {m.message}" for m in cfnlint.api.lint(text, regions=["eu-west-1"])]
 
 
+#: File names only a GPU build of torch carries.
+_GPU_ONLY = re.compile(r"cuda|cudnn|nccl|nvrtc|nvshmem|cublas|cusparse|cufft|curand|cusolver|nvjit")
+
+
 def package_size_bytes(
     distributions: tuple[str, ...] = (
         "torch",
@@ -294,9 +304,14 @@ def package_size_bytes(
         "mangum",
     ),
     extra_paths: tuple[str | os.PathLike, ...] = (),
+    gpu_libraries: bool = True,
 ) -> dict[str, int]:
     """Bytes each installed distribution (and each extra path, e.g. the model) takes on
-    disk: what a deployment package must carry."""
+    disk: what a deployment package must carry.
+
+    ``gpu_libraries=False`` leaves out the files only a GPU build carries (``libtorch_cuda``,
+    NCCL, cuDNN...): an estimate of the CPU wheel a CPU image installs, measured from a
+    CUDA build of torch."""
     from importlib import metadata
     from pathlib import Path
 
@@ -309,6 +324,8 @@ def package_size_bytes(
         total = 0
         for f in dist.files or ():
             path = Path(dist.locate_file(f))
+            if not gpu_libraries and _GPU_ONLY.search(path.name):
+                continue
             if path.is_file():
                 total += path.stat().st_size
         sizes[name] = total
