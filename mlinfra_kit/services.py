@@ -84,6 +84,50 @@ def quiet_loggers(names: Sequence[str], level: int) -> Iterator[None]:
             logger.setLevel(previous)
 
 
+@contextlib.contextmanager
+def drop_output_lines(patterns: Sequence[str]) -> Iterator[None]:
+    """Hold back, in this block, the output lines that match one of ``patterns`` (regular
+    expressions); every other line goes to its stream when the block ends.
+
+    For notices a library's native code or background threads print straight to the
+    process's stderr (file descriptor 2) or to ``sys.stdout``/``sys.stderr``, past any
+    logger: all three are captured, so a notebook shows only the lines that were not
+    expected, and an unexpected error still shows.
+
+    >>> import sys
+    >>> with drop_output_lines([r"^noise"]):
+    ...     print("noise: a known notice")
+    ...     print("a line that stays")
+    a line that stays
+    """
+    import io
+    import re
+    import sys
+
+    noise = [re.compile(p) for p in patterns]
+
+    def keep(text: str, stream: Any) -> None:
+        lines = [line for line in text.splitlines() if not any(n.search(line) for n in noise)]
+        if lines:
+            print("\n".join(lines), file=stream)
+
+    out, err = io.StringIO(), io.StringIO()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as native:
+        os.dup2(native.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                yield
+        finally:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            native.seek(0)
+            keep(out.getvalue(), sys.stdout)
+            keep(native.read().decode(errors="replace") + err.getvalue(), sys.stderr)
+
+
 def run_coroutine(coroutine: Any) -> Any:
     """Run ``coroutine`` to completion from ordinary code and return its result, also
     where an event loop is already running (a Jupyter kernel has one): then it runs on a

@@ -79,12 +79,7 @@ def test_runs_quick_and_records_its_metrics(nb, tmp_path):
 
 #: Notebooks whose executed copies still print library warnings on stderr, and the pattern
 #: those match. Anything else on their stderr (a traceback, a new warning) still fails.
-STDERR_PENDING: dict[str, str] = {
-    # Ray's own processes write to the notebook's stderr: its token-auth notice at start,
-    # a core worker's note on actor constructor arguments, Serve's start-up lines (in
-    # colour). Still to silence at the source.
-    "08_scale_out": r"Token authentication is enabled|core_worker\.cc|serve \d+ --|raw ANSI",
-}
+STDERR_PENDING: dict[str, str] = {}
 
 
 def output_problems(path) -> list[str]:

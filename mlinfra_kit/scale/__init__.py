@@ -6,6 +6,8 @@ what they compute, run on a Ray cluster (a local one by default, a real one by a
 - :func:`ray_predict_into_store`: the batch-serving job as Ray Data ``map_batches`` over an
   actor pool (the model loads once per actor), written to the kit's prediction store one
   partition per transaction;
+- :class:`RayPredictorPool`: the same predictions on a warm pool of actors kept across jobs
+  (start-up paid once), as a long-lived service would run them;
 - :func:`ray_batch_features`: the processing module's batch features as a Ray Data groupby;
 - :func:`ray_serve`: the kit's model behind a Ray Serve deployment with ``@serve.batch`` and
   N replicas, answering the kit server's API;
@@ -16,11 +18,12 @@ Ray is an optional extra: ``pip install "mlinfra-kit[scale]"``.
 """
 
 from mlinfra_kit.scale.cluster import RayCluster, ray_available, ray_cluster
-from mlinfra_kit.scale.jobs import ray_batch_features, ray_predict_into_store
+from mlinfra_kit.scale.jobs import RayPredictorPool, ray_batch_features, ray_predict_into_store
 from mlinfra_kit.scale.kuberay import raycluster_manifest, validate_raycluster
 
 __all__ = [
     "RayCluster",
+    "RayPredictorPool",
     "ray_available",
     "ray_batch_features",
     "ray_cluster",

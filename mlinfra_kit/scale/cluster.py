@@ -12,6 +12,15 @@ from dataclasses import dataclass
 
 from mlinfra_kit.services import quiet_loggers
 
+#: What Ray's native code and background threads print on the driver that says
+#: nothing a user of these jobs can act on: Ray Data's actor pools keep their UDF's class
+#: in the object store (flagged for restartable actors), and Serve's controller, killed on
+#: shutdown, has its last task reported as failed.
+RAY_NOISE = (
+    r"core_worker\.cc:\d+: Actor with class name: .* has constructor arguments in the object store",
+    r"ServeController\.graceful_shutdown failed",
+)
+
 INSTALL_HINT = 'Ray is not installed: pip install "mlinfra-kit[scale]"'
 
 
@@ -48,10 +57,13 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
     tic = time.perf_counter()
     if started:
         options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-        if address:
-            ray.init(address=address, **options)
-        else:
-            ray.init(num_cpus=num_cpus, **options)
+        # A local cluster turns token authentication on (the safe default) and says so in
+        # a warning on stderr, once per start: keep the default, drop the notice.
+        with quiet_loggers(("ray._private.authentication",), logging.ERROR):
+            if address:
+                ray.init(address=address, **options)
+            else:
+                ray.init(num_cpus=num_cpus, **options)
     startup = time.perf_counter() - tic
     import ray.data  # noqa: F401 - configures Ray Data's logging now, before it is quietened
 

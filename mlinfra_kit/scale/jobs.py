@@ -1,5 +1,12 @@
 """Batch predictions and batch features as Ray Data jobs, same results as the kit's own.
 
+Two ways to run batch predictions on Ray:
+
+- :func:`ray_predict_into_store`, a one-off Ray Data job: each run starts its own actor pool
+  (every actor imports torch and loads the model), then streams blocks through it;
+- :class:`RayPredictorPool`, a warm pool of actors kept across jobs, as a long-lived service
+  would: the start-up is paid once, and each job pays only its per-block and per-item costs.
+
 Examples
 --------
 A Ray Data job is a plan over blocks; nothing runs until the results are consumed, and the
@@ -7,6 +14,8 @@ same plan runs on a laptop or a cluster::
 
     with ray_cluster(num_cpus=2):
         report = ray_predict_into_store("model/", ids, texts, store, workers=2)
+        with RayPredictorPool("model/", workers=2) as pool:
+            report = pool.predict_into_store(ids, texts, store)
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ from typing import Any
 
 from mlinfra_kit.processing.events import Event
 from mlinfra_kit.processing.features import DEFAULT_WINDOWS, compute_features
-from mlinfra_kit.scale.cluster import require_ray
+from mlinfra_kit.scale.cluster import RAY_NOISE, require_ray
+from mlinfra_kit.services import drop_output_lines
 from mlinfra_kit.serving.batch import BatchJobReport
 from mlinfra_kit.serving.store import PredictionStore, StoredPrediction
 
@@ -27,13 +37,21 @@ from mlinfra_kit.serving.store import PredictionStore, StoredPrediction
 class _Predictor:
     """One per actor: the model loads once, then predicts batch after batch."""
 
-    def __init__(self, model_path: str, threads: int = 1):
+    MODEL_PATH = ""  # set on a subclass by _predictor_for: no constructor arguments to ship
+
+    def __init__(self, threads: int = 1):
         import torch
 
         from mlinfra_kit.models import TagClassifier
 
         torch.set_num_threads(threads)
-        self.model = TagClassifier.load(model_path)
+        self.model = TagClassifier.load(self.MODEL_PATH)
+
+    def version(self) -> str:
+        return self.model.version
+
+    def predict(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return self(batch)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         predictions = self.model.predict([str(t) for t in batch["text"]])
@@ -43,6 +61,96 @@ class _Predictor:
             "probabilities": [json.dumps(p.probabilities) for p in predictions],
             "version": [self.model.version] * len(predictions),
         }
+
+
+def _predictor_for(model_path: str) -> type[_Predictor]:
+    # The path travels inside the class, not as constructor arguments in the object store
+    # (which Ray flags, on stderr, for actors it may restart).
+    return type("Predictor", (_Predictor,), {"MODEL_PATH": str(model_path)})
+
+
+def _write(store: PredictionStore, batch: dict[str, Any]) -> int:
+    now = time.time()
+    return store.put_many(
+        StoredPrediction(str(e), str(v), str(t), json.loads(p), now)
+        for e, t, p, v in zip(
+            batch["entity_id"], batch["tag"], batch["probabilities"], batch["version"], strict=True
+        )
+    )
+
+
+def _check_job(entity_ids: Sequence[Any], texts: Sequence[str], batch_size: int) -> None:
+    if len(entity_ids) != len(texts):
+        raise ValueError(
+            f"entity_ids and texts differ in length: {len(entity_ids)} ids, {len(texts)} texts"
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+
+
+class RayPredictorPool:
+    """``workers`` Ray actors, each holding the model, kept warm across jobs.
+
+    Start-up (actors importing torch and loading the model) happens once, in the
+    constructor, and is timed in ``startup_s``; :meth:`predict_into_store` then sends
+    blocks of ``batch_size`` texts to whichever actor is free and writes each answer block
+    to the store in one transaction. Close it (or use ``with``) to free the actors' CPUs.
+    """
+
+    def __init__(self, model_path: str, workers: int = 1, threads: int = 1):
+        ray = require_ray()
+        from ray.util import ActorPool
+
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        tic = time.perf_counter()
+        actor = ray.remote(num_cpus=1)(_predictor_for(model_path))
+        self._actors = [actor.remote(threads) for _ in range(workers)]
+        versions = ray.get([a.version.remote() for a in self._actors])
+        self.version = versions[0]
+        self.workers = workers
+        self._pool = ActorPool(self._actors)
+        self.startup_s = time.perf_counter() - tic
+
+    def predict_into_store(
+        self,
+        entity_ids: Sequence[Any],
+        texts: Sequence[str],
+        store: PredictionStore,
+        batch_size: int = 256,
+    ) -> BatchJobReport:
+        """Predict ``texts`` on the warm actors and write them to ``store``."""
+        _check_job(entity_ids, texts, batch_size)
+        if self._pool is None:
+            raise RuntimeError("the pool is closed: create a new RayPredictorPool")
+        tic = time.perf_counter()
+        blocks = [
+            {
+                "entity_id": [str(e) for e in entity_ids[i : i + batch_size]],
+                "text": list(texts[i : i + batch_size]),
+            }
+            for i in range(0, len(texts), batch_size)
+        ]
+        written = 0
+        for answer in self._pool.map_unordered(lambda a, b: a.predict.remote(b), blocks):
+            written += _write(store, answer)
+        seconds = time.perf_counter() - tic
+        return BatchJobReport(self.version, len(texts), 0, written, len(blocks), seconds)
+
+    def close(self) -> None:
+        """Stop the actors (idempotent)."""
+        if self._pool is None:
+            return
+        ray = require_ray()
+        for a in self._actors:
+            ray.kill(a)
+        self._pool, self._actors = None, []
+
+    def __enter__(self) -> RayPredictorPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def ray_predict_into_store(
@@ -57,37 +165,24 @@ def ray_predict_into_store(
     ``store`` under ``entity_ids``, one transaction per output partition. Needs a
     connected Ray (see :func:`ray_cluster`)."""
     ray = require_ray()
-    if len(entity_ids) != len(texts):
-        raise ValueError(
-            f"entity_ids and texts differ in length: {len(entity_ids)} ids, {len(texts)} texts"
-        )
-    if workers < 1 or batch_size < 1:
-        raise ValueError("workers and batch_size must be at least 1")
+    _check_job(entity_ids, texts, batch_size)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     tic = time.perf_counter()
     items = [{"entity_id": str(e), "text": t} for e, t in zip(entity_ids, texts, strict=True)]
     predicted = ray.data.from_items(items).map_batches(
-        _Predictor,
-        fn_constructor_args=(str(model_path),),
+        _predictor_for(model_path),
         compute=ray.data.ActorPoolStrategy(size=workers),
         batch_size=batch_size,
         batch_format="numpy",
     )
     written = batches = 0
     version = ""
-    for batch in predicted.iter_batches(batch_size=batch_size, batch_format="numpy"):
-        now = time.time()
-        version = str(batch["version"][0])
-        written += store.put_many(
-            StoredPrediction(str(e), str(v), str(t), json.loads(p), now)
-            for e, t, p, v in zip(
-                batch["entity_id"],
-                batch["tag"],
-                batch["probabilities"],
-                batch["version"],
-                strict=True,
-            )
-        )
-        batches += 1
+    with drop_output_lines(RAY_NOISE):
+        for batch in predicted.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            version = str(batch["version"][0])
+            written += _write(store, batch)
+            batches += 1
     return BatchJobReport(version, len(items), 0, written, batches, time.perf_counter() - tic)
 
 

@@ -8,11 +8,13 @@ and compare them at the same concurrency.
 # No ``from __future__ import annotations`` here: FastAPI must see the request model itself,
 # not its name, in the endpoint's signature (the model is local to tag_service).
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from mlinfra_kit.scale.cluster import require_ray
-from mlinfra_kit.services import LOOPBACK, free_port, wait_until
+from mlinfra_kit.scale.cluster import RAY_NOISE, require_ray
+from mlinfra_kit.services import LOOPBACK, drop_output_lines, free_port, quiet_loggers, wait_until
 
 
 def tag_service(
@@ -73,6 +75,9 @@ def tag_service(
     return TagService.bind(str(model_path))
 
 
+SHUTDOWN_NOTICE_S = 1.0  # how long to hold back the killed controller's late notice
+
+
 @contextlib.contextmanager
 def ray_serve(
     model_path: str,
@@ -85,31 +90,35 @@ def ray_serve(
     URL once ``/health`` answers, and shuts Serve down on exit."""
     require_ray()
     import httpx
-    from ray import serve
+    from ray import serve  # its import sets the "ray.serve" logger to INFO, on stderr
 
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
-    serve.start(
-        http_options={"host": LOOPBACK, "port": port},
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
-    )
-    try:
-        # Per-request access logs cost the proxy and replicas CPU the kit's server spends
-        # on nothing comparable: off, for a like-for-like measurement.
-        serve.run(
-            tag_service(model_path, replicas, **options),
-            name="mlinfra",
-            route_prefix="/",
+    with quiet_loggers(("ray.serve",), logging.WARNING):
+        serve.start(
+            http_options={"host": LOOPBACK, "port": port},
             logging_config={"enable_access_log": False, "log_level": "WARNING"},
         )
+        try:
+            # Per-request access logs cost the proxy and replicas CPU the kit's server spends
+            # on nothing comparable: off, for a like-for-like measurement.
+            serve.run(
+                tag_service(model_path, replicas, **options),
+                name="mlinfra",
+                route_prefix="/",
+                logging_config={"enable_access_log": False, "log_level": "WARNING"},
+            )
 
-        def healthy() -> bool:
-            try:
-                return httpx.get(url + "/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+            def healthy() -> bool:
+                try:
+                    return httpx.get(url + "/health", timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    return False
 
-        wait_until(healthy, timeout_s, f"Ray Serve on {url}")
-        yield url
-    finally:
-        serve.shutdown()
+            wait_until(healthy, timeout_s, f"Ray Serve on {url}")
+            yield url
+        finally:
+            with drop_output_lines(RAY_NOISE):
+                serve.shutdown()
+                # The killed controller's pending task is reported a moment later.
+                time.sleep(SHUTDOWN_NOTICE_S)

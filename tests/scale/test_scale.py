@@ -38,6 +38,24 @@ def test_ray_batch_predictions_equal_the_single_process_ones(
         assert [store.get(str(i)).tag for i in ids] == expected
 
 
+def test_a_warm_pool_gives_the_same_answers_job_after_job(
+    cluster, artifact, trained, projects, tmp_path
+):
+    from mlinfra_kit.scale import RayPredictorPool
+
+    texts, ids = projects.texts[:120], projects.ids[:120]
+    expected = [p.tag for p in trained.predict(texts)]
+    with RayPredictorPool(str(artifact), workers=2) as pool:
+        assert pool.startup_s > 0 and pool.version == trained.version
+        for job in range(2):  # the second job reuses the actors
+            with SQLiteStore(tmp_path / f"w{job}.db") as store:
+                report = pool.predict_into_store(ids, texts, store, batch_size=25)
+                assert report.written == 120 and report.batches == 5
+                assert [store.get(str(i)).tag for i in ids] == expected
+    with pytest.raises(RuntimeError, match="closed"), SQLiteStore(tmp_path / "x.db") as store:
+        pool.predict_into_store(ids, texts, store)
+
+
 def test_ray_batch_features_equal_the_single_process_ones(cluster):
     from mlinfra_kit.scale import ray_batch_features
 
