@@ -234,6 +234,9 @@ def run_notebooks(
                 execution_timeout=cell_timeout,
                 cwd=str(out),
                 progress_bar=False,
+                # The kernel's own start-up notices (e.g. that it talks over loopback TCP)
+                # are not the notebook's output: only its errors reach this terminal.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
             recorded = load(results_dir / f"{nb.name}.json")["metrics"]
             missing = [m for m in nb.metrics if m not in recorded]

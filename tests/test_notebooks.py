@@ -4,8 +4,10 @@ These tests execute the notebooks for real with papermill, through the same runn
 ``mlinfra run``. They are what keeps "every notebook runs on a fresh machine" true.
 """
 
+import base64
 import json
 import re
+import struct
 
 import pytest
 from helpers import skip_unless_ci
@@ -75,6 +77,8 @@ def test_runs_quick_and_records_its_metrics(nb, tmp_path):
     if allowed:
         problems = [p for p in problems if not re.search(allowed, p)]
     assert not problems, f"{nb.name}'s executed copy is not clean:\n" + "\n".join(problems)
+    lessons = doc.get("lessons", [])
+    assert len(lessons) >= 3, f"{nb.name} records {len(lessons)} lessons; conclusions need 3+"
 
 
 #: Notebooks whose executed copies still print library warnings on stderr, and the pattern
@@ -82,10 +86,18 @@ def test_runs_quick_and_records_its_metrics(nb, tmp_path):
 STDERR_PENDING: dict[str, str] = {}
 
 
+#: A warning or an error-level log line printed into an output (Python warnings, logging's
+#: "WARNING"/"ERROR" records, native "[... E pid tid]" lines).
+LOG_NOISE = re.compile(r"\w+Warning\b|^(WARNING|ERROR)\b|\[[^\]]* [EW] \d+ \d+\]", re.M)
+#: The largest figure a notebook should show, in pixels (about three notebook widths).
+MAX_FIGURE_PX = (2400, 2000)
+
+
 def output_problems(path) -> list[str]:
     """What a learner should not see in an executed notebook: error outputs, anything on
-    stderr, raw ANSI escape codes. Streams are merged per cell first with pytest-notebook's
-    ``coalesce_streams`` post-processor, the same normalisation its regression checks use."""
+    stderr, raw ANSI escape codes, warnings or error-level log lines, figures of absurd
+    size. Streams are merged per cell first with pytest-notebook's ``coalesce_streams``
+    post-processor, the same normalisation its regression checks use."""
     import nbformat
     from pytest_notebook.post_processors import coalesce_streams
 
@@ -101,4 +113,11 @@ def output_problems(path) -> list[str]:
             text = output.get("text", "") or str(output.get("data", {}).get("text/plain", ""))
             if "\x1b[" in text:
                 problems.append(f"{where}: raw ANSI escape codes in the output")
+            if output.output_type == "stream" and (noise := LOG_NOISE.search(text)):
+                problems.append(f"{where}: a warning or log line: {noise.group(0)!r}")
+            png = output.get("data", {}).get("image/png")
+            if png:
+                width, height = struct.unpack(">II", base64.b64decode(png)[16:24])
+                if width > MAX_FIGURE_PX[0] or height > MAX_FIGURE_PX[1]:
+                    problems.append(f"{where}: a figure of {width}x{height} px")
     return problems
