@@ -122,6 +122,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     services = {
         "CUDA GPU": env["gpu"] or None,
         "redis-server": _service_version("redis-server"),
+        "wrk (load client)": _service_version("wrk"),
         "docker": _service_version("docker"),
         "ray (scale extra)": distribution_version("ray"),
     }

@@ -283,6 +283,7 @@ class _State:
                 self.config.max_batch_size,
                 self.config.max_wait_ms,
                 self.config.batching,
+                self.config.adaptive_batching,
             )
             self.model = model
             # Everything allocated so far lives as long as the server: take it out of the

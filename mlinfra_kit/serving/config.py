@@ -66,6 +66,11 @@ class ServerConfig:
     )
     max_batch_size: int = _setting(32, "most requests merged into one model call", "N")
     max_wait_ms: float = _setting(2.0, "longest a request waits for others to batch with", "MS")
+    adaptive_batching: bool = _setting(
+        True,
+        "close a batch as soon as no more requests are waiting (a lone request never waits)",
+        no_help="wait the full max_wait_ms for stragglers",
+    )
     cache_size: int = _setting(0, "LRU cache of N recent inputs (0: off)", "N")
     max_items: int = _setting(256, "most projects in one /predict/batch request", "N")
     max_text_chars: int = _setting(5000, "longest title or description accepted", "N")

@@ -102,6 +102,7 @@ class LoadResult:
         stats = self.stats if self.latencies_ms else None
         return {
             **extra,
+            "client": "python",
             "mode": self.mode,
             "concurrency": self.concurrency,
             "rate_rps": self.rate_rps,
@@ -119,7 +120,7 @@ class RepeatedLoad:
     """The same load run several times against one server: the median run by throughput
     stands for them, with the spread (min–max) beside it. Reads like a :class:`LoadResult`."""
 
-    runs: tuple[LoadResult, ...]
+    runs: tuple[Any, ...]  # LoadResult or serving.wrk.WrkResult: the same properties
 
     def __post_init__(self):
         if not self.runs:
@@ -175,6 +176,59 @@ def run_repeated(
             run_load(base_url, requests, desc=f"{desc} ({i + 1}/{repeats})", **kwargs)
             for i in range(repeats)
         )
+    )
+
+
+def pick_client(client: str = "auto") -> str:
+    """``"wrk"`` when asked for and installed (``"auto"``: when installed), else
+    ``"python"``, this module's client. Asking for ``"wrk"`` without it is an error."""
+    from mlinfra_kit.serving.wrk import WRK_HINT, wrk_available
+
+    if client not in ("auto", "wrk", "python"):
+        raise ValueError(f"client must be 'auto', 'wrk' or 'python', got {client!r}")
+    if client == "wrk" and not wrk_available():
+        raise RuntimeError(WRK_HINT)
+    if client == "auto":
+        return "wrk" if wrk_available() else "python"
+    return client
+
+
+def closed_loop(
+    base_url: str,
+    requests: Sequence[Request],
+    *,
+    concurrency: int,
+    client: str = "auto",
+    repeats: int = 3,
+    total: int = 1000,
+    seconds: float = 3.0,
+    warmup: int = 100,
+    desc: str = "load",
+    progress: bool = False,
+) -> RepeatedLoad:
+    """``repeats`` closed-loop runs at ``concurrency`` with the chosen client
+    (:func:`pick_client`): wrk for ``seconds`` each (after a one-second warm-up), or this
+    module's client for ``total`` requests each (after ``warmup``). Every row says which
+    client measured it."""
+    chosen = pick_client(client)
+    if chosen == "wrk":
+        from mlinfra_kit.serving.wrk import run_wrk
+
+        return RepeatedLoad(
+            tuple(
+                run_wrk(base_url, requests, seconds=seconds, concurrency=concurrency)
+                for _ in range(repeats)
+            )
+        )
+    return run_repeated(
+        base_url,
+        requests,
+        repeats=repeats,
+        total=total,
+        concurrency=concurrency,
+        warmup=warmup,
+        desc=desc,
+        progress=progress,
     )
 
 

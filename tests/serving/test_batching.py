@@ -39,9 +39,9 @@ def test_disabled_batching_calls_once_per_item():
     assert run(main())["model_calls"] == 5
 
 
-def test_a_lone_request_waits_at_most_about_max_wait():
+def test_a_lone_request_waits_at_most_about_max_wait_without_adaptive_batching():
     async def main():
-        b = DynamicBatcher(lambda xs: xs, max_batch_size=64, max_wait_ms=10)
+        b = DynamicBatcher(lambda xs: xs, max_batch_size=64, max_wait_ms=10, adaptive=False)
         loop = asyncio.get_running_loop()
         t = loop.time()
         await b.submit(1)
@@ -50,6 +50,42 @@ def test_a_lone_request_waits_at_most_about_max_wait():
         return waited
 
     assert 0.005 < run(main()) < 1.0
+
+
+def test_adaptive_batching_does_not_wait_for_company_that_is_not_coming():
+    async def main():
+        b = DynamicBatcher(lambda xs: xs, max_batch_size=64, max_wait_ms=200)
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        await b.submit(1)  # alone: computed at once, not after 200 ms
+        waited = loop.time() - t
+        await asyncio.gather(*(b.submit(i) for i in range(10)))  # arrived together: one call
+        await b.close()
+        return waited, b.stats()
+
+    waited, stats = run(main())
+    assert waited < 0.1 and stats["adaptive"]
+    assert stats["model_calls"] == 2 and stats["largest_batch"] == 10
+
+
+def test_adaptive_batching_keeps_gathering_while_requests_keep_coming():
+    calls = []
+
+    async def main():
+        b = DynamicBatcher(
+            lambda xs: calls.append(len(xs)) or xs, max_batch_size=64, max_wait_ms=500
+        )
+
+        async def later(i):
+            for _ in range(i % 3):  # arrives a loop turn or two after the first
+                await asyncio.sleep(0)
+            return await b.submit(i)
+
+        await asyncio.gather(*(later(i) for i in range(9)))
+        await b.close()
+
+    run(main())
+    assert calls == [9]
 
 
 def test_errors_reach_every_waiter_and_the_worker_survives():

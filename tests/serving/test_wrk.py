@@ -1,0 +1,69 @@
+"""wrk, the native load client: its Lua script carries the kit's requests intact, and its
+summary reads like the Python client's result."""
+
+import pytest
+from helpers import skip_unless_ci
+
+from mlinfra_kit.serving import run_server
+from mlinfra_kit.serving.loadgen import Request, get_paths, post_json
+from mlinfra_kit.serving.wrk import WRK_HINT, lua_script, run_wrk, wrk_available
+
+
+@pytest.fixture(scope="module")
+def server(artifact):
+    if not wrk_available():
+        skip_unless_ci(WRK_HINT)
+    with run_server(artifact) as running:
+        yield running
+
+
+def test_bodies_reach_the_server_intact_and_nothing_fails(server):
+    tricky = [
+        {"title": 'quotes " and brackets ]] and ]=] and a \\ backslash'},
+        {"title": "ünïcode — and a newline\nin the middle", "description": "x" * 2000},
+    ]
+    result = run_wrk(
+        server.url, post_json("/predict", tricky), seconds=1, concurrency=4, warmup_s=0
+    )
+    assert result.requests > 10 and result.errors == 0, result.error_kinds  # a 422 is an error
+    assert result.throughput_rps > 0 and 0 < result.stats.p50_ms <= result.stats.p99_ms
+    assert result.client_cpu_s > 0 and result.client == "wrk"
+    row = result.row(server="kit")
+    assert row["server"] == "kit" and row["errors"] == 0 and row["concurrency"] == 4
+
+
+def test_non_2xx_answers_are_counted_as_errors(server):
+    result = run_wrk(server.url, get_paths(["/nowhere"]), seconds=1, concurrency=2, warmup_s=0)
+    assert result.errors == result.requests > 0 and result.error_kinds["status"] == result.errors
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"concurrency": 1, "threads": 2}, "concurrency"), ({"seconds": 0}, "seconds")],
+)
+def test_bad_settings(server, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run_wrk(server.url, get_paths(["/health"]), **kwargs)
+
+
+def test_the_script_quotes_every_body_so_nothing_inside_can_close_it():
+    script = lua_script([Request("POST", "/p", b"a ]] b ]=] c"), Request("GET", "/h")])
+    assert "[==[a ]] b ]=] c]==]" in script and "nil}" in script
+    with pytest.raises(ValueError, match="empty"):
+        lua_script([])
+
+
+def test_closed_loop_repeats_with_the_chosen_client(server):
+    from mlinfra_kit.serving.loadgen import closed_loop, pick_client
+
+    assert pick_client("auto") == "wrk" and pick_client("python") == "python"
+    bodies = post_json("/predict", [{"title": "YOLO on a webcam"}])
+    by_wrk = closed_loop(server.url, bodies, concurrency=4, repeats=2, seconds=1)
+    by_python = closed_loop(
+        server.url, bodies, concurrency=4, client="python", repeats=2, total=100, warmup=10
+    )
+    assert by_wrk.row()["client"] == "wrk" and by_python.row()["client"] == "python"
+    assert len(by_wrk.runs) == len(by_python.runs) == 2
+    assert by_wrk.errors == by_python.errors == 0
+    with pytest.raises(ValueError, match="client"):
+        pick_client("curl")
