@@ -88,19 +88,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from mlinfra_kit.artifacts import require_artifact
     from mlinfra_kit.serving.app import serve
     from mlinfra_kit.serving.config import ServerConfig
+    from mlinfra_kit.serving.protocols import port_from_env
 
     try:
         config = ServerConfig.from_args(args)
         require_artifact(config.model)
+        port = args.port if args.port is not None else port_from_env(8000)
     except ValueError as err:
         print(f"mlinfra serve: {err}", file=sys.stderr)
         return 2
     print(
-        f"serving {config.model} on http://{args.host}:{args.port} "
+        f"serving {config.model} on http://{args.host}:{port} "
         f"(batching {'on' if config.batching else 'off'})",
         flush=True,
     )
-    serve(config, host=args.host, port=args.port)
+    serve(config, host=args.host, port=port)
     return 0
 
 
@@ -204,7 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         "GET /predictions/{id} (from --store), /health, /ready, /metadata.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default: $SAGEMAKER_BIND_TO_PORT, else $PORT, else 8000)",
+    )
     add_arguments(p)  # one flag per ServerConfig field, with its default
     p.set_defaults(func=_cmd_serve)
 

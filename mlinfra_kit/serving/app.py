@@ -2,7 +2,9 @@
 
 Endpoints: ``POST /predict`` (one project), ``POST /predict/batch`` (a list),
 ``GET /predictions/{id}`` (batch serving: a stored prediction and its age),
-``GET /health`` (alive), ``GET /ready`` (model loaded), ``GET /metadata``.
+``GET /health`` (alive), ``GET /ready`` (model loaded), ``GET /metadata``; and the open
+protocols of :mod:`mlinfra_kit.serving.protocols` (Open Inference Protocol v2, SageMaker's
+``/ping`` and ``/invocations``).
 
 Bad input never reaches the model: pydantic answers 422 naming the field at fault, a
 body over ``max_body_bytes`` gets 413, and until the model has loaded every prediction
@@ -33,6 +35,7 @@ from mlinfra_kit.data.projects import project_text
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
 from mlinfra_kit.serving.config import ServerConfig
+from mlinfra_kit.serving.protocols import add_open_protocols
 
 #: Whitespace as every engine that reads the schema understands it (Python's str.strip,
 #: pydantic's Rust regex, the JSON Schema validators' ECMAScript regex): a title made only
@@ -392,8 +395,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         "/predict/batch", response_model=None, responses={200: {"model": BatchOut}, **_BODY_ERRORS}
     )
     async def predict_batch(batch: BatchIn):
-        model = state.require_model()  # one batch, one version, even across a swap
         texts = [project_text(p.title, p.description) for p in batch.projects]
+        answers = await predict_texts(texts)
+        return JSONResponse(
+            {"predictions": [_out(a) for a in answers], "model_version": answers[0][1]}
+        )
+
+    async def predict_texts(texts: list[str]) -> list[tuple[Any, str]]:
+        """A client's own batch: one model version for all of it, even across a swap."""
+        model = state.require_model()
         answers = [state.cache.get(t) for t in texts]
         todo = [i for i, a in enumerate(answers) if a is None or a[1] != model.version]
         computed = await state.batcher.submit_many(
@@ -403,9 +413,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             answers[i] = answer
             if state.model is model:
                 state.cache.put(texts[i], answer)
-        return JSONResponse(
-            {"predictions": [_out(a) for a in answers], "model_version": model.version}
-        )
+        return answers
+
+    add_open_protocols(app, state, predict_texts, ProjectIn, _BODY_ERRORS)
 
     @app.post(
         "/admin/model",
