@@ -1,0 +1,438 @@
+"""Other serving systems, serving the same artifact, started as their users start them.
+
+Each :class:`Peer` is what a user of that system writes (its *glue*: a service file, a
+runtime class, a settings file) and the command its docs give to start it. :func:`run_peer`
+writes the glue beside a model artifact, starts the command as a real process (in its own
+process group: some systems leave worker processes behind otherwise), waits until it answers
+its readiness route, and yields a :class:`RunningPeer` with its URL, the request to send and
+its cold start; on exit it stops the whole group.
+
+Serving systems pin their own web stacks (MLServer wants an older FastAPI than the kit's
+server; BentoML pins OpenTelemetry versions Ray Serve's disagree with), so each peer runs in
+**its own virtual environment** (:func:`peer_python`) that installs only the peer's packages
+and reads everything else (torch, the kit) from the environment the kit runs in, through a
+``.pth`` line: a few hundred megabytes per peer instead of a second copy of torch. Where a
+system cannot run on this machine, :func:`run_peer` raises :class:`PeerUnavailable` with the
+exact reason, and a notebook records it.
+
+Examples
+--------
+>>> sorted(PEERS)
+['bentoml', 'litserve', 'mlserver']
+>>> PEERS["litserve"].glue_lines > 5
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlinfra_kit.services import LOOPBACK, free_port, wait_until
+
+__all__ = [
+    "PEERS",
+    "Peer",
+    "PeerUnavailable",
+    "RunningPeer",
+    "peer_python",
+    "peers_home",
+    "run_peer",
+]
+
+
+class PeerUnavailable(RuntimeError):
+    """A serving system that cannot run here; the message says exactly why."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A serving system as its users run it.
+
+    ``glue`` maps file names to the code a user writes (``{port}`` and ``{model}`` are filled
+    in); ``command(python, port)`` is the start command, run in the glue's folder;
+    ``ready_path`` answers 200 once the model can serve; ``path`` and ``body(title,
+    description)`` make one prediction request; ``tag_of(json)`` reads the tag from its
+    answer. ``packages`` go into the peer's own environment (empty: the kit's own).
+    ``workarounds`` are what it took to run it here: part of what a user pays."""
+
+    name: str
+    packages: tuple[str, ...]
+    glue: dict[str, str]
+    command: Callable[[str, int], list[str]]
+    ready_path: str
+    path: str
+    body: Callable[[str, str], Any]
+    tag_of: Callable[[Any], str]
+    env: dict[str, str] = field(default_factory=dict)
+    workarounds: tuple[str, ...] = ()
+    batching: str = ""
+
+    @property
+    def glue_lines(self) -> int:
+        """Lines of glue code a user writes (blank lines and comments not counted)."""
+        return sum(
+            1
+            for text in self.glue.values()
+            for line in text.splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        )
+
+
+@dataclass(frozen=True)
+class RunningPeer:
+    """A started peer: where to send requests, and what starting it cost."""
+
+    name: str
+    url: str
+    path: str
+    pid: int
+    cold_start_s: float
+    body: Callable[[str, str], Any]
+    tag_of: Callable[[Any], str]
+
+    def tree(self) -> list[int]:
+        """The peer's processes: its main process and every descendant (Linux)."""
+        return _descendants(self.pid)
+
+    def rss_mb(self) -> float:
+        """Resident memory of all its processes, in MB (Linux)."""
+        return sum(_proc_rss_mb(p) for p in self.tree())
+
+    def cpu_s(self) -> float:
+        """CPU seconds its processes have used so far (Linux)."""
+        return sum(_proc_cpu_s(p) for p in self.tree())
+
+
+def peers_home() -> Path:
+    """Where peer environments live: ``MLINFRA_PEERS_HOME``, else a cache folder."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlinfra-kit"
+    return Path(os.environ.get("MLINFRA_PEERS_HOME", default / "peers"))
+
+
+def peer_python(peer: Peer, home: Path | None = None, timeout_s: float = 900) -> str:
+    """The Python that runs ``peer``: the kit's own when it needs no packages of its own,
+    else a virtual environment made once under ``home`` (:func:`peers_home`) with the
+    peer's packages, reading every other package from the kit's environment."""
+    if not peer.packages:
+        return sys.executable
+    folder = (home or peers_home()) / peer.name
+    python = folder / "bin" / "python"
+    stamp = folder / "mlinfra-packages.json"
+    if python.exists() and stamp.exists() and json.loads(stamp.read_text()) == list(peer.packages):
+        return str(python)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # The kit's environment after the peer's own: its packages shadow the kit's versions.
+    shared = sysconfig.get_paths()["purelib"]
+    Path(site, "mlinfra-kit-environment.pth").write_text(
+        f"import site; site.addsitedir({shared!r})\n", encoding="utf-8"
+    )
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        + list(peer.packages),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if done.returncode != 0:
+        raise PeerUnavailable(
+            f"{peer.name}: pip could not install {' '.join(peer.packages)}: "
+            f"{(done.stderr or done.stdout).strip()[-800:]}"
+        )
+    stamp.write_text(json.dumps(list(peer.packages)))
+    return str(python)
+
+
+@contextlib.contextmanager
+def run_peer(
+    peer: Peer,
+    artifact: str | os.PathLike,
+    port: int | None = None,
+    timeout_s: float = 180,
+    home: Path | None = None,
+) -> Iterator[RunningPeer]:
+    """Start ``peer`` serving ``artifact`` on loopback, as its users start it; yield it
+    once ready; stop its whole process group on exit. The cold start is from launching
+    the command to the first 200 from its readiness route."""
+    import httpx
+
+    python = peer_python(peer, home)
+    port = port or free_port()
+    model = str(Path(artifact).resolve())
+    with tempfile.TemporaryDirectory(prefix=f"mlinfra-{peer.name}-") as folder:
+        for name, text in peer.glue.items():
+            text = textwrap.dedent(text).replace("{port}", str(port)).replace("{model}", model)
+            while "{free_port}" in text:  # another port the system needs (gRPC, metrics)
+                text = text.replace("{free_port}", str(free_port()), 1)
+            Path(folder, name).write_text(text, encoding="utf-8")
+        log_path = Path(folder, "output.log")
+        env = {
+            **os.environ,
+            "MLINFRA_MODEL": model,
+            "PYTHONUNBUFFERED": "1",
+            "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **{k: v.replace("{folder}", folder) for k, v in peer.env.items()},
+        }
+        tic = time.perf_counter()
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                peer.command(python, port),
+                cwd=folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its own group: stopped whole, workers included
+            )
+        process.log_path = str(log_path)
+        url = f"http://{LOOPBACK}:{port}"
+        try:
+
+            def ready() -> bool:
+                return httpx.get(url + peer.ready_path, timeout=2).status_code == 200
+
+            wait_until(ready, timeout_s, f"{peer.name} on {url}", process, interval_s=0.1)
+            cold = time.perf_counter() - tic
+            yield RunningPeer(peer.name, url, peer.path, process.pid, cold, peer.body, peer.tag_of)
+        finally:
+            _stop_group(process)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _stop_group(process: subprocess.Popen, timeout_s: float = 15) -> None:
+    """SIGTERM to the whole group, then SIGKILL to what is left; returns once none of its
+    processes runs any more."""
+    group = _descendants(process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # anything of the group still alive
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in group) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def _proc_rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
+
+
+def _proc_cpu_s(pid: int) -> float:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def _script(python: str, name: str) -> str:
+    """The console script ``name`` installed beside ``python``: the command users type."""
+    return str(Path(python).parent / name)
+
+
+def _project_body(title: str, description: str) -> dict[str, str]:
+    return {"title": title, "description": description}
+
+
+LITSERVE = Peer(
+    name="litserve",
+    packages=(),  # no pins that clash with the kit's: it runs in the kit's environment
+    glue={
+        "server.py": """\
+        import os
+
+        import litserve as ls
+        import torch
+
+        from mlinfra_kit.data import project_text
+        from mlinfra_kit.models import TagClassifier
+
+
+        class TagAPI(ls.LitAPI):
+            def setup(self, device):
+                torch.set_num_threads(1)
+                self.model = TagClassifier.load(os.environ["MLINFRA_MODEL"])
+
+            def decode_request(self, request):
+                return project_text(request["title"], request.get("description", ""))
+
+            def predict(self, texts):  # a list: LitServe batches requests
+                return self.model.predict(texts)
+
+            def encode_response(self, prediction):
+                return {"tag": prediction.tag, "probabilities": prediction.probabilities}
+
+
+        if __name__ == "__main__":
+            api = TagAPI(max_batch_size=32, batch_timeout=0.002)
+            server = ls.LitServer(api, accelerator="cpu", workers_per_device=1)
+            server.run(host="127.0.0.1", port={port}, generate_client_file=False)
+        """,
+    },
+    command=lambda python, port: [python, "server.py"],
+    ready_path="/health",
+    path="/predict",
+    body=_project_body,
+    tag_of=lambda answer: answer["tag"],
+    workarounds=(
+        "SIGTERM to its main process leaves the inference workers holding the port: it runs "
+        "in its own process group, stopped as a whole",
+    ),
+    batching="max_batch_size=32, batch_timeout=2 ms",
+)
+
+BENTOML = Peer(
+    name="bentoml",
+    # Its own environment: it pins OpenTelemetry versions that Ray Serve's disagree with.
+    packages=("bentoml==1.4.40",),
+    glue={
+        "service.py": """\
+        import os
+
+        import bentoml
+        import torch
+
+        from mlinfra_kit.data import project_text
+        from mlinfra_kit.models import TagClassifier
+
+
+        @bentoml.service(workers=1)
+        class TagService:
+            def __init__(self):
+                torch.set_num_threads(1)
+                self.model = TagClassifier.load(os.environ["MLINFRA_MODEL"])
+
+            @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)
+            def predict(self, texts: list[str]) -> list[dict]:
+                return [{"tag": p.tag, "probabilities": p.probabilities}
+                        for p in self.model.predict(texts)]
+        """,
+    },
+    command=lambda python, port: [
+        _script(python, "bentoml"),
+        "serve",
+        "service:TagService",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ],
+    ready_path="/readyz",
+    path="/predict",
+    body=lambda title, description: {"texts": [f"{title} {description}".strip()]},
+    tag_of=lambda answer: answer[0]["tag"],
+    env={"BENTOML_DO_NOT_TRACK": "True", "BENTOML_HOME": "{folder}/bentoml"},
+    workarounds=(
+        "BENTOML_DO_NOT_TRACK=True (usage tracking is on by default)",
+        "BENTOML_HOME set to a temporary folder (it writes ~/bentoml otherwise)",
+        "its own environment: its OpenTelemetry pins break Ray Serve's in a shared one",
+    ),
+    batching="adaptive batching, max_batch_size=32",
+)
+
+MLSERVER = Peer(
+    name="mlserver",
+    # Its own environment: it needs an older FastAPI and Starlette than the kit's server.
+    packages=("mlserver==1.7.1",),
+    glue={
+        "runtime.py": """\
+        import os
+
+        import torch
+        from mlserver import MLModel
+        from mlserver.codecs import StringCodec
+        from mlserver.types import InferenceRequest, InferenceResponse
+
+        from mlinfra_kit.models import TagClassifier
+
+
+        class TagRuntime(MLModel):
+            async def load(self) -> bool:
+                torch.set_num_threads(1)
+                self.model = TagClassifier.load(os.environ["MLINFRA_MODEL"])
+                return True
+
+            async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+                texts = StringCodec.decode_input(payload.inputs[0])
+                tags = [p.tag for p in self.model.predict(texts)]
+                return InferenceResponse(
+                    model_name=self.name, outputs=[StringCodec.encode_output("tag", tags)]
+                )
+        """,
+        "model-settings.json": """\
+        {"name": "tag-classifier", "implementation": "runtime.TagRuntime",
+         "max_batch_size": 32, "max_batch_time": 0.002}
+        """,
+        "settings.json": """\
+        {"host": "127.0.0.1", "http_port": {port}, "grpc_port": {free_port},
+         "metrics_port": {free_port}, "parallel_workers": 0}
+        """,
+    },
+    command=lambda python, port: [_script(python, "mlserver"), "start", "."],
+    ready_path="/v2/models/tag-classifier/ready",
+    path="/v2/models/tag-classifier/infer",
+    body=lambda title, description: {
+        "inputs": [
+            {
+                "name": "text",
+                "shape": [1],
+                "datatype": "BYTES",
+                "data": [f"{title} {description}".strip()],
+            }
+        ]
+    },
+    tag_of=lambda answer: answer["outputs"][0]["data"][0],
+    workarounds=(
+        '"parallel_workers": 0: with uvloop 0.22 or newer its inference worker processes '
+        'crash-loop ("There is no current event loop"); the model then runs in the server process',
+        "its own environment: it pins FastAPI and Starlette older than the kit's server needs",
+    ),
+    batching="adaptive batching, max_batch_size=32, max_batch_time=2 ms",
+)
+
+#: The peers the kit knows how to start, by name.
+PEERS: dict[str, Peer] = {p.name: p for p in (BENTOML, LITSERVE, MLSERVER)}
