@@ -47,9 +47,11 @@ __all__ = [
     "Peer",
     "PeerUnavailable",
     "RunningPeer",
+    "load_profile",
     "peer_python",
     "peers_home",
     "run_peer",
+    "tree_usage",
 ]
 
 
@@ -80,6 +82,10 @@ class Peer:
     workarounds: tuple[str, ...] = ()
     batching: str = ""
 
+    def __post_init__(self):
+        # Written indented in this module; kept as a user would write them.
+        object.__setattr__(self, "glue", {k: textwrap.dedent(v) for k, v in self.glue.items()})
+
     @property
     def glue_lines(self) -> int:
         """Lines of glue code a user writes (blank lines and comments not counted)."""
@@ -109,11 +115,67 @@ class RunningPeer:
 
     def rss_mb(self) -> float:
         """Resident memory of all its processes, in MB (Linux)."""
-        return sum(_proc_rss_mb(p) for p in self.tree())
+        return tree_usage(self.pid)[1]
 
     def cpu_s(self) -> float:
         """CPU seconds its processes have used so far (Linux)."""
-        return sum(_proc_cpu_s(p) for p in self.tree())
+        return tree_usage(self.pid)[0]
+
+
+def tree_usage(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far and resident MB of ``pid`` and all its descendants (Linux)."""
+    tree = _descendants(pid)
+    return sum(_proc_cpu_s(p) for p in tree), sum(_proc_rss_mb(p) for p in tree)
+
+
+def load_profile(
+    name: str,
+    url: str,
+    requests: Any,
+    pid: int,
+    *,
+    concurrencies: tuple[int, ...] = (1, 64),
+    client: str = "auto",
+    repeats: int = 3,
+    seconds: float = 3.0,
+    total: int = 2000,
+    warmup: int = 100,
+) -> dict[str, Any]:
+    """One server's row of a side-by-side comparison: for each concurrency, the median of
+    ``repeats`` closed-loop runs (throughput, p50, p99), errors over all runs, and during
+    the runs at the highest concurrency the CPU its process tree used (in cores) and its
+    resident memory after them."""
+    from mlinfra_kit.serving.loadgen import closed_loop
+
+    row: dict[str, Any] = {"server": name, "errors": 0}
+    top = max(concurrencies)
+    for c in concurrencies:
+        cpu_before, wall = tree_usage(pid)[0], time.perf_counter()
+        load = closed_loop(
+            url,
+            requests,
+            concurrency=c,
+            client=client,
+            repeats=repeats,
+            total=total,
+            seconds=seconds,
+            warmup=warmup,
+        )
+        if c == top:
+            cpu, rss = tree_usage(pid)
+            row["server_cpu_cores"] = (cpu - cpu_before) / (time.perf_counter() - wall)
+            row["rss_mb"] = rss
+        low, high = load.throughput_range_rps
+        row |= {
+            f"rps_c{c}": load.throughput_rps,
+            f"rps_min_c{c}": low,
+            f"rps_max_c{c}": high,
+            f"p50_ms_c{c}": load.stats.p50_ms,
+            f"p99_ms_c{c}": load.stats.p99_ms,
+        }
+        row["errors"] += load.errors
+        row["client"] = load.row()["client"]
+    return row
 
 
 def peers_home() -> Path:
@@ -179,7 +241,7 @@ def run_peer(
     model = str(Path(artifact).resolve())
     with tempfile.TemporaryDirectory(prefix=f"mlinfra-{peer.name}-") as folder:
         for name, text in peer.glue.items():
-            text = textwrap.dedent(text).replace("{port}", str(port)).replace("{model}", model)
+            text = text.replace("{port}", str(port)).replace("{model}", model)
             while "{free_port}" in text:  # another port the system needs (gRPC, metrics)
                 text = text.replace("{free_port}", str(free_port()), 1)
             Path(folder, name).write_text(text, encoding="utf-8")
@@ -336,7 +398,6 @@ BENTOML = Peer(
         import bentoml
         import torch
 
-        from mlinfra_kit.data import project_text
         from mlinfra_kit.models import TagClassifier
 
 
