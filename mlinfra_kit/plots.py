@@ -132,15 +132,25 @@ def training_curves(
 
 
 def bar(values: Mapping[str, float], ax: Any = None, ylabel: str = "", title: str = "") -> Any:
-    """Bar chart of named values, each bar labelled with its value."""
+    """Bar chart of named values, each bar labelled with its value; horizontal when the
+    names are long, so they stay readable at notebook width."""
     if not values:
         raise ValueError("nothing to plot: values is empty")
-    ax = _axes(ax, (6, 3.5))
-    bars = ax.bar(list(values), list(values.values()), color="tab:blue")
-    ax.bar_label(bars, fmt="%.3g")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.tick_params(axis="x", rotation=20)
+    names, heights = list(values), list(values.values())
+    if max(len(n) for n in names) > 16:
+        ax = _axes(ax, (6.5, 0.5 + 0.45 * len(names)))
+        bars = ax.barh(names, heights, color="tab:blue")
+        ax.invert_yaxis()
+        ax.set_xlabel(ylabel)
+        ax.margins(x=0.18)
+    else:
+        ax = _axes(ax, (6, 3.5))
+        bars = ax.bar(names, heights, color="tab:blue")
+        ax.set_ylabel(ylabel)
+        ax.margins(y=0.15)
+        ax.tick_params(axis="x", rotation=20)
+    ax.bar_label(bars, fmt="%.3g", padding=2)
+    ax.set_title(title, fontsize=10)
     return ax
 
 
