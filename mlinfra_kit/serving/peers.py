@@ -132,7 +132,7 @@ def load_profile(
     name: str,
     url: str,
     requests: Any,
-    pid: int,
+    pid: int | None,
     *,
     concurrencies: tuple[int, ...] = (1, 64),
     client: str = "auto",
@@ -144,13 +144,15 @@ def load_profile(
     """One server's row of a side-by-side comparison: for each concurrency, the median of
     ``repeats`` closed-loop runs (throughput, p50, p99), errors over all runs, and during
     the runs at the highest concurrency the CPU its process tree used (in cores) and its
-    resident memory after them."""
+    resident memory after them (``pid=None``: not measured, e.g. a server whose processes
+    are not one tree)."""
     from mlinfra_kit.serving.loadgen import closed_loop
 
     row: dict[str, Any] = {"server": name, "errors": 0}
     top = max(concurrencies)
     for c in concurrencies:
-        cpu_before, wall = tree_usage(pid)[0], time.perf_counter()
+        cpu_before = tree_usage(pid)[0] if pid is not None else 0.0
+        wall = time.perf_counter()
         load = closed_loop(
             url,
             requests,
@@ -161,7 +163,7 @@ def load_profile(
             seconds=seconds,
             warmup=warmup,
         )
-        if c == top:
+        if c == top and pid is not None:
             cpu, rss = tree_usage(pid)
             row["server_cpu_cores"] = (cpu - cpu_before) / (time.perf_counter() - wall)
             row["rss_mb"] = rss
