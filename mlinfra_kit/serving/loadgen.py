@@ -70,18 +70,18 @@ def zipf_indices(n_items: int, size: int, s: float = 1.1, seed: int = 0) -> list
     return rng.choice(n_items, size=size, p=weights / weights.sum()).tolist()
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    """What a load run measured. Latencies are of successful (2xx) requests."""
+class LoadFigures:
+    """What every load result derives from its counts, whichever client measured it
+    (:class:`LoadResult`, :class:`~mlinfra_kit.serving.wrk.WrkResult`): throughput, the
+    client's CPU share, and one flat row with the same keys for a results table."""
 
+    client: str
     mode: str
     concurrency: int
     rate_rps: float | None
     requests: int
     errors: int
-    status_counts: dict[str, int]
     seconds: float
-    latencies_ms: list[float] = field(repr=False)
     client_cpu_s: float
 
     @property
@@ -89,20 +89,19 @@ class LoadResult:
         return (self.requests - self.errors) / self.seconds if self.seconds > 0 else 0.0
 
     @property
-    def stats(self) -> LatencyStats:
-        return latency_stats([ms / 1000 for ms in self.latencies_ms])
-
-    @property
     def client_cpu_cores(self) -> float:
         """CPU the client used, in cores (1.0 = one core busy for the whole run)."""
         return self.client_cpu_s / self.seconds if self.seconds > 0 else 0.0
 
+    def _latency(self) -> LatencyStats | None:
+        return self.stats  # type: ignore[attr-defined]
+
     def row(self, **extra: Any) -> dict[str, Any]:
         """A flat dict for a results table."""
-        stats = self.stats if self.latencies_ms else None
+        stats = self._latency()
         return {
             **extra,
-            "client": "python",
+            "client": self.client,
             "mode": self.mode,
             "concurrency": self.concurrency,
             "rate_rps": self.rate_rps,
@@ -113,6 +112,30 @@ class LoadResult:
             "p99_ms": stats.p99_ms if stats else float("nan"),
             "client_cpu_cores": self.client_cpu_cores,
         }
+
+
+@dataclass(frozen=True)
+class LoadResult(LoadFigures):
+    """What a load run of this module's client measured. Latencies are of successful
+    (2xx) requests."""
+
+    mode: str
+    concurrency: int
+    rate_rps: float | None
+    requests: int
+    errors: int
+    status_counts: dict[str, int]
+    seconds: float
+    latencies_ms: list[float] = field(repr=False)
+    client_cpu_s: float
+    client: str = "python"
+
+    @property
+    def stats(self) -> LatencyStats:
+        return latency_stats([ms / 1000 for ms in self.latencies_ms])
+
+    def _latency(self) -> LatencyStats | None:
+        return self.stats if self.latencies_ms else None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mlinfra_kit.measure import LatencyStats
-from mlinfra_kit.serving.loadgen import Request
+from mlinfra_kit.serving.loadgen import LoadFigures, Request
 
 __all__ = ["WRK_HINT", "WrkResult", "lua_script", "run_wrk", "wrk_available"]
 
@@ -89,7 +89,7 @@ end
 
 
 @dataclass(frozen=True)
-class WrkResult:
+class WrkResult(LoadFigures):
     """What one ``wrk`` run measured; errors are non-2xx/3xx answers, connection errors and
     timeouts. Reads like :class:`~mlinfra_kit.serving.loadgen.LoadResult`."""
 
@@ -104,31 +104,6 @@ class WrkResult:
     mode: str = "closed"
     rate_rps: float | None = None
     client: str = "wrk"
-
-    @property
-    def throughput_rps(self) -> float:
-        return (self.requests - self.errors) / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def client_cpu_cores(self) -> float:
-        """CPU ``wrk`` used, in cores (1.0 = one core busy for the whole run)."""
-        return self.client_cpu_s / self.seconds if self.seconds > 0 else 0.0
-
-    def row(self, **extra: Any) -> dict[str, Any]:
-        """A flat dict for a results table, with the same keys as the Python client's."""
-        return {
-            **extra,
-            "client": self.client,
-            "mode": self.mode,
-            "concurrency": self.concurrency,
-            "rate_rps": self.rate_rps,
-            "requests": self.requests,
-            "errors": self.errors,
-            "throughput_rps": self.throughput_rps,
-            "p50_ms": self.stats.p50_ms,
-            "p99_ms": self.stats.p99_ms,
-            "client_cpu_cores": self.client_cpu_cores,
-        }
 
 
 def _run_once(
