@@ -230,17 +230,23 @@ def closed_loop(
     progress: bool = False,
 ) -> RepeatedLoad:
     """``repeats`` closed-loop runs at ``concurrency`` with the chosen client
-    (:func:`pick_client`): wrk for ``seconds`` each (after a one-second warm-up), or this
-    module's client for ``total`` requests each (after ``warmup``). Every row says which
-    client measured it."""
+    (:func:`pick_client`): wrk for ``seconds`` each (a one-second warm-up before the
+    first), or this module's client for ``total`` requests each (after ``warmup``).
+    Every row says which client measured it."""
     chosen = pick_client(client)
     if chosen == "wrk":
         from mlinfra_kit.serving.wrk import run_wrk
 
         return RepeatedLoad(
-            tuple(
-                run_wrk(base_url, requests, seconds=seconds, concurrency=concurrency)
-                for _ in range(repeats)
+            tuple(  # one warm-up second before the first run; the others follow it warm
+                run_wrk(
+                    base_url,
+                    requests,
+                    seconds=seconds,
+                    concurrency=concurrency,
+                    warmup_s=1.0 if i == 0 else 0.0,
+                )
+                for i in range(repeats)
             )
         )
     return run_repeated(

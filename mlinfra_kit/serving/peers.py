@@ -18,7 +18,7 @@ exact reason, and a notebook records it.
 Examples
 --------
 >>> sorted(PEERS)
-['bentoml', 'litserve', 'mlserver']
+['bentoml', 'litserve', 'mlflow', 'mlserver']
 >>> PEERS["litserve"].glue_lines > 5
 True
 """
@@ -81,6 +81,12 @@ class Peer:
     env: dict[str, str] = field(default_factory=dict)
     workarounds: tuple[str, ...] = ()
     batching: str = ""
+    #: A step a user runs once before starting the server (e.g. saving a model in the
+    #: system's own format); not part of the cold start.
+    prepare: Callable[[str], list[str]] | None = None
+    #: Commands the system runs by name (``uvicorn``) from packages it reads from the kit's
+    #: environment: its own environment gets a script for each, run with its own Python.
+    commands: tuple[str, ...] = ()
 
     def __post_init__(self):
         # Written indented in this module; kept as a user would write them.
@@ -196,6 +202,7 @@ def peer_python(peer: Peer, home: Path | None = None, timeout_s: float = 900) ->
     python = folder / "bin" / "python"
     stamp = folder / "mlinfra-packages.json"
     if python.exists() and stamp.exists() and json.loads(stamp.read_text()) == list(peer.packages):
+        _write_commands(peer, python)
         return str(python)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
     site = subprocess.run(
@@ -222,7 +229,18 @@ def peer_python(peer: Peer, home: Path | None = None, timeout_s: float = 900) ->
             f"{(done.stderr or done.stdout).strip()[-800:]}"
         )
     stamp.write_text(json.dumps(list(peer.packages)))
+    _write_commands(peer, python)
     return str(python)
+
+
+def _write_commands(peer: Peer, python: Path) -> None:
+    for name in peer.commands:
+        script = python.parent / name
+        if not script.exists():
+            script.write_text(
+                f"#!{python}\nimport runpy\nrunpy.run_module({name!r}, run_name='__main__')\n"
+            )
+            script.chmod(0o755)
 
 
 @contextlib.contextmanager
@@ -255,6 +273,14 @@ def run_peer(
             "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             **{k: v.replace("{folder}", folder) for k, v in peer.env.items()},
         }
+        if peer.prepare is not None:
+            done = subprocess.run(
+                peer.prepare(python), cwd=folder, env=env, capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                raise PeerUnavailable(
+                    f"{peer.name}: preparing failed: {(done.stderr or done.stdout).strip()[-800:]}"
+                )
         tic = time.perf_counter()
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
@@ -497,5 +523,77 @@ MLSERVER = Peer(
     batching="adaptive batching, max_batch_size=32, max_batch_time=2 ms",
 )
 
+MLFLOW = Peer(
+    name="mlflow",
+    # Its own environment: a tracking server, a registry and their database drivers, none of
+    # which the kit's server needs.
+    packages=("mlflow==3.17.0",),
+    glue={
+        "tag_model.py": """\
+        import torch
+        from mlflow.pyfunc import PythonModel
+
+        from mlinfra_kit.data import project_text
+        from mlinfra_kit.models import TagClassifier
+
+
+        class TagModel(PythonModel):
+            def load_context(self, context):
+                torch.set_num_threads(1)
+                self.model = TagClassifier.load(context.artifacts["model"])
+
+            def predict(self, context, model_input, params=None):
+                texts = [project_text(t, d) for t, d in
+                         zip(model_input["title"], model_input["description"])]
+                return [p.tag for p in self.model.predict(texts)]
+        """,
+        "save.py": """\
+        import os
+
+        import mlflow
+        import pandas as pd
+
+        from tag_model import TagModel
+
+        mlflow.pyfunc.save_model(
+            "tag-pyfunc",
+            python_model=TagModel(),
+            artifacts={"model": os.environ["MLINFRA_MODEL"]},
+            code_paths=["tag_model.py"],
+            input_example=pd.DataFrame([{"title": "YOLO on a webcam", "description": ""}]),
+        )
+        """,
+    },
+    prepare=lambda python: [python, "save.py"],
+    command=lambda python, port: [
+        _script(python, "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        "tag-pyfunc",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ],
+    ready_path="/ping",
+    path="/invocations",
+    body=lambda title, description: {
+        "dataframe_records": [{"title": title, "description": description}]
+    },
+    tag_of=lambda answer: answer["predictions"][0],
+    env={"MLFLOW_TRACKING_URI": "sqlite:///{folder}/mlflow.db"},
+    workarounds=(
+        "--env-manager local, with the environment's bin first on PATH and a uvicorn there "
+        "(it execs `uvicorn` by name)",
+        "an input example fixes the column names the scoring server enforces",
+        "its own environment: the tracking and registry stack the kit's server does not need",
+    ),
+    batching="none (one model call per request)",
+    commands=("uvicorn",),
+)
+
 #: The peers the kit knows how to start, by name.
-PEERS: dict[str, Peer] = {p.name: p for p in (BENTOML, LITSERVE, MLSERVER)}
+PEERS: dict[str, Peer] = {p.name: p for p in (BENTOML, LITSERVE, MLFLOW, MLSERVER)}
