@@ -18,7 +18,7 @@ exact reason, and a notebook records it.
 Examples
 --------
 >>> sorted(PEERS)
-['bentoml', 'litserve', 'mlflow', 'mlserver']
+['bentoml', 'litserve', 'mlflow', 'mlserver', 'torchserve']
 >>> PEERS["litserve"].glue_lines > 5
 True
 """
@@ -65,16 +65,18 @@ class Peer:
 
     ``glue`` maps file names to the code a user writes (``{port}`` and ``{model}`` are filled
     in); ``command(python, port)`` is the start command, run in the glue's folder;
-    ``ready_path`` answers 200 once the model can serve; ``path`` and ``body(title,
-    description)`` make one prediction request; ``tag_of(json)`` reads the tag from its
-    answer. ``packages`` go into the peer's own environment (empty: the kit's own).
+    ``ready_path`` answers 200 once the model can serve (None: ready once a prediction
+    request answers 200, for a system whose health route says healthy too early); ``path``
+    and ``body(title, description)`` make one prediction request; ``tag_of(json)`` reads the
+    tag from its answer. ``packages`` go into the peer's own environment (empty: the kit's
+    own).
     ``workarounds`` are what it took to run it here: part of what a user pays."""
 
     name: str
     packages: tuple[str, ...]
     glue: dict[str, str]
     command: Callable[[str, int], list[str]]
-    ready_path: str
+    ready_path: str | None
     path: str
     body: Callable[[str, str], Any]
     tag_of: Callable[[Any], str]
@@ -296,6 +298,9 @@ def run_peer(
         try:
 
             def ready() -> bool:
+                if peer.ready_path is None:  # a real prediction, not a health route
+                    probe = peer.body("YOLO on a webcam", "")
+                    return httpx.post(url + peer.path, json=probe, timeout=5).status_code == 200
                 return httpx.get(url + peer.ready_path, timeout=2).status_code == 200
 
             wait_until(ready, timeout_s, f"{peer.name} on {url}", process, interval_s=0.1)
@@ -595,5 +600,71 @@ MLFLOW = Peer(
     commands=("uvicorn",),
 )
 
+TORCHSERVE = Peer(
+    name="torchserve",
+    # Its own environment: its archiver and Java front end are not the kit's to carry.
+    packages=("torchserve==0.12.0", "torch-model-archiver==0.12.0"),
+    glue={
+        "handler.py": """\
+        import json
+
+        import torch
+        from ts.torch_handler.base_handler import BaseHandler
+
+        from mlinfra_kit.data import project_text
+        from mlinfra_kit.models import TagClassifier
+
+
+        class TagHandler(BaseHandler):
+            def initialize(self, context):
+                torch.set_num_threads(1)
+                self.model = TagClassifier.load("{model}")
+                self.initialized = True
+
+            def handle(self, data, context):  # a batch: one row per request
+                rows = [row.get("body") or row.get("data") for row in data]
+                rows = [json.loads(r) if isinstance(r, (bytes, bytearray)) else r for r in rows]
+                texts = [project_text(r["title"], r.get("description", "")) for r in rows]
+                return [{"tag": p.tag, "probabilities": p.probabilities}
+                        for p in self.model.predict(texts)]
+        """,
+        "config.properties": """\
+        inference_address=http://127.0.0.1:{port}
+        management_address=http://127.0.0.1:{free_port}
+        metrics_address=http://127.0.0.1:{free_port}
+        model_store=model-store
+        load_models=tag.mar
+        disable_token_authorization=true
+        models={"tag": {"1.0": {"marName": "tag.mar", "minWorkers": 1, "maxWorkers": 1, \\
+          "batchSize": 32, "maxBatchDelay": 2}}}
+        """,
+    },
+    prepare=lambda python: [
+        "sh",
+        "-c",
+        f"mkdir -p model-store && {_script(python, 'torch-model-archiver')} --model-name tag "
+        "--version 1.0 --handler handler.py --export-path model-store",
+    ],
+    command=lambda python, port: [
+        _script(python, "torchserve"),
+        "--start",
+        "--foreground",
+        "--ncs",
+        "--disable-token-auth",
+        "--ts-config",
+        "config.properties",
+    ],
+    ready_path=None,  # /ping says Healthy while its workers still die and restart
+    path="/predictions/tag",
+    body=_project_body,
+    tag_of=lambda answer: answer["tag"],
+    workarounds=(
+        "--disable-token-auth (token authorization is on by default since 0.11)",
+        "readiness is a real prediction: /ping answers Healthy while workers still fail",
+        "archived upstream in 2025: 0.12.0 is its last release; needs Java 17",
+    ),
+    batching="batchSize=32, maxBatchDelay=2 ms",
+)
+
 #: The peers the kit knows how to start, by name.
-PEERS: dict[str, Peer] = {p.name: p for p in (BENTOML, LITSERVE, MLFLOW, MLSERVER)}
+PEERS: dict[str, Peer] = {p.name: p for p in (BENTOML, LITSERVE, MLFLOW, MLSERVER, TORCHSERVE)}
