@@ -39,6 +39,7 @@ __all__ = [
     "time_calls",
     "model_size_bytes",
     "peak_memory_mb",
+    "process_rss_mb",
     "environment",
     "distribution_version",
     "busy_cores",
@@ -182,6 +183,16 @@ def busy_cores(n: int = 1) -> Iterator[None]:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` now, in MB (Linux: ``/proc``); NaN when it has
+    none to report (a zombie). An ``OSError`` when there is no such process."""
+    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    return float("nan")
 
 
 def peak_memory_mb() -> float:

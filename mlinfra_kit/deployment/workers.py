@@ -12,10 +12,10 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mlinfra_kit.artifacts import require_artifact
+from mlinfra_kit.measure import process_rss_mb
 from mlinfra_kit.services import LOOPBACK, child_process, free_port
 from mlinfra_kit.serving.config import ServerConfig
 from mlinfra_kit.serving.process import server_command
@@ -34,14 +34,7 @@ class WorkerPool:
 
     def rss_mb(self) -> dict[int, float]:
         """Resident memory of each worker process, in MB (Linux)."""
-        return {pid: _rss_mb(pid) for pid in self.worker_pids}
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    return float("nan")
+        return {pid: process_rss_mb(pid) for pid in self.worker_pids}
 
 
 @contextlib.contextmanager
