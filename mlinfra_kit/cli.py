@@ -94,15 +94,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         config = ServerConfig.from_args(args)
         require_artifact(config.model)
         port = args.port if args.port is not None else port_from_env(8000)
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {args.workers}")
     except ValueError as err:
         print(f"mlinfra serve: {err}", file=sys.stderr)
         return 2
     print(
         f"serving {config.model} on http://{args.host}:{port} "
-        f"(batching {'on' if config.batching else 'off'})",
+        f"(batching {'on' if config.batching else 'off'}"
+        + (f", {args.workers} worker processes)" if args.workers > 1 else ")"),
         flush=True,
     )
-    serve(config, host=args.host, port=port)
+    serve(config, host=args.host, port=port, workers=args.workers)
     return 0
 
 
@@ -211,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="port (default: $SAGEMAKER_BIND_TO_PORT, else $PORT, else 8000)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port, each with its own model (default: 1; "
+        "one per core uses the machine)",
     )
     add_arguments(p)  # one flag per ServerConfig field, with its default
     p.set_defaults(func=_cmd_serve)

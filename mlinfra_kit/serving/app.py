@@ -517,6 +517,10 @@ def load_now(app: FastAPI) -> None:
         raise ValueError(f"cannot serve {state.config.model}: {state.load_error}")
 
 
+#: The app factory uvicorn imports in each worker process.
+APP_FACTORY = "mlinfra_kit.serving.app:app_from_env"
+
+
 def app_from_env() -> FastAPI:
     """An app from the ``MLINFRA_SERVER_CONFIG`` environment variable (JSON of a
     :class:`ServerConfig`): the factory uvicorn calls in each server process."""
@@ -537,9 +541,15 @@ def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
 
 
 def serve(
-    config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning"
+    config: ServerConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "warning",
+    workers: int = 1,
 ) -> None:
-    """Serve ``config`` with uvicorn until interrupted (what ``mlinfra serve`` runs).
+    """Serve ``config`` with uvicorn until interrupted (what ``mlinfra serve`` runs), in
+    ``workers`` processes sharing the port (each loads its own copy of the model: one per
+    core is the usual choice, since each runs its model on its own event loop).
 
     On SIGTERM or Ctrl-C it stops accepting, answers what it has read, closes idle
     connections, waits at most ``config.shutdown_timeout_s`` for the rest, and exits 0.
@@ -549,9 +559,14 @@ def serve(
 
     import uvicorn
 
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    options = dict(host=host, port=port, log_level=log_level, **uvicorn_options(config))
+    if workers > 1:  # uvicorn starts each worker from the factory, which reads the config
+        os.environ.update(config.to_env())
+        uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+        return
     # uvicorn re-raises the signal it handled once it has shut down: exiting through this
     # handler makes a requested stop a clean exit (status 0), not a death by signal (143).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        create_app(config), host=host, port=port, log_level=log_level, **uvicorn_options(config)
-    )
+    uvicorn.run(create_app(config), **options)

@@ -64,7 +64,7 @@ def server_command(config: ServerConfig, port: int, workers: int = 1) -> list[st
     :class:`ServerConfig` from :data:`~mlinfra_kit.serving.config.CONFIG_ENV`), on loopback,
     with ``workers`` processes. :func:`run_server` and
     :func:`~mlinfra_kit.deployment.run_workers` both start servers with it."""
-    from mlinfra_kit.serving.app import uvicorn_options  # the same settings as `serve`
+    from mlinfra_kit.serving.app import APP_FACTORY, uvicorn_options  # as `serve` does
 
     flags: list[str] = []
     for name, value in uvicorn_options(config).items():
@@ -74,7 +74,7 @@ def server_command(config: ServerConfig, port: int, workers: int = 1) -> list[st
         else:
             flags += [flag, str(value)]
     return [
-        sys.executable, "-m", "uvicorn", "mlinfra_kit.serving.app:app_from_env", "--factory",
+        sys.executable, "-m", "uvicorn", APP_FACTORY, "--factory",
         "--host", LOOPBACK, "--port", str(port), "--workers", str(workers),
         "--log-level", "warning", *flags,
     ]  # fmt: skip
@@ -110,8 +110,13 @@ def run_server(
 
 
 @contextlib.contextmanager
-def run_trivial_server(port: int | None = None, timeout_s: float = 60) -> Iterator[RunningServer]:
-    """A server that does no work, to measure what a load generator can drive at most."""
+def run_trivial_server(
+    port: int | None = None, timeout_s: float = 60, workers: int = 1
+) -> Iterator[RunningServer]:
+    """A server that does no work, to measure what a load generator can drive at most, in
+    ``workers`` uvicorn processes (compare a server with as many)."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     port = port or free_port()
     args = [
         sys.executable,
@@ -125,6 +130,8 @@ def run_trivial_server(port: int | None = None, timeout_s: float = 60) -> Iterat
         "--log-level",
         "warning",
         "--no-access-log",
+        "--workers",
+        str(workers),
     ]
     url = f"http://{LOOPBACK}:{port}"
     with child_process(

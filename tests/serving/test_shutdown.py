@@ -2,6 +2,7 @@
 clients exits 0 within its bound, and a request in flight at SIGTERM is answered."""
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -164,3 +165,29 @@ def test_requests_around_sigterm_are_answered_or_refused_never_reset(serve):
     assert process.wait(timeout=30) == 0
     assert set(outcomes) <= {200, "ConnectError"}, outcomes
     assert outcomes.count(200) > 0
+
+
+def test_workers_share_the_port_and_stop_together_on_sigterm(serve):
+    url, process, _ = serve("--workers", "2")
+    pids = set()
+    for _ in range(200):  # a new connection each time: the kernel spreads them
+        with httpx.Client(base_url=url, headers={"connection": "close"}) as client:
+            assert client.post("/predict", json=BODY).status_code == 200
+            pids.add(client.get("/health").json()["pid"])
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2 and process.pid not in pids
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, process.stderr.read()[-2000:]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_workers_below_one_is_refused_with_the_flag_named(artifact):
+    done = subprocess.run(
+        [sys.executable, "-m", "mlinfra_kit.cli", "serve", "--model", str(artifact),
+         "--workers", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--workers must be at least 1" in done.stderr
