@@ -18,7 +18,7 @@ exact reason, and a notebook records it.
 Examples
 --------
 >>> sorted(PEERS)
-['bentoml', 'litserve', 'mlflow', 'mlserver', 'torchserve']
+['bentoml', 'litserve', 'mlflow', 'mlserver', 'pytriton', 'torchserve']
 >>> PEERS["litserve"].glue_lines > 5
 True
 """
@@ -675,5 +675,71 @@ TORCHSERVE = Peer(
     batching="batchSize=32, maxBatchDelay=2 ms",
 )
 
+PYTRITON = Peer(
+    name="pytriton",
+    # Its own environment: it requires numpy<2, older than the kit's; its wheel bundles
+    # Triton Inference Server itself.
+    packages=("nvidia-pytriton==0.7.0", "numpy<2"),
+    glue={
+        "serve.py": """\
+        import numpy as np
+        import torch
+        from pytriton.decorators import batch
+        from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+        from pytriton.triton import Triton, TritonConfig
+
+        from mlinfra_kit.data import project_text
+        from mlinfra_kit.models import TagClassifier
+
+        torch.set_num_threads(1)
+        model = TagClassifier.load("{model}")
+
+
+        @batch
+        def infer(title, description):  # bytes arrays of shape (batch, 1)
+            texts = [project_text(t[0].decode(), d[0].decode()) for t, d in zip(title, description)]
+            tags = [p.tag.encode() for p in model.predict(texts)]
+            return {"tag": np.array(tags, dtype=np.object_).reshape(-1, 1)}
+
+
+        config = TritonConfig(http_address="127.0.0.1", http_port={port},
+                              grpc_address="127.0.0.1", grpc_port={free_port},
+                              allow_metrics=False, metrics_port={free_port})
+        with Triton(config=config, workspace="workspace") as triton:
+            triton.bind(
+                model_name="tag",
+                infer_func=infer,
+                inputs=[Tensor(name="title", dtype=bytes, shape=(1,)),
+                        Tensor(name="description", dtype=bytes, shape=(1,))],
+                outputs=[Tensor(name="tag", dtype=bytes, shape=(1,))],
+                config=ModelConfig(max_batch_size=32,
+                                   batcher=DynamicBatcher(max_queue_delay_microseconds=2000)),
+            )
+            triton.serve()
+        """,
+    },
+    command=lambda python, port: [python, "serve.py"],
+    ready_path="/v2/models/tag/ready",
+    path="/v2/models/tag/infer",
+    body=lambda title, description: {
+        "inputs": [
+            {"name": "title", "shape": [1, 1], "datatype": "BYTES", "data": [title]},
+            {"name": "description", "shape": [1, 1], "datatype": "BYTES", "data": [description]},
+        ]
+    },
+    tag_of=lambda answer: answer["outputs"][0]["data"][0],
+    # Triton's Python backend loads libpython from the interpreter's LIBDIR.
+    env={"LD_LIBRARY_PATH": str(sysconfig.get_config_var("LIBDIR") or "")},
+    workarounds=(
+        "its own environment: it requires numpy<2 (the kit runs numpy 2)",
+        "LD_LIBRARY_PATH set to the interpreter's LIBDIR, else Triton's Python backend cannot "
+        "load libpython",
+        "the bundled Triton server runs on the CPU here; it logs CUDA errors at start and serves",
+    ),
+    batching="Triton's dynamic batcher, max_batch_size=32, max_queue_delay 2 ms",
+)
+
 #: The peers the kit knows how to start, by name.
-PEERS: dict[str, Peer] = {p.name: p for p in (BENTOML, LITSERVE, MLFLOW, MLSERVER, TORCHSERVE)}
+PEERS: dict[str, Peer] = {
+    p.name: p for p in (BENTOML, LITSERVE, MLFLOW, MLSERVER, PYTRITON, TORCHSERVE)
+}
