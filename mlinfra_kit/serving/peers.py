@@ -150,12 +150,17 @@ def load_profile(
     seconds: float = 3.0,
     total: int = 2000,
     warmup: int = 100,
+    min_requests: int = 0,
 ) -> dict[str, Any]:
     """One server's row of a side-by-side comparison: for each concurrency, the median of
-    ``repeats`` closed-loop runs (throughput, p50, p99), errors over all runs, and during
-    the runs at the highest concurrency the CPU its process tree used (in cores) and its
-    resident memory after them (``pid=None``: not measured, e.g. a server whose processes
-    are not one tree)."""
+    ``repeats`` closed-loop runs (throughput, p50, p99), the requests answered
+    (``requests_c<N>``), errors over all runs, and during the runs at the highest
+    concurrency the CPU its process tree used (in cores) and its resident memory after them
+    (``pid=None``: not measured, e.g. a server whose processes are not one tree).
+
+    Where the runs at the highest concurrency answered fewer than ``min_requests`` (a slow
+    server, short runs), one more run there sends the rest: it counts for errors and
+    requests, not for the timings."""
     from mlinfra_kit.serving.loadgen import closed_loop
 
     row: dict[str, Any] = {"server": name, "errors": 0}
@@ -187,6 +192,21 @@ def load_profile(
         }
         row["errors"] += load.errors
         row["client"] = load.row()["client"]
+        row[f"requests_c{c}"] = sum(run.stats.count for run in load.runs)
+        missing = min_requests - row[f"requests_c{c}"] if c == top else 0
+        if missing > 0:
+            more = closed_loop(
+                url,
+                requests,
+                concurrency=c,
+                client=client,
+                repeats=1,
+                total=missing,
+                seconds=1.2 * missing / max(load.throughput_rps, 1.0),
+                warmup=0,
+            )
+            row["errors"] += more.errors
+            row[f"requests_c{c}"] += more.median.stats.count
     return row
 
 

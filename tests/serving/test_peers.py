@@ -23,3 +23,26 @@ def test_a_peer_serves_the_kits_answers_and_stops_whole(name, artifact, trained)
     assert peer.glue_lines > 5
     alive = [pid for pid in group if _alive(pid)]
     assert not alive, f"{name} left processes behind: {alive}"
+
+
+def test_load_profile_sends_at_least_min_requests_at_the_top_concurrency():
+    from mlinfra_kit.serving import run_trivial_server
+    from mlinfra_kit.serving.loadgen import post_json
+    from mlinfra_kit.serving.peers import load_profile
+
+    with run_trivial_server() as server:
+        row = load_profile(
+            "no work",
+            server.url,
+            post_json("/predict", [{"title": "YOLO"}]),
+            server.pid,
+            concurrencies=(1, 8),
+            repeats=1,
+            seconds=0.2,
+            total=200,
+            warmup=10,
+            min_requests=30_000,
+        )
+    assert row["errors"] == 0 and row["requests_c8"] >= 30_000
+    assert 0 < row["requests_c1"] < 30_000  # only the top concurrency is topped up
+    assert row["rps_c8"] > 0 and row["server_cpu_cores"] > 0
