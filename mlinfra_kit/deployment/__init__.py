@@ -5,7 +5,9 @@
 - Kubernetes: :func:`manifests`, :func:`kserve_inference_service`, :func:`validate`;
 - serverless: :func:`make_handler` (an AWS Lambda handler through Mangum), API Gateway
   event builders, :func:`measure_cold_start`, :func:`sam_template`, :func:`lint_template`,
-  :func:`package_size_bytes`.
+  :func:`package_size_bytes`; Google Cloud Functions in
+  :mod:`mlinfra_kit.deployment.cloud_functions` (imported on its own: it needs
+  ``functions-framework``).
 """
 
 from mlinfra_kit.deployment.container import (
