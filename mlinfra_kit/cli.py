@@ -46,6 +46,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             print(f"  FAILED after {result.seconds:.1f} s\n  {result.error}", flush=True)
 
+    track = None
+    if not args.no_track:
+        from mlinfra_kit.tracking import TRACK_HINT, tracking_available, tracking_uri
+
+        if tracking_available():
+            track = tracking_uri(args.out)
+        else:
+            print(f"tracking off: {TRACK_HINT}", flush=True)
     try:
         outcomes = run_notebooks(
             chosen,
@@ -55,6 +63,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             kernel=args.kernel,
             cell_timeout=args.cell_timeout,
             on_event=report,
+            track=track,
         )
     except ValueError as err:
         print(f"mlinfra run: {err}", file=sys.stderr)
@@ -67,6 +76,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{f', {skipped} skipped' if skipped else ''} in {total:.1f} s; "
         f"results in {Path(args.out) / 'results'}"
     )
+    tracked = [o for o in outcomes if o.mlflow_run_id]
+    if tracked:
+        print(
+            f"{len(tracked)} MLflow run(s) in {track}; to compare them: "
+            f"mlflow ui --backend-store-uri {track}"
+        )
+    for o in outcomes:
+        if o.tracking_error:
+            print(f"{o.notebook} ran but was not tracked: {o.tracking_error}", file=sys.stderr)
     for o in failed:
         print(f"failed: {o.error}", file=sys.stderr)
     return 1 if failed else 0
@@ -194,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1200,
         metavar="SECONDS",
         help="fail a cell that runs longer than this (default: 1200)",
+    )
+    p.add_argument(
+        "--no-track",
+        action="store_true",
+        help="do not log the runs to MLflow (default: $MLFLOW_TRACKING_URI, else DIR/mlflow.db)",
     )
     p.add_argument("--notebooks", type=Path, help=notebooks_help)
     p.set_defaults(func=_cmd_run)

@@ -73,6 +73,9 @@ class NotebookResult:
     output: str
     error: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: The MLflow run it was logged as (``track``), or why logging it failed.
+    mlflow_run_id: str | None = None
+    tracking_error: str | None = None
 
 
 def notebooks_dir() -> Path:
@@ -170,12 +173,16 @@ def run_notebooks(
     kernel: str = "python3",
     cell_timeout: int = 1200,
     on_event: Callable[[str, NotebookInfo, NotebookResult | None], None] | None = None,
+    track: str | None = None,
 ) -> list[NotebookResult]:
     """Execute ``notebooks`` in order into ``out_dir``; one failure does not stop the rest.
 
     ``parameters`` go to every notebook that has them in its ``parameters`` cell; a
     parameter that no selected notebook has is an error (it is probably misspelled).
-    ``on_event("start"|"end", notebook, result)`` reports progress.
+    ``on_event("start"|"end", notebook, result)`` reports progress. With ``track`` (an
+    MLflow tracking URI, see :mod:`mlinfra_kit.tracking`), each notebook that recorded
+    results is logged as an MLflow run there; a logging failure is reported in its result
+    (``tracking_error``), it does not fail the notebook.
     """
     import papermill
 
@@ -254,6 +261,21 @@ def run_notebooks(
             error,
             given,
         )
+        recorded_path = results_dir / f"{nb.name}.json"
+        if track and recorded_path.exists():
+            from mlinfra_kit.tracking import log_notebook_run
+
+            try:
+                result.mlflow_run_id = log_notebook_run(
+                    recorded_path,
+                    track,
+                    notebook_path=output,
+                    parameters={k: v for k, v in given.items() if k not in RESERVED_PARAMETERS},
+                    status=result.status,
+                    seconds=result.seconds,
+                )
+            except Exception as err:  # noqa: BLE001 - the notebook ran; say why it is not logged
+                result.tracking_error = f"{type(err).__name__}: {err}"
         outcomes.append(result)
         if on_event:
             on_event("end", nb, result)
