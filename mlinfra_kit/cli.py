@@ -7,6 +7,7 @@ Heavy libraries (torch, papermill) are imported inside the commands that use the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -110,6 +111,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         config = ServerConfig.from_args(args)
+        if str(config.model).startswith("models:/"):  # a version in MLflow's registry
+            config = dataclasses.replace(config, model=str(_registered(config.model)))
         require_artifact(config.model)
         port = args.port if args.port is not None else port_from_env(8000)
         if args.workers < 1:
@@ -125,6 +128,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     serve(config, host=args.host, port=port, workers=args.workers)
     return 0
+
+
+def _registered(uri: str) -> Path:
+    """The local artifact of a registered model URI (``models:/tag-classifier@champion``)."""
+    try:
+        from mlinfra_kit.application.mlflow_registry import resolve_model
+    except ImportError:
+        raise ValueError(
+            f"{uri} names a model in MLflow's registry: pip install 'mlinfra-kit[track]'"
+        ) from None
+    return resolve_model(uri)
 
 
 def _service_version(program: str) -> str | None:

@@ -33,6 +33,7 @@ from typing import Any
 __all__ = [
     "TRACK_HINT",
     "default_tracking_uri",
+    "ensure_experiment",
     "experiment_name",
     "log_notebook_run",
     "tracking_available",
@@ -65,6 +66,20 @@ def experiment_name(notebook: str) -> str:
     return f"mlinfra-kit/{notebook}"
 
 
+def ensure_experiment(client: Any, uri: str, name: str) -> str:
+    """The id of experiment ``name`` at ``uri``, made if missing. With a SQLite store its
+    artifacts go to ``mlartifacts`` beside the database (MLflow's default, ``./mlruns``,
+    would be the current folder's)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        store = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+        location = (store / name.replace("/", "-")).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """MLflow's notices (creating its tables) and its libraries' deprecation warnings are
@@ -74,8 +89,10 @@ def _quiet() -> Iterator[None]:
         import mlflow  # noqa: F401 - it sets its loggers' levels on import: quiet them after
     loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
     levels = [logger.level for logger in loggers]
+    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     for logger in loggers:
-        logger.setLevel(logging.WARNING)
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -83,6 +100,10 @@ def _quiet() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
 
 
 def log_notebook_run(
@@ -116,16 +137,7 @@ def _log(results_path, uri, notebook_path, parameters, status, seconds) -> str:
 
     doc = results.load(results_path)
     client = MlflowClient(tracking_uri=uri)
-    name = experiment_name(doc["notebook"])
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        location = None
-        if uri.startswith("sqlite:///"):
-            store = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
-            location = (store / doc["notebook"]).resolve().as_uri()
-        experiment_id = client.create_experiment(name, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
+    experiment_id = ensure_experiment(client, uri, experiment_name(doc["notebook"]))
 
     params = {**doc.get("parameters", {}), **(parameters or {})}
     lessons = [Lesson(**lesson) for lesson in doc.get("lessons", [])]
