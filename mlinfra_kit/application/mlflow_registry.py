@@ -18,6 +18,7 @@ Versions are named ``v<N>`` after MLflow's version number ``N``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -37,6 +38,7 @@ __all__ = [
     "MLflowRegistry",
     "TagModel",
     "is_model_uri",
+    "model_cache",
     "resolve_model",
 ]
 
@@ -227,13 +229,22 @@ class MLflowRegistry:
         return resolve_model(f"models:/{self.name}/{self._number(version)}", self.uri, self.cache)
 
 
+def model_cache(uri: str) -> Path:
+    """Where versions from the registry at ``uri`` are downloaded to by default: beside a
+    SQLite store (``models/``), else a temporary folder of that registry's own."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).parent / "models"
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / "mlinfra-models" / digest
+
+
 def resolve_model(
     model: str | os.PathLike, uri: str | None = None, cache: str | os.PathLike | None = None
 ) -> Path:
     """The local kit artifact for ``model``: a folder as it is, or a registered model
     (``models:/tag-classifier@champion``, ``models:/tag-classifier/2``) from the MLflow
     registry at ``uri`` (default: ``MLFLOW_TRACKING_URI``), downloaded under ``cache``
-    (default: ``MLINFRA_MODEL_CACHE``, else a temporary folder) by version, so an alias
+    (default: ``MLINFRA_MODEL_CACHE``, else :func:`model_cache`) by version, so an alias
     that moves later gets the new version's copy. A ``ValueError`` says what is missing."""
     if not is_model_uri(model):
         return Path(model)
@@ -252,15 +263,15 @@ def resolve_model(
                 client.get_model_version(name, number)
         except MlflowException as err:
             raise ValueError(f"{model} is not in the registry at {uri}: {err.message}") from None
-        root = Path(cache or os.environ.get("MLINFRA_MODEL_CACHE") or tempfile.gettempdir())
+        root = Path(cache or os.environ.get("MLINFRA_MODEL_CACHE") or model_cache(uri))
         local = root / f"{name}-v{number}"
         if not local.is_dir():
             import mlflow
 
-            staging = Path(tempfile.mkdtemp(dir=root if root.exists() else None))
+            root.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=root))  # renamed into place when complete
             mlflow.artifacts.download_artifacts(f"models:/{name}/{number}", dst_path=str(staging))
             shutil.rmtree(local, ignore_errors=True)
-            local.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging, local)
     return _find_artifact(local)
 

@@ -1,0 +1,105 @@
+"""The model's lifecycle on workflow tools: the retraining pipeline as a Metaflow flow
+(:mod:`mlinfra_kit.lifecycle.retrain_flow`), run locally and read back with Metaflow's
+client.
+
+:func:`run_retrain_flow` runs the flow as its users run it (``python retrain_flow.py run``)
+with ``USERNAME`` and the local datastore set explicitly (:func:`flow_env`: Metaflow needs a
+user name, and its client finds runs relative to the datastore root), and returns what the
+run stored, read through Metaflow's client (:func:`flow_results`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FLOW_FILE", "flow_env", "flow_results", "run_retrain_flow"]
+
+#: The flow, run as a script.
+FLOW_FILE = Path(__file__).with_name("retrain_flow.py")
+
+
+def flow_env(root: str | os.PathLike, user: str = "mlinfra") -> dict[str, str]:
+    """The environment a local Metaflow run and its client need: a user name, local
+    metadata and datastore, the datastore's root."""
+    return {
+        "USERNAME": os.environ.get("USERNAME", user),
+        "METAFLOW_DEFAULT_METADATA": "local",
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(Path(root).resolve()),
+    }
+
+
+def run_retrain_flow(
+    root: str | os.PathLike,
+    *,
+    registry: str,
+    store: str,
+    data_source: str = "made-with-ml",
+    seed: int = 0,
+    epochs: int = 0,
+    min_gain: float = 0.0,
+    rehearse_retry: bool = False,
+    timeout_s: float = 900,
+) -> dict[str, Any]:
+    """Run the retraining flow with its datastore under ``root`` and return
+    :func:`flow_results` of that run. ``rehearse_retry`` fails the data load's first
+    attempt, to show the retry. A failed run raises ``RuntimeError`` with the end of its
+    output (Metaflow names the step that failed)."""
+    command = [
+        sys.executable, str(FLOW_FILE), "run",
+        "--data-source", str(data_source), "--registry", registry, "--store", store,
+        "--seed", str(seed), "--epochs", str(epochs), "--min-gain", str(min_gain),
+        "--rehearse-retry", str(rehearse_retry),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        env={**os.environ, **flow_env(root)},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the retraining flow failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return flow_results(root)
+
+
+_READ = textwrap.dedent("""
+    import json
+    from metaflow import Flow, namespace
+    namespace(None)
+    run = Flow("RetrainFlow").latest_run
+    data = run.data
+    print(json.dumps({
+        "run_id": run.id, "successful": run.successful, "steps": [s.id for s in run.steps()],
+        "attempts": {s.id: s.task.current_attempt for s in run.steps()},
+        "seconds": (run.finished_at - run.created_at).total_seconds(),
+        "checks": data.checks, "version": data.version, "champion_before": data.champion,
+        "candidate_macro_f1": data.candidate_metrics["macro_f1"],
+        "champion_macro_f1": (data.champion_metrics or {}).get("macro_f1"),
+        "promoted": data.better, "serving": data.serving, "stored": data.stored,
+    }))
+""")
+
+
+def flow_results(root: str | os.PathLike) -> dict[str, Any]:
+    """The latest retraining run under ``root``, read through Metaflow's client (in a
+    fresh process: the client reads its datastore root once, when imported): run id,
+    success, steps and attempts, the data checks, the version registered, the candidate's
+    and the former champion's macro F1, whether it was promoted, the version serving and
+    how many predictions were stored."""
+    done = subprocess.run(
+        [sys.executable, "-c", _READ],
+        env={**os.environ, **flow_env(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"reading the flow's run failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
