@@ -41,13 +41,16 @@ def render_report(run_dir: str | os.PathLike) -> str:
         total = sum(r["seconds"] for r in runs)
         failed = [r for r in runs if r["status"] == "failed"]
         skipped = [r for r in runs if r["status"] == "skipped"]
+        tracked = [r for r in runs if r.get("mlflow_run_id")]
         lines += [
             f"{len(runs)} notebook(s), {len(runs) - len(failed) - len(skipped)} ok, "
-            f"{len(failed)} failed, {len(skipped)} skipped, {format_value(total)} s in all.",
+            f"{len(failed)} failed, {len(skipped)} skipped, {format_value(total)} s in all"
+            + (f"; {len(tracked)} logged as MLflow runs." if tracked else "."),
             "",
             markdown_table(
                 [
                     {"notebook": r["notebook"], "status": r["status"], "seconds": r["seconds"]}
+                    | ({"mlflow_run": r.get("mlflow_run_id") or "-"} if tracked else {})
                     for r in runs
                 ]
             ),

@@ -290,7 +290,11 @@ def _write_summary(out: Path, outcomes: Sequence[NotebookResult]) -> None:
     previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     entries = {e["notebook"]: e for e in previous.get("notebooks", [])}
     entries.update({o.notebook: asdict(o) for o in outcomes})
-    summary = {"notebooks": [entries[k] for k in sorted(entries)]}
+    notebooks = [entries[k] for k in sorted(entries)]
+    summary = {
+        "notebooks": notebooks,
+        "mlflow_runs_logged": sum(bool(e.get("mlflow_run_id")) for e in notebooks),
+    }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)

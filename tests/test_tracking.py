@@ -2,10 +2,13 @@
 lessons, the machine as tags, the executed notebook and its results as artifacts; a sweep
 is comparable runs in one experiment."""
 
+import json
+
 import pytest
 from helpers import make_notebook
 
 from mlinfra_kit import results
+from mlinfra_kit.report import render_report
 from mlinfra_kit.results import Lesson
 from mlinfra_kit.runner import discover, run_notebooks
 from mlinfra_kit.tracking import default_tracking_uri, experiment_name, log_notebook_run
@@ -71,6 +74,8 @@ def test_a_three_seed_sweep_is_three_comparable_runs(tmp_path):
     assert [r.data.metrics["accuracy"] for r in runs] == [0.5, 0.6, 0.7]
     assert all(r.data.metrics["errors"] == 0 for r in runs)
     assert [r.data.metrics["lessons_held"] for r in runs] == [0, 1, 1]
+    assert json.loads((out / "run.json").read_text())["mlflow_runs_logged"] == 1  # the last
+    assert "1 logged as MLflow runs" in render_report(out)
 
 
 def test_a_failed_notebook_with_results_is_logged_as_failed(tmp_path):
