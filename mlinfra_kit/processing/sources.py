@@ -131,6 +131,18 @@ class RedisStreamSource(Generic[T]):
         self._redis.close()
 
 
+class EventSource(Protocol):
+    """What :func:`consume` needs of a transport: Redis Streams
+    (:class:`RedisStreamSource`), Kinesis (:class:`~mlinfra_kit.processing.kinesis.KinesisSource`),
+    or a Kafka consumer written to the same three methods."""
+
+    def read(self, count: int = ..., block_ms: int = ...) -> list[tuple[Any, Event]]: ...
+
+    def ack(self, refs: Sequence[Any]) -> int: ...
+
+    def reclaim(self, min_idle_ms: int = ..., count: int = ...) -> list[tuple[Any, Event]]: ...
+
+
 @dataclass(frozen=True)
 class ConsumeReport:
     """What a stream consumer did: events read, applied, skipped as duplicates or too late,
@@ -149,7 +161,7 @@ class ConsumeReport:
 
 
 def consume(
-    source: RedisStreamSource[Event],
+    source: EventSource,
     processor: StreamFeatures | StreamPipeline,
     expected: int | None = None,
     count: int = 500,
@@ -167,7 +179,7 @@ def consume(
     read = idle = written = 0
     tic = time.perf_counter()
 
-    def apply_and_ack(batch: list[tuple[bytes, Event]]) -> int:
+    def apply_and_ack(batch: list[tuple[Any, Event]]) -> int:
         rows = pipeline.apply([event for _, event in batch])
         source.ack([mid for mid, _ in batch])  # after applying: at least once
         return rows
