@@ -49,6 +49,7 @@ __all__ = [
     "Peer",
     "PeerUnavailable",
     "RunningPeer",
+    "environment_python",
     "load_profile",
     "peer_python",
     "peers_home",
@@ -222,11 +223,25 @@ def peer_python(peer: Peer, home: Path | None = None, timeout_s: float = 900) ->
     peer's packages, reading every other package from the kit's environment."""
     if not peer.packages:
         return sys.executable
-    folder = (home or peers_home()) / peer.name
+    return environment_python(peer.name, peer.packages, home, timeout_s, peer.commands)
+
+
+def environment_python(
+    name: str,
+    packages: tuple[str, ...],
+    home: Path | None = None,
+    timeout_s: float = 900,
+    commands: tuple[str, ...] = (),
+) -> str:
+    """A virtual environment ``name`` under ``home`` (:func:`peers_home`) with
+    ``packages`` installed, made once (remade when the packages change), that reads every
+    other package from the kit's environment; returns its Python. A failed install raises
+    :class:`PeerUnavailable` with pip's reason."""
+    folder = (home or peers_home()) / name
     python = folder / "bin" / "python"
     stamp = folder / "mlinfra-packages.json"
-    if python.exists() and stamp.exists() and json.loads(stamp.read_text()) == list(peer.packages):
-        _write_commands(peer, python)
+    if python.exists() and stamp.exists() and json.loads(stamp.read_text()) == list(packages):
+        _write_commands(commands, python)
         return str(python)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
     site = subprocess.run(
@@ -242,23 +257,23 @@ def peer_python(peer: Peer, home: Path | None = None, timeout_s: float = 900) ->
     )
     done = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        + list(peer.packages),
+        + list(packages),
         capture_output=True,
         text=True,
         timeout=timeout_s,
     )
     if done.returncode != 0:
         raise PeerUnavailable(
-            f"{peer.name}: pip could not install {' '.join(peer.packages)}: "
+            f"{name}: pip could not install {' '.join(packages)}: "
             f"{(done.stderr or done.stdout).strip()[-800:]}"
         )
-    stamp.write_text(json.dumps(list(peer.packages)))
-    _write_commands(peer, python)
+    stamp.write_text(json.dumps(list(packages)))
+    _write_commands(commands, python)
     return str(python)
 
 
-def _write_commands(peer: Peer, python: Path) -> None:
-    for name in peer.commands:
+def _write_commands(commands: tuple[str, ...], python: Path) -> None:
+    for name in commands:
         script = python.parent / name
         if not script.exists():
             script.write_text(
