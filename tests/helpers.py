@@ -15,6 +15,21 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_module(name: str, hint: str):
+    """Import ``name``, or skip with ``hint`` (the install command) — and fail under
+    ``CI=true``, where every extra is installed and a skip would hide a missing engine."""
+    import importlib
+    import os
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        reason = f"{name} is not installed: {hint}"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but {reason}", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
+
+
 def make_notebook(path, body: str, metrics=("answer",), parameters: str = ""):
     """Write a minimal kit-style notebook: a tagged parameters cell, then ``body``."""
     import nbformat  # here, not at the top: the GPU tests run where only torch is installed

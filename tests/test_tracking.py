@@ -4,8 +4,7 @@ is comparable runs in one experiment."""
 
 import json
 
-import pytest
-from helpers import make_notebook
+from helpers import make_notebook, require_module
 
 from mlinfra_kit import results
 from mlinfra_kit.report import render_report
@@ -13,7 +12,7 @@ from mlinfra_kit.results import Lesson
 from mlinfra_kit.runner import discover, run_notebooks
 from mlinfra_kit.tracking import default_tracking_uri, experiment_name, log_notebook_run
 
-mlflow = pytest.importorskip("mlflow", reason='pip install "mlinfra-kit[track]"')
+mlflow = require_module("mlflow", 'pip install "mlinfra-kit[track]"')
 
 SWEEP = (
     "from mlinfra_kit import results\n"

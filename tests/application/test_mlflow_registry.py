@@ -8,10 +8,11 @@ import sys
 
 import httpx
 import pytest
+from helpers import require_module
 
 from mlinfra_kit.services import LOOPBACK, free_port, wait_until
 
-pytest.importorskip("mlflow", reason='pip install "mlinfra-kit[track]"')
+require_module("mlflow", 'pip install "mlinfra-kit[track]"')
 
 from mlinfra_kit.application.mlflow_registry import (  # noqa: E402
     MLflowRegistry,

@@ -6,9 +6,10 @@ failed first attempt of the data load is retried."""
 import sqlite3
 
 import pytest
+from helpers import require_module
 
-pytest.importorskip("metaflow", reason='pip install "mlinfra-kit[flows]"')
-pytest.importorskip("mlflow", reason='pip install "mlinfra-kit[track]"')
+require_module("metaflow", 'pip install "mlinfra-kit[flows]"')
+require_module("mlflow", 'pip install "mlinfra-kit[track]"')
 
 from mlinfra_kit.lifecycle import run_retrain_flow  # noqa: E402
 

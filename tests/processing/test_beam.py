@@ -6,8 +6,9 @@ included, too-late ones dropped."""
 import random
 
 import pytest
+from helpers import require_module
 
-pytest.importorskip("apache_beam", reason="pip install 'mlinfra-kit[streams]'")
+require_module("apache_beam", "pip install 'mlinfra-kit[streams]'")
 
 from mlinfra_kit.processing import batch_features, simulate_events  # noqa: E402
 from mlinfra_kit.processing.beam import (  # noqa: E402

@@ -5,8 +5,9 @@ consumer restart with no event lost, and duplicates absorbed by the features."""
 import itertools
 
 import pytest
+from helpers import require_module
 
-pytest.importorskip("boto3", reason="pip install 'mlinfra-kit[streams]'")
+require_module("moto", "pip install 'mlinfra-kit[streams]'")
 
 from mlinfra_kit.processing import StreamFeatures, batch_features, simulate_events  # noqa: E402
 from mlinfra_kit.processing.kinesis import KinesisSource, kinesis_server  # noqa: E402
