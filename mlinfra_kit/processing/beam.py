@@ -82,16 +82,17 @@ class BeamRun:
 
 def _deliveries(
     arrivals: Sequence[Event], chunk: int, delay_s: float
-) -> Iterator[tuple[Sequence[Event], float | None]]:
+) -> Iterator[tuple[Sequence[Event], int | None]]:
     """The arrivals ``chunk`` at a time, each with the watermark after it: the newest event
-    time so far minus ``delay_s``, in whole milliseconds (Beam's test stream takes those),
-    or None where it would not move forward."""
-    newest, current = float("-inf"), float("-inf")
+    time so far minus ``delay_s``, in whole milliseconds (an ``int``: Beam's test stream
+    takes only those, and a float would not always land on one), or None where it would
+    not move forward."""
+    newest, current = float("-inf"), None
     for i in range(0, len(arrivals), chunk):
         part = arrivals[i : i + chunk]
         newest = max(newest, *(e.event_time for e in part))
-        mark = math.floor((newest - delay_s) * 1000) / 1000
-        if mark > current:
+        mark = math.floor((newest - delay_s) * 1000)
+        if current is None or mark > current:
             current = mark
             yield part, mark
         else:
@@ -180,6 +181,7 @@ def beam_window_features(
         from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
         from apache_beam.testing.test_stream import TestStream
         from apache_beam.transforms import trigger, window
+        from apache_beam.utils.timestamp import Timestamp
 
         stream = TestStream()
         for part, watermark in _deliveries(arrivals, chunk, watermark_delay_s):
@@ -187,7 +189,7 @@ def beam_window_features(
                 [window.TimestampedValue(_event_row(e), e.event_time) for e in part]
             )
             if watermark is not None:
-                stream = stream.advance_watermark_to(watermark)
+                stream = stream.advance_watermark_to(Timestamp(micros=watermark * 1000))
         stream = stream.advance_watermark_to_infinity()
         keys = [k for k in feature_names((window_s,)) if k not in ("recency_s", "top_category")]
 
@@ -263,7 +265,7 @@ def window_reference(
                     continue
                 kept.setdefault((e.user_id, end), []).append(e)
         if advanced is not None:
-            watermark = advanced
+            watermark = advanced / 1000
     reference = {}
     for (user, end), evs in kept.items():
         features = compute_features(evs, end - _MICRO, (window_s,))
