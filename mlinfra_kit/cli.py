@@ -161,7 +161,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         "redis-server": _service_version("redis-server"),
         "wrk (load client)": _service_version("wrk"),
         "docker": _service_version("docker"),
+        "java (Flink, TorchServe)": _service_version("java"),
         "ray (scale extra)": distribution_version("ray"),
+        "mlflow (track extra)": distribution_version("mlflow"),
+        "metaflow (flows extra)": distribution_version("metaflow"),
+        "apache-beam (streams extra)": distribution_version("apache-beam"),
+        "moto (streams extra)": distribution_version("moto"),
     }
     width = max(map(len, [*env, *services, "jupyter kernels", "small-model threads"])) + 2
     print("environment")
