@@ -2,7 +2,8 @@
 
 PyFlink pins its own Apache Beam, pyarrow and NumPy, older than the kit's (PyFlink 2.3:
 Beam 2.61, NumPy 2.1), so it runs in an environment of its own, made once
-(:func:`flink_python`, like the serving peers'), and the job
+(:func:`flink_python`, with :func:`mlinfra_kit.environments.environment_python`, as the
+serving peers are), and the job
 (:mod:`mlinfra_kit.processing.flink_job`) imports nothing from the kit: events go in as a
 CSV file, windows come back as JSON lines. Flink needs Java 11 or newer.
 
@@ -65,13 +66,13 @@ class FlinkRun:
 def flink_python(home: Path | None = None) -> str:
     """The Python of the Flink environment, made once (a few minutes the first time:
     PyFlink's wheel carries Flink's jars)."""
-    from mlinfra_kit.serving.peers import PeerUnavailable, environment_python
+    from mlinfra_kit.environments import InstallFailed, environment_python
 
     if shutil.which("java") is None:
         raise FlinkUnavailable("Flink needs Java 11 or newer: no `java` on PATH")
     try:
         return environment_python("flink", FLINK_PACKAGES, home)
-    except PeerUnavailable as err:
+    except InstallFailed as err:
         raise FlinkUnavailable(str(err)) from None
 
 

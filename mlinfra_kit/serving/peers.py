@@ -26,7 +26,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlinfra_kit.environments import InstallFailed, environment_python, environments_home
 from mlinfra_kit.measure import process_rss_mb
 from mlinfra_kit.services import LOOPBACK, free_port, wait_until
 
@@ -49,7 +49,6 @@ __all__ = [
     "Peer",
     "PeerUnavailable",
     "RunningPeer",
-    "environment_python",
     "load_profile",
     "peer_python",
     "peers_home",
@@ -212,9 +211,8 @@ def load_profile(
 
 
 def peers_home() -> Path:
-    """Where peer environments live: ``MLINFRA_PEERS_HOME``, else a cache folder."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlinfra-kit"
-    return Path(os.environ.get("MLINFRA_PEERS_HOME", default / "peers"))
+    """Where peer environments live (:func:`mlinfra_kit.environments.environments_home`)."""
+    return environments_home()
 
 
 def peer_python(peer: Peer, home: Path | None = None, timeout_s: float = 900) -> str:
@@ -223,63 +221,10 @@ def peer_python(peer: Peer, home: Path | None = None, timeout_s: float = 900) ->
     peer's packages, reading every other package from the kit's environment."""
     if not peer.packages:
         return sys.executable
-    return environment_python(peer.name, peer.packages, home, timeout_s, peer.commands)
-
-
-def environment_python(
-    name: str,
-    packages: tuple[str, ...],
-    home: Path | None = None,
-    timeout_s: float = 900,
-    commands: tuple[str, ...] = (),
-) -> str:
-    """A virtual environment ``name`` under ``home`` (:func:`peers_home`) with
-    ``packages`` installed, made once (remade when the packages change), that reads every
-    other package from the kit's environment; returns its Python. A failed install raises
-    :class:`PeerUnavailable` with pip's reason."""
-    folder = (home or peers_home()) / name
-    python = folder / "bin" / "python"
-    stamp = folder / "mlinfra-packages.json"
-    if python.exists() and stamp.exists() and json.loads(stamp.read_text()) == list(packages):
-        _write_commands(commands, python)
-        return str(python)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    # The kit's environment after the peer's own: its packages shadow the kit's versions.
-    shared = sysconfig.get_paths()["purelib"]
-    Path(site, "mlinfra-kit-environment.pth").write_text(
-        f"import site; site.addsitedir({shared!r})\n", encoding="utf-8"
-    )
-    done = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        + list(packages),
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-    )
-    if done.returncode != 0:
-        raise PeerUnavailable(
-            f"{name}: pip could not install {' '.join(packages)}: "
-            f"{(done.stderr or done.stdout).strip()[-800:]}"
-        )
-    stamp.write_text(json.dumps(list(packages)))
-    _write_commands(commands, python)
-    return str(python)
-
-
-def _write_commands(commands: tuple[str, ...], python: Path) -> None:
-    for name in commands:
-        script = python.parent / name
-        if not script.exists():
-            script.write_text(
-                f"#!{python}\nimport runpy\nrunpy.run_module({name!r}, run_name='__main__')\n"
-            )
-            script.chmod(0o755)
+    try:
+        return environment_python(peer.name, peer.packages, home, timeout_s, peer.commands)
+    except InstallFailed as err:
+        raise PeerUnavailable(str(err)) from None
 
 
 @contextlib.contextmanager
