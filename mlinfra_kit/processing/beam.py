@@ -37,7 +37,7 @@ from mlinfra_kit.processing.features import DEFAULT_WINDOWS, compute_features, f
 
 __all__ = [
     "RUNNER",
-    "BeamRun",
+    "JobRun",
     "beam_batch_features",
     "beam_window_features",
     "final_panes",
@@ -66,9 +66,10 @@ def _quiet_beam() -> Iterator[Any]:
 
 
 @dataclass(frozen=True)
-class BeamRun:
-    """What a Beam job produced and what it took: ``rows`` (its output), ``events`` read,
-    wall ``seconds``, and for a streaming job the panes it fired."""
+class JobRun:
+    """What an engine's job produced and what it took: ``rows`` (its output), ``events``
+    read, wall ``seconds`` (a JVM's start included, for Flink), and for a Beam streaming job
+    the panes it fired."""
 
     rows: list[dict[str, Any]]
     events: int
@@ -108,7 +109,7 @@ def beam_batch_features(
     at: float,
     windows: Sequence[float] = DEFAULT_WINDOWS,
     runner: str = RUNNER,
-) -> tuple[dict[str, dict[str, Any]], BeamRun]:
+) -> tuple[dict[str, dict[str, Any]], JobRun]:
     """Every user's features as of ``at``, as a Beam batch job: the events up to ``at``,
     keyed and grouped by user, then :func:`compute_features` per user; written as JSON
     lines and read back. Returns the features by user, and the run."""
@@ -132,7 +133,7 @@ def beam_batch_features(
         rows = [
             row for path in glob.glob(os.path.join(folder, "features*")) for row in _lines(path)
         ]
-    return {r.pop("user"): r for r in rows}, BeamRun(rows, len(events), seconds)
+    return {r.pop("user"): r for r in rows}, JobRun(rows, len(events), seconds)
 
 
 def _lines(path: str) -> list[dict[str, Any]]:
@@ -161,7 +162,7 @@ def beam_window_features(
     watermark_delay_s: float = 0.0,
     chunk: int = 50,
     runner: str = RUNNER,
-) -> BeamRun:
+) -> JobRun:
     """A Beam streaming job over ``arrivals`` (events in the order they arrive), with
     sliding event-time windows of ``window_s`` every ``period_s``.
 
@@ -221,7 +222,7 @@ def beam_window_features(
             )  # fmt: skip
         seconds = time.perf_counter() - tic
         rows = _lines(out) if os.path.exists(out) else []
-    return BeamRun(rows, len(arrivals), seconds, panes=len(rows))
+    return JobRun(rows, len(arrivals), seconds, panes=len(rows))
 
 
 def final_panes(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, float], dict[str, Any]]:

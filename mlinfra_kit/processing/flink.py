@@ -24,16 +24,15 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from mlinfra_kit.processing.beam import JobRun
 from mlinfra_kit.processing.events import CATEGORIES, Event
 
 __all__ = [
     "FLINK_PACKAGES",
-    "FlinkRun",
     "FlinkUnavailable",
     "flink_python",
     "flink_window_features",
@@ -47,20 +46,6 @@ _JOB = Path(__file__).with_name("flink_job.py")
 
 class FlinkUnavailable(RuntimeError):
     """Flink cannot run here; the message says exactly why."""
-
-
-@dataclass(frozen=True)
-class FlinkRun:
-    """A Flink job's windows (one row per user and window), events read, wall seconds
-    (the JVM's start included)."""
-
-    rows: list[dict[str, Any]]
-    events: int
-    seconds: float
-
-    @property
-    def events_per_s(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else float("nan")
 
 
 def flink_python(home: Path | None = None) -> str:
@@ -92,7 +77,7 @@ def flink_window_features(
     out_of_orderness_s: int = 60,
     home: Path | None = None,
     timeout_s: float = 600,
-) -> FlinkRun:
+) -> JobRun:
     """Per user, Flink's sliding event-time windows of ``window_s`` every ``slide_s``:
     rows with ``user``, ``start``, ``end`` (epoch seconds) and the window features
     ``count_<w>s_<category>``, ``clicks_<w>s``, ``click_rate_<w>s``. Raises
@@ -130,4 +115,4 @@ def flink_window_features(
         row |= {f"count_{w}_{c}": n for c, n in zip(CATEGORIES, per_category, strict=True)}
         row |= {f"clicks_{w}": clicks, f"click_rate_{w}": clicks / total if total else 0.0}
         rows.append(row)
-    return FlinkRun(rows, len(events), seconds)
+    return JobRun(rows, len(events), seconds)

@@ -167,17 +167,21 @@ class KinesisSource(Generic[T]):
         ).fetchone()
         return row[0] if row else None
 
+    def _from_checkpoint(self, shard: str) -> str:
+        """A new iterator on ``shard`` just after its checkpoint (the start, without one)."""
+        after = self._checkpoint(shard)
+        where = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+            if after
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        return self._client.get_shard_iterator(StreamName=self.stream, ShardId=shard, **where)[
+            "ShardIterator"
+        ]
+
     def _iterator(self, shard: str) -> str:
         if shard not in self._iterators:
-            after = self._checkpoint(shard)
-            where = (
-                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
-                if after
-                else {"ShardIteratorType": "TRIM_HORIZON"}
-            )
-            self._iterators[shard] = self._client.get_shard_iterator(
-                StreamName=self.stream, ShardId=shard, **where
-            )["ShardIterator"]
+            self._iterators[shard] = self._from_checkpoint(shard)
         return self._iterators[shard]
 
     def read(self, count: int = 500, block_ms: int = 100) -> list[tuple[tuple[str, str], T]]:
@@ -229,15 +233,7 @@ class KinesisSource(Generic[T]):
         apply), counted by reading them with a separate iterator."""
         behind = 0
         for shard in self.shards:
-            after = self._checkpoint(shard)
-            where = (
-                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
-                if after
-                else {"ShardIteratorType": "TRIM_HORIZON"}
-            )
-            iterator = self._client.get_shard_iterator(
-                StreamName=self.stream, ShardId=shard, **where
-            )["ShardIterator"]
+            iterator = self._from_checkpoint(shard)
             while True:
                 reply = self._client.get_records(ShardIterator=iterator, Limit=10_000)
                 behind += len(reply["Records"])
