@@ -111,8 +111,9 @@ def output_problems(path) -> list[str]:
             elif output.output_type == "stream" and output.name == "stderr":
                 problems.append(f"{where} stderr: {output.text.strip()[:300]}")
             text = output.get("text", "") or str(output.get("data", {}).get("text/plain", ""))
-            if "\x1b[" in text:
-                problems.append(f"{where}: raw ANSI escape codes in the output")
+            if (at := text.find("\x1b[")) >= 0:
+                near = text[max(at - 80, 0) : at + 160]
+                problems.append(f"{where}: raw ANSI escape codes in the output: {near!r}")
             if output.output_type == "stream" and (noise := LOG_NOISE.search(text)):
                 problems.append(f"{where}: a warning or log line: {noise.group(0)!r}")
             png = output.get("data", {}).get("image/png")

@@ -67,12 +67,21 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
     startup = time.perf_counter() - tic
     import ray.data  # noqa: F401 - configures Ray Data's logging now, before it is quietened
 
+    # Ray prints the errors its raylet and GCS publish to the driver (a worker that died, a
+    # task that failed) on stdout, wrapped in terminal colour codes, which a notebook shows
+    # raw: plain text while this block runs (Ray reads the variable at each print).
+    colour = os.environ.get("RAY_COLOR_PREFIX")
+    os.environ["RAY_COLOR_PREFIX"] = "0"
     try:
         with quiet_ray_logs():
             yield RayCluster(address or "local", ray.cluster_resources().get("CPU", 0.0), startup)
     finally:
         if started:
             ray.shutdown()
+        if colour is None:
+            os.environ.pop("RAY_COLOR_PREFIX", None)
+        else:
+            os.environ["RAY_COLOR_PREFIX"] = colour
 
 
 @contextlib.contextmanager
