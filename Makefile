@@ -20,8 +20,8 @@ tour: install  ## run every notebook in quick mode, then write $(TOUR)/report.md
 test: lint  ## lint, then the whole test suite (unit, servers, notebooks)
 	$(BIN)/python -m pytest
 
-test-fast: install  ## every test except the notebook executions (a few minutes)
-	$(BIN)/python -m pytest -m "not notebooks"
+test-fast: install  ## every test except the notebook executions and the browser (a few minutes)
+	$(BIN)/python -m pytest -m "not notebooks and not browser"
 
 lint: install  ## ruff's checks and its formatting, as CI runs them
 	$(BIN)/ruff check .
