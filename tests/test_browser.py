@@ -137,7 +137,7 @@ def test_runs_all_cells_in_jupyterlab(name, lab, chromium):
             page.screenshot(path=str(ARTIFACTS / f"{name}-top.png"))
             figures = page.locator(".jp-OutputArea-output img")
             widgets = page.locator(".jp-OutputArea-output .widget-hprogress")
-            diagrams = page.locator(".jp-MarkdownCell .jp-RenderedMermaid svg")
+            diagrams = page.locator(".jp-MarkdownCell .jp-RenderedMermaid img")
             for kind, found in (("diagram", diagrams), ("figure", figures)):
                 if found.count():
                     found.first.scroll_into_view_if_needed()
