@@ -44,6 +44,7 @@ from typing import Any
 __all__ = [
     "SCHEMA_KEYS",
     "Lesson",
+    "Run",
     "format_value",
     "lessons_markdown",
     "load",
@@ -178,6 +179,83 @@ def record(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class Run:
+    """What one run of a notebook measured, gathered where it is measured and written by
+    one call: a notebook makes one after its parameters, each section adds (:meth:`add`) the metrics
+    it just measured, and the last cell calls :meth:`record` with the lessons.
+
+    ``namespace`` is the notebook's ``globals()``: the parameters recorded are the values of
+    the names its ``parameters`` cell assigns (read from the kit's copy of the notebook), as
+    they are now, after papermill's overrides; the results go to its ``RESULTS_DIR``.
+
+    >>> import tempfile
+    >>> run = Run("00_demo", {"SEED": 0, "RESULTS_DIR": tempfile.mkdtemp()}, parameters=["SEED"])
+    >>> run.add(accuracy=0.9)
+    >>> run.add({"macro_f1": 0.8}, size_mb=1.5)
+    >>> run.table("per_class", [{"tag": "mlops", "f1": 0.7}])
+    >>> path = run.record([Lesson("it learns", "accuracy 0.9", True)],
+    ...                   environment={"python": "3.11"}, quiet=True)
+    >>> doc = load(path)
+    >>> doc["parameters"], sorted(doc["metrics"]), list(doc["tables"])
+    ({'SEED': 0}, ['accuracy', 'macro_f1', 'size_mb'], ['per_class'])
+    """
+
+    def __init__(
+        self,
+        notebook: str,
+        namespace: Mapping[str, Any],
+        parameters: Sequence[str] | None = None,
+    ):
+        if not isinstance(notebook, str) or not _NOTEBOOK.match(notebook):
+            raise ValueError(
+                f"notebook must be a file stem such as '00_quickstart', got {notebook!r}"
+            )
+        if parameters is None:
+            from mlinfra_kit.runner import parameter_names
+
+            parameters = parameter_names(notebook)
+        missing = [name for name in parameters if name not in namespace]
+        if missing:
+            raise ValueError(
+                f"{notebook}: run the parameters cell first; {', '.join(missing)} not defined"
+            )
+        self.notebook = notebook
+        self.parameters = {name: namespace[name] for name in parameters}
+        self.results_dir = namespace.get("RESULTS_DIR", "results")
+        self.metrics: dict[str, float | int] = {}
+        self.tables: dict[str, list[dict[str, Any]]] = {}
+
+    def add(self, metrics: Mapping[str, Any] | None = None, /, **more: Any) -> None:
+        """Add metrics (a dict, keywords, or both), checked now so a bad one fails in the
+        cell that measured it. Adding a name again replaces it (a cell run twice)."""
+        self.metrics.update(_check_metrics({**(metrics or {}), **more}))
+
+    def table(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Add a table of row dicts under ``name`` (replaced if added again)."""
+        self.tables.update(_check_tables({name: rows}))
+
+    def record(
+        self,
+        lessons: Sequence[Lesson] = (),
+        environment: Mapping[str, Any] | None = None,
+        quiet: bool = False,
+    ) -> Path:
+        """Write everything added, with ``lessons``, by :func:`record`; print and return
+        the file's path."""
+        path = record(
+            self.notebook,
+            self.parameters,
+            self.metrics,
+            self.tables,
+            results_dir=self.results_dir,
+            environment=environment,
+            lessons=lessons,
+        )
+        if not quiet:
+            print(f"recorded {path}")
+        return path
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:

@@ -152,6 +152,17 @@ def _known_parameters(path: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(path)))
 
 
+def parameter_names(notebook: str) -> list[str]:
+    """The names the ``parameters`` cell of the kit's notebook ``notebook`` assigns, in
+    order (``parameter_names("00_quickstart")[:2] == ["QUICK", "SEED"]``)."""
+    import papermill
+
+    path = notebooks_dir() / f"{notebook}.ipynb"
+    if not path.is_file():
+        raise ValueError(f"no notebook {notebook!r} in {path.parent}; give its file stem")
+    return list(papermill.inspect_notebook(str(path)))
+
+
 def _failure_message(nb: NotebookInfo, err: BaseException, output: Path) -> str:
     from papermill.exceptions import PapermillExecutionError
 
