@@ -146,21 +146,19 @@ def parse_parameter(text: str) -> tuple[str, Any]:
         return key, raw
 
 
-def _known_parameters(path: Path) -> set[str]:
+def _known_parameters(path: Path) -> list[str]:
     import papermill
 
-    return set(papermill.inspect_notebook(str(path)))
+    return list(papermill.inspect_notebook(str(path)))
 
 
 def parameter_names(notebook: str) -> list[str]:
     """The names the ``parameters`` cell of the kit's notebook ``notebook`` assigns, in
     order (``parameter_names("00_quickstart")[:2] == ["QUICK", "SEED"]``)."""
-    import papermill
-
     path = notebooks_dir() / f"{notebook}.ipynb"
     if not path.is_file():
         raise ValueError(f"no notebook {notebook!r} in {path.parent}; give its file stem")
-    return list(papermill.inspect_notebook(str(path)))
+    return _known_parameters(path)
 
 
 def _failure_message(nb: NotebookInfo, err: BaseException, output: Path) -> str:

@@ -19,8 +19,8 @@ def bucket(experiment: str, user_id: str, salt: str = "") -> float:
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
+import pkgutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -32,19 +32,13 @@ def _resolve(target: Any) -> Any:
     """The object a dotted path names (``package.module.Class.method``), or ``target``."""
     if not isinstance(target, str):
         return target
-    parts = target.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for name in parts[cut:]:
-            if not hasattr(obj, name):
-                raise ValueError(f"{target!r}: {obj.__name__} has no attribute {name!r}")
-            obj = getattr(obj, name)
-        return obj
-    raise ValueError(f"{target!r} names no importable module: give a dotted path such as "
-                     "'mlinfra_kit.online_testing.router.bucket'")  # fmt: skip
+    try:
+        return pkgutil.resolve_name(target)
+    except ImportError:
+        raise ValueError(f"{target!r} names no importable module: give a dotted path such as "
+                         "'mlinfra_kit.online_testing.router.bucket'") from None  # fmt: skip
+    except AttributeError as err:
+        raise ValueError(f"{target!r}: {err}") from None
 
 
 def _without_docstring(code: str) -> str:
@@ -70,12 +64,12 @@ def source(*targets: Any, docstring: bool = False):
     parts = []
     for target in targets:
         obj = inspect.unwrap(_resolve(target))
-        code = textwrap.dedent(inspect.getsource(obj))
+        lines, line = inspect.getsourcelines(obj)
+        code = textwrap.dedent("".join(lines))
         if not docstring:
             code = _without_docstring(code)
         path = Path(inspect.getsourcefile(obj)).resolve()
         where = path.relative_to(root) if path.is_relative_to(root) else path.name
-        line = inspect.getsourcelines(obj)[1]
         name = f"{obj.__module__}.{obj.__qualname__}"
         parts.append(f"`{name}` ({where}, line {line})\n\n```python\n{code.rstrip()}\n```")
     return Markdown("\n\n".join(parts))
