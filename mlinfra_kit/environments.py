@@ -38,15 +38,23 @@ def environment_python(
     commands: tuple[str, ...] = (),
 ) -> str:
     """A virtual environment ``name`` under ``home`` (:func:`environments_home`) with
-    ``packages`` installed, made once (remade when the packages change), that reads every
-    other package from the kit's environment; returns its Python. A failed install raises
-    :class:`InstallFailed` with pip's reason."""
+    ``packages`` installed, made once (remade when the packages, the commands or the kit's
+    environment change, or a command is gone), that reads every other package from the
+    kit's environment; returns its Python.
+
+    Each of ``commands`` (console scripts the system is started with, ``mlflow``) gets a
+    script run by this environment's Python, whichever environment provides the package:
+    pip writes none for a requirement the kit's environment already satisfies. The
+    environment counts as built only once every command answers ``--help``. A failed
+    install or check raises :class:`InstallFailed` with the reason."""
     folder = (home or environments_home()) / name
     python = folder / "bin" / "python"
     stamp = folder / "mlinfra-packages.json"
-    if python.exists() and stamp.exists() and json.loads(stamp.read_text()) == list(packages):
-        _write_commands(commands, python)
+    wanted = {"packages": list(packages), "commands": list(commands), "kit": sys.prefix}
+    commands_there = all((python.parent / command).exists() for command in commands)
+    if python.exists() and _read_stamp(stamp) == wanted and commands_there:
         return str(python)
+    stamp.unlink(missing_ok=True)  # built again below; counted as built once checked
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -59,28 +67,85 @@ def environment_python(
     Path(site, "mlinfra-kit-environment.pth").write_text(
         f"import site; site.addsitedir({shared!r})\n", encoding="utf-8"
     )
-    done = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        + list(packages),
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-    )
-    if done.returncode != 0:
-        raise InstallFailed(
-            f"{name}: pip could not install {' '.join(packages)}: "
-            f"{(done.stderr or done.stdout).strip()[-800:]}"
+    if packages:
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+            + list(packages),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
         )
-    stamp.write_text(json.dumps(list(packages)))
-    _write_commands(commands, python)
+        if done.returncode != 0:
+            raise InstallFailed(
+                f"{name}: pip could not install {' '.join(packages)}: "
+                f"{(done.stderr or done.stdout).strip()[-800:]}"
+            )
+    _write_commands(name, commands, python)
+    _check_commands(name, commands, python)
+    stamp.write_text(json.dumps(wanted))
     return str(python)
 
 
-def _write_commands(commands: tuple[str, ...], python: Path) -> None:
-    for name in commands:
-        script = python.parent / name
-        if not script.exists():
-            script.write_text(
-                f"#!{python}\nimport runpy\nrunpy.run_module({name!r}, run_name='__main__')\n"
+def _read_stamp(stamp: Path) -> object:
+    try:
+        return json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# Finds each console script's entry point as this environment sees it (its own packages
+# first, then the kit's): the target a pip-written script would call.
+_ENTRY_POINTS = """\
+import json, sys
+from importlib.metadata import entry_points
+found = {}
+for name in sys.argv[1:]:
+    for point in entry_points(group="console_scripts", name=name):
+        found.setdefault(name, point.value)
+print(json.dumps(found))
+"""
+
+
+def _write_commands(name: str, commands: tuple[str, ...], python: Path) -> None:
+    """A script beside ``python`` for each command pip did not write, calling the entry
+    point the environment resolves, as pip's own scripts do."""
+    missing = [command for command in commands if not (python.parent / command).exists()]
+    if not missing:
+        return
+    done = subprocess.run(
+        [str(python), "-c", _ENTRY_POINTS, *missing], capture_output=True, text=True
+    )
+    found = json.loads(done.stdout) if done.returncode == 0 else {}
+    for command in missing:
+        if command not in found:
+            raise InstallFailed(
+                f"{name}: no package in its environment provides the command {command!r}: "
+                f"{done.stderr.strip()[-400:]}"
             )
-            script.chmod(0o755)
+        module, _, attribute = found[command].partition(":")
+        call = attribute or "main"
+        script = python.parent / command
+        script.write_text(
+            f"#!{python}\nimport sys\nfrom {module} import {call.split('.')[0]}\n"
+            f"sys.exit({call}())\n"
+        )
+        script.chmod(0o755)
+
+
+def _check_commands(name: str, commands: tuple[str, ...], python: Path) -> None:
+    """Each command must run (``--help`` answers 0), or the environment is not built."""
+    for command in commands:
+        try:
+            done = subprocess.run(
+                [str(python.parent / command), "--help"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise InstallFailed(f"{name}: `{command} --help` did not run: {err}") from None
+        if done.returncode != 0:
+            raise InstallFailed(
+                f"{name}: `{command} --help` failed: "
+                f"{(done.stderr or done.stdout).strip()[-400:]}"
+            )

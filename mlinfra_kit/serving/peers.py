@@ -88,8 +88,10 @@ class Peer:
     #: A step a user runs once before starting the server (e.g. saving a model in the
     #: system's own format); not part of the cold start.
     prepare: Callable[[str], list[str]] | None = None
-    #: Commands the system runs by name (``uvicorn``) from packages it reads from the kit's
-    #: environment: its own environment gets a script for each, run with its own Python.
+    #: The console scripts the system is started with or runs by name (``mlflow``,
+    #: ``uvicorn``): its environment gets each, run with its own Python, even where the
+    #: package comes from the kit's environment, and counts as built once each answers
+    #: ``--help``.
     commands: tuple[str, ...] = ()
 
     def __post_init__(self):
@@ -455,6 +457,7 @@ BENTOML = Peer(
         "its own environment: its OpenTelemetry pins break Ray Serve's in a shared one",
     ),
     batching="adaptive batching, max_batch_size=32",
+    commands=("bentoml",),
 )
 
 MLSERVER = Peer(
@@ -515,6 +518,7 @@ MLSERVER = Peer(
         "its own environment: it pins FastAPI and Starlette older than the kit's server needs",
     ),
     batching="adaptive batching, max_batch_size=32, max_batch_time=2 ms",
+    commands=("mlserver",),
 )
 
 MLFLOW = Peer(
@@ -586,7 +590,7 @@ MLFLOW = Peer(
         "its own environment: the tracking and registry stack the kit's server does not need",
     ),
     batching="none (one model call per request)",
-    commands=("uvicorn",),
+    commands=("mlflow", "uvicorn"),
 )
 
 TORCHSERVE = Peer(
@@ -653,6 +657,7 @@ TORCHSERVE = Peer(
         "archived upstream in 2025: 0.12.0 is its last release; needs Java 17",
     ),
     batching="batchSize=32, maxBatchDelay=2 ms",
+    commands=("torchserve", "torch-model-archiver"),
 )
 
 PYTRITON = Peer(
