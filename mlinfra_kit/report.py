@@ -1,7 +1,8 @@
 """One readable report of a run: ``mlinfra report DIR`` writes ``DIR/report.md``.
 
 For each notebook: its status and run time, the lessons it recorded (each claim with the
-numbers behind it, and whether it held), the parameters it ran with, the machine it ran
+numbers behind it, and whether it held, did not hold or was inconclusive on that
+machine; a table counts the three per notebook), the parameters it ran with, the machine it ran
 on, every metric it recorded and its tables. Every number comes from the results
 files the notebooks wrote in that run.
 """
@@ -13,7 +14,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlinfra_kit.results import Lesson, format_value, lessons_markdown, load_all, markdown_table
+from mlinfra_kit.results import (
+    Lesson,
+    format_value,
+    lessons_markdown,
+    load_all,
+    markdown_table,
+    outcome_counts,
+)
 
 __all__ = ["render_report", "write_report"]
 
@@ -61,13 +69,21 @@ def render_report(run_dir: str | os.PathLike) -> str:
         for r in skipped:
             lines += [f"- {r['notebook']} skipped: {r['error']}"]
         lines += [""] if failed or skipped else []
+    counted = [
+        {"notebook": doc["notebook"], **outcome_counts([Lesson(**x) for x in doc["lessons"]])}
+        for doc in docs
+        if doc.get("lessons")
+    ]
+    if counted:
+        lines += ["## Lessons per notebook", "", markdown_table(counted), ""]
     for doc in docs:
         lines += [f"## {doc['notebook']}", ""]
         lessons = [Lesson(**lesson) for lesson in doc.get("lessons", [])]
         if lessons:
-            held = sum(lesson.holds for lesson in lessons)
+            counts = outcome_counts(lessons)
             lines += [
-                f"### Lessons ({held} of {len(lessons)} held)",
+                f"### Lessons ({counts['held']} held, {counts['not_held']} not held, "
+                f"{counts['inconclusive']} inconclusive on this machine, of {len(lessons)})",
                 "",
                 lessons_markdown(lessons),
                 "",

@@ -4,7 +4,12 @@ A run writes ``RESULTS_DIR/<notebook>.json`` with the schema::
 
     {"notebook": str, "parameters": {...}, "environment": {...},
      "metrics": {name: number}, "tables": {name: [row, ...]},
-     "lessons": [{"claim": str, "observed": str, "holds": bool}, ...]}
+     "lessons": [{"id": str, "claim": str, "observed": str, "outcome": str,
+                  "holds": bool, "estimate": number | null,
+                  "interval": [low, high] | null, "threshold": number | null}, ...]}
+
+``outcome`` is ``held``, ``not_held`` or ``inconclusive``; the last three keys are set for
+a comparative lesson (:meth:`Lesson.compared`).
 
 Metric names are stable snake_case with the unit in the name (``p99_ms``,
 ``throughput_rps``, ``size_mb``, ``accuracy``), so runs on different machines or with
@@ -26,6 +31,8 @@ Examples
 ...                         Lesson("int8 is faster", "1.2 vs 1.1 ms", False)]))
 - int8 is smaller: 0.9 vs 3.6 MB.
 - **Did not hold in this run:** int8 is faster: 1.2 vs 1.1 ms.
+>>> print(lessons_markdown([Lesson("int8 is faster", "1.1 vs 1.2 ms", outcome="inconclusive")]))
+- **Inconclusive on this machine:** int8 is faster: 1.1 vs 1.2 ms.
 """
 
 from __future__ import annotations
@@ -39,7 +46,12 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mlinfra_kit.comparison import OUTCOMES
+
+if TYPE_CHECKING:
+    from mlinfra_kit.comparison import Comparison
 
 __all__ = [
     "SCHEMA_KEYS",
@@ -50,32 +62,118 @@ __all__ = [
     "load",
     "load_all",
     "markdown_table",
+    "outcome_counts",
     "record",
 ]
 
 
 @dataclass(frozen=True)
 class Lesson:
-    """A claim a notebook teaches, what this run measured for it, and whether it held.
+    """A claim a notebook teaches, what this run measured for it, and its outcome: ``held``,
+    ``not_held`` or ``inconclusive`` (on this machine: the interval straddles the claim's
+    threshold, or the effect is below the noise floor).
 
+    Give ``holds`` for a claim that needs no interval (a count, an identity), or build a
+    comparative lesson from a measured :class:`~mlinfra_kit.comparison.Comparison` with
+    :meth:`compared`, which records its ``estimate``, ``interval`` and ``threshold`` as
+    numbers. ``id`` is stable across runs (default: made from the claim's words).
     Conclusions are rendered from lessons (:func:`lessons_markdown`), so a claim that did
-    not hold on this run is said plainly beside its numbers instead of being asserted."""
+    not hold on this run is said plainly beside its numbers instead of being asserted.
+
+    >>> Lesson("int8 is smaller", "0.9 vs 3.6 MB", True).id
+    'int8_is_smaller'
+    """
 
     claim: str
     observed: str
-    holds: bool
+    holds: bool | None = None
+    id: str = ""
+    outcome: str = ""
+    estimate: float | None = None
+    interval: tuple[float, float] | None = None
+    threshold: float | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "holds", bool(self.holds))
+        outcome = self.outcome
+        if not outcome:
+            if self.holds is None:
+                raise ValueError(f"lesson {self.claim!r}: give holds= or outcome=")
+            outcome = "held" if self.holds else "not_held"
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}; got {outcome!r}")
+        object.__setattr__(self, "outcome", outcome)
+        object.__setattr__(self, "holds", outcome == "held")
+        object.__setattr__(self, "id", self.id or _slug(self.claim))
+        if not _NAME.match(self.id):
+            raise ValueError(f"lesson id {self.id!r} is not snake_case")
+        if self.interval is not None:
+            lo, hi = (float(v) for v in self.interval)
+            object.__setattr__(self, "interval", (lo, hi))
+
+    @classmethod
+    def compared(
+        cls,
+        id: str,
+        claim: str,
+        observed: str,
+        comparison: Comparison,
+        at_least: float | None = None,
+        within: float | None = None,
+        unit: str = "",
+    ) -> Lesson:
+        """The lesson of a claim about B against A, decided by ``comparison.verdict``
+        (``at_least``: B better by at least; ``within``: B about A); the observed text
+        gains the estimate, its interval, the noise floor and the rounds, and an
+        inconclusive one says what would settle it.
+
+        >>> from mlinfra_kit.comparison import paired
+        >>> c = paired([100, 101, 99], [100, 99, 101])
+        >>> lesson = Lesson.compared("b_faster", "B is faster", "rps", c, at_least=1.0)
+        >>> lesson.outcome, lesson.threshold
+        ('inconclusive', 1.0)
+        """
+        outcome = comparison.verdict(at_least=at_least, within=within)
+        text = f"{observed}; {comparison.describe(unit)}"
+        if outcome == "inconclusive":
+            text += f"; to settle it: {comparison.settle_hint()}"
+        return cls(
+            claim,
+            text,
+            id=id,
+            outcome=outcome,
+            estimate=comparison.estimate,
+            interval=comparison.interval,
+            threshold=comparison.threshold(at_least=at_least, within=within),
+        )
+
+
+_MARKS = {
+    "held": "",
+    "not_held": "**Did not hold in this run:** ",
+    "inconclusive": "**Inconclusive on this machine:** ",
+}
+
+
+def _slug(claim: str) -> str:
+    words = re.findall(r"[a-z][a-z0-9]*", claim.lower())  # numbers alone drop out
+    return "_".join(words)[:60].rstrip("_") or "lesson"
 
 
 def lessons_markdown(lessons: Sequence[Lesson]) -> str:
-    """One bullet per lesson: the claim and its numbers; one that did not hold is marked."""
-    lines = []
-    for lesson in lessons:
-        mark = "" if lesson.holds else "**Did not hold in this run:** "
-        lines.append(f"- {mark}{lesson.claim}: {lesson.observed}.")
-    return "\n".join(lines)
+    """One bullet per lesson: the claim and its numbers; one that did not hold, or could
+    not be decided on this machine, is marked."""
+    return "\n".join(
+        f"- {_MARKS[lesson.outcome]}{lesson.claim}: {lesson.observed}." for lesson in lessons
+    )
+
+
+def outcome_counts(lessons: Sequence[Lesson]) -> dict[str, int]:
+    """How many lessons had each outcome.
+
+    >>> outcome_counts([Lesson("a", "1", True), Lesson("b", "2", False)])
+    {'held': 1, 'not_held': 1, 'inconclusive': 0}
+    """
+    return {outcome: sum(lesson.outcome == outcome for lesson in lessons) for outcome in OUTCOMES}
 
 
 SCHEMA_KEYS = ("notebook", "parameters", "environment", "metrics", "tables")
@@ -164,7 +262,7 @@ def record(
         "environment": _plain(environment),
         "metrics": _check_metrics(metrics),
         "tables": _check_tables(tables),
-        "lessons": [asdict(lesson) for lesson in lessons],
+        "lessons": [_plain(asdict(lesson)) for lesson in lessons],
     }
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)

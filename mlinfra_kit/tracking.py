@@ -133,7 +133,7 @@ def _log(results_path, uri, notebook_path, parameters, status, seconds) -> str:
     from mlflow.tracking import MlflowClient
 
     from mlinfra_kit import results
-    from mlinfra_kit.results import Lesson, lessons_markdown
+    from mlinfra_kit.results import Lesson, lessons_markdown, outcome_counts
 
     doc = results.load(results_path)
     client = MlflowClient(tracking_uri=uri)
@@ -153,7 +153,8 @@ def _log(results_path, uri, notebook_path, parameters, status, seconds) -> str:
     metrics = {k: float(v) for k, v in doc.get("metrics", {}).items()}  # finite: record checks
     if lessons:
         metrics["lessons_total"] = float(len(lessons))
-        metrics["lessons_held"] = float(sum(lesson.holds for lesson in lessons))
+        for outcome, count in outcome_counts(lessons).items():
+            metrics[f"lessons_{outcome}"] = float(count)
     if seconds is not None:
         metrics["run_seconds"] = float(seconds)
     client.log_batch(

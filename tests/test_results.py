@@ -39,6 +39,11 @@ def test_lessons_are_recorded_and_rendered(tmp_path):
         "claim": "int8 is faster",
         "observed": "0.9x",
         "holds": False,
+        "id": "int8_is_faster",
+        "outcome": "not_held",
+        "estimate": None,
+        "interval": None,
+        "threshold": None,
     }
     text = results.lessons_markdown(lessons)
     assert text.splitlines() == [

@@ -49,6 +49,8 @@ def test_a_results_file_is_logged_whole(tmp_path):
         "errors": 0.0,
         "lessons_total": 2.0,
         "lessons_held": 1.0,
+        "lessons_not_held": 1.0,
+        "lessons_inconclusive": 0.0,
         "run_seconds": 4.2,
     }
     assert run.data.tags["env.torch"] == "2.14.1" and run.data.tags["env.cpu_count"] == "2"
