@@ -12,6 +12,7 @@ import struct
 import pytest
 from helpers import skip_unless_ci
 
+from mlinfra_kit.comparison import OUTCOMES
 from mlinfra_kit.results import load
 from mlinfra_kit.runner import discover, notebooks_dir, run_notebooks
 
@@ -79,6 +80,13 @@ def test_runs_quick_and_records_its_metrics(nb, tmp_path):
     assert not problems, f"{nb.name}'s executed copy is not clean:\n" + "\n".join(problems)
     lessons = doc.get("lessons", [])
     assert len(lessons) >= 3, f"{nb.name} records {len(lessons)} lessons; conclusions need 3+"
+    ids = [lesson["id"] for lesson in lessons]
+    assert len(set(ids)) == len(ids), f"{nb.name}: lesson ids must be unique: {ids}"
+    assert all(lesson["outcome"] in OUTCOMES for lesson in lessons)
+    for lesson in lessons:  # a comparative lesson records its numbers, not only prose
+        if lesson["interval"] is not None:
+            low, high = lesson["interval"]
+            assert lesson["threshold"] is not None and low <= lesson["estimate"] <= high, lesson
 
 
 #: Notebooks whose executed copies still print library warnings on stderr, and the pattern

@@ -228,10 +228,11 @@ def closed_loop(
     warmup: int = 100,
     desc: str = "load",
     progress: bool = False,
+    warmup_s: float = 1.0,
 ) -> RepeatedLoad:
     """``repeats`` closed-loop runs at ``concurrency`` with the chosen client
-    (:func:`pick_client`): wrk for ``seconds`` each (a one-second warm-up before the
-    first), or this module's client for ``total`` requests each (after ``warmup``).
+    (:func:`pick_client`): wrk for ``seconds`` each (``warmup_s`` seconds of warm-up before
+    the first), or this module's client for ``total`` requests each (after ``warmup``).
     Every row says which client measured it."""
     chosen = pick_client(client)
     if chosen == "wrk":
@@ -244,7 +245,7 @@ def closed_loop(
                     requests,
                     seconds=seconds,
                     concurrency=concurrency,
-                    warmup_s=1.0 if i == 0 else 0.0,
+                    warmup_s=warmup_s if i == 0 else 0.0,
                 )
                 for i in range(repeats)
             )

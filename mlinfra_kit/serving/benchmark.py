@@ -1,0 +1,171 @@
+"""Two servers compared under the same load, interleaved, until a rerun would agree.
+
+One load run per server says little on a shared machine: the same server measured twice
+can differ by more than the effect being judged. :func:`compare_closed_loop` and
+:func:`compare_open_loop` load two running servers in alternating order (A B, B A, ...),
+one run per server per round, through :func:`mlinfra_kit.comparison.compare`: a warm-up
+round first, then rounds until the interval of the ratio is narrow, the verdict settled or
+the time budget spent. Every run is kept, so the tables show the same runs the verdict
+rests on.
+
+The ratio is always how many times better B is than A: ``B / A`` for throughput, ``A / B``
+for a latency percentile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlinfra_kit.comparison import Comparison, compare
+from mlinfra_kit.serving.loadgen import RepeatedLoad, Request, closed_loop, run_load
+
+__all__ = ["LoadComparison", "compare_closed_loop", "compare_open_loop"]
+
+#: What a load run is judged by: (reads the number, lower is better).
+METRICS: dict[str, tuple[Callable[[Any], float], bool]] = {
+    "throughput": (lambda run: run.throughput_rps, False),
+    "p50": (lambda run: run.stats.p50_ms, True),
+    "p99": (lambda run: run.stats.p99_ms, True),
+}
+
+
+@dataclass(frozen=True)
+class LoadComparison:
+    """Server B against server A: the :class:`~mlinfra_kit.comparison.Comparison` of the
+    chosen metric and every measured run of each (warm-up rounds left out)."""
+
+    comparison: Comparison
+    a: RepeatedLoad
+    b: RepeatedLoad
+
+    @property
+    def errors(self) -> int:
+        return self.a.errors + self.b.errors
+
+
+def _compare(
+    run_a: Callable[[], Any],
+    run_b: Callable[[], Any],
+    names: tuple[str, str],
+    metric: str,
+    **engine: Any,
+) -> LoadComparison:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    read, lower_is_better = METRICS[metric]
+    runs: dict[str, list[Any]] = {"a": [], "b": []}
+    warm = {"a": 0, "b": 0}
+    warmup = engine.pop("warmup", 1)
+
+    def measuring(side: str, run: Callable[[], Any]) -> Callable[[], float]:
+        def measure() -> float:
+            result = run()
+            if warm[side] < warmup:  # the engine's warm-up calls: not kept
+                warm[side] += 1
+            else:
+                runs[side].append(result)
+            return read(result)
+
+        return measure
+
+    comparison = compare(
+        measuring("a", run_a),
+        measuring("b", run_b),
+        names=names,
+        lower_is_better=lower_is_better,
+        warmup=warmup,
+        **engine,
+    )
+    return LoadComparison(
+        comparison, RepeatedLoad(tuple(runs["a"])), RepeatedLoad(tuple(runs["b"]))
+    )
+
+
+def compare_closed_loop(
+    url_a: str,
+    url_b: str,
+    requests: Sequence[Request],
+    *,
+    concurrency: int,
+    names: tuple[str, str] = ("A", "B"),
+    metric: str = "throughput",
+    client: str = "auto",
+    seconds: float = 3.0,
+    total: int = 1000,
+    warmup: int = 100,
+    min_rounds: int = 3,
+    max_rounds: int = 8,
+    budget_s: float = 60.0,
+    rel_width: float = 0.10,
+    at_least: float | None = None,
+) -> LoadComparison:
+    """Closed-loop runs at ``concurrency`` against two running servers, interleaved
+    (:func:`~mlinfra_kit.serving.loadgen.closed_loop`, one run per server per round, the
+    client's own warm-up before each), compared by ``metric`` (``throughput``, ``p50``,
+    ``p99``) until the 99 % interval is ``rel_width`` wide, a verdict ``at_least`` is
+    settled, ``max_rounds`` are done or ``budget_s`` seconds are spent."""
+
+    def one_run(url: str) -> Callable[[], Any]:
+        return lambda: closed_loop(
+            url,
+            requests,
+            concurrency=concurrency,
+            client=client,
+            repeats=1,
+            total=total,
+            seconds=seconds,
+            warmup=warmup,
+            warmup_s=0.0,  # the engine's warm-up round warms each server
+        ).runs[0]
+
+    return _compare(
+        one_run(url_a),
+        one_run(url_b),
+        names,
+        metric,
+        min_rounds=min_rounds,
+        max_rounds=max_rounds,
+        budget_s=budget_s,
+        rel_width=rel_width,
+        at_least=at_least,
+    )
+
+
+def compare_open_loop(
+    url_a: str,
+    url_b: str,
+    requests: Sequence[Request],
+    *,
+    rate_rps: float,
+    total: int,
+    names: tuple[str, str] = ("A", "B"),
+    metric: str = "p50",
+    concurrency: int = 256,
+    min_rounds: int = 3,
+    max_rounds: int = 8,
+    budget_s: float = 60.0,
+    rel_width: float = 0.10,
+    at_least: float | None = None,
+) -> LoadComparison:
+    """Open-loop runs of ``total`` requests at ``rate_rps`` against two running servers
+    (:func:`~mlinfra_kit.serving.loadgen.run_load`, the Python client), interleaved and
+    compared by ``metric`` (``p50`` by default) as :func:`compare_closed_loop` does."""
+
+    def one_run(url: str) -> Callable[[], Any]:
+        return lambda: run_load(
+            url, requests, total=total, rate_rps=rate_rps, concurrency=concurrency, progress=False
+        )
+
+    return _compare(
+        one_run(url_a),
+        one_run(url_b),
+        names,
+        metric,
+        min_rounds=min_rounds,
+        max_rounds=max_rounds,
+        budget_s=budget_s,
+        rel_width=rel_width,
+        at_least=at_least,
+    )

@@ -1,0 +1,46 @@
+"""Two real servers compared interleaved: every round loads both, the warm-up round is not
+kept, the verdict comes from the engine, and a server against its twin is never "held"
+better by a clear margin."""
+
+import pytest
+
+from mlinfra_kit.serving import run_trivial_server
+from mlinfra_kit.serving.benchmark import compare_closed_loop, compare_open_loop
+from mlinfra_kit.serving.loadgen import post_json
+
+BODIES = post_json("/predict", [{"title": "YOLO on a webcam"}])
+
+
+def test_two_twins_closed_loop_keep_every_measured_round_and_are_not_called_different():
+    with run_trivial_server() as a, run_trivial_server() as b:
+        compared = compare_closed_loop(
+            a.url,
+            b.url,
+            BODIES,
+            concurrency=4,
+            names=("twin a", "twin b"),
+            client="python",
+            total=200,
+            warmup=20,
+            max_rounds=3,
+        )
+    c = compared.comparison
+    assert c.names == ("twin a", "twin b") and c.repeats == 3
+    assert len(compared.a.runs) == len(compared.b.runs) == 3  # the warm-up round left out
+    assert compared.errors == 0 and compared.a.throughput_rps > 0
+    assert c.verdict(at_least=1.5) != "held"
+
+
+def test_open_loop_compares_a_latency_percentile():
+    with run_trivial_server() as a, run_trivial_server() as b:
+        compared = compare_open_loop(
+            a.url, b.url, BODIES, rate_rps=200, total=100, metric="p99", max_rounds=3
+        )
+    assert compared.comparison.repeats == 3 and compared.b.runs[0].rate_rps == 200
+
+
+def test_an_unknown_metric_is_refused():
+    with pytest.raises(ValueError, match="metric must be one of"):
+        compare_open_loop(
+            "http://127.0.0.1:1", "http://127.0.0.1:1", BODIES, rate_rps=1, total=1, metric="p75"
+        )
