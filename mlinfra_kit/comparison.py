@@ -95,6 +95,8 @@ class Comparison:
     repeats: int
     seconds: float = 0.0
     confidence: float = 0.99
+    #: For a bootstrap (:func:`bootstrap_difference`): the items resampled; 0 for rounds.
+    items: int = 0
     samples_a: tuple[float, ...] = field(default=(), repr=False)
     samples_b: tuple[float, ...] = field(default=(), repr=False)
 
@@ -165,8 +167,10 @@ class Comparison:
         else:
             text = f"{self.estimate:+.3g}{unit} [{lo:+.3g}, {hi:+.3g}]"
             noise = f"±{self.noise:.2g}{unit}"
-        level = f"{100 * self.confidence:.0f} % interval"
-        return f"{text} ({level}; noise floor {noise}, {self.repeats} rounds)"
+        level = f"{100 * self.confidence:.0f} %"
+        if self.items:
+            return f"{text} ({level} bootstrap interval over {self.items} items)"
+        return f"{text} ({level} interval; noise floor {noise}, {self.repeats} rounds)"
 
     def settle_hint(self) -> str:
         """What would settle an inconclusive verdict, from what was measured."""
@@ -350,4 +354,5 @@ def bootstrap_difference(
         noise=0.0,
         repeats=resamples,
         confidence=confidence,
+        items=items,
     )

@@ -146,6 +146,5 @@ def _check_commands(name: str, commands: tuple[str, ...], python: Path) -> None:
             raise InstallFailed(f"{name}: `{command} --help` did not run: {err}") from None
         if done.returncode != 0:
             raise InstallFailed(
-                f"{name}: `{command} --help` failed: "
-                f"{(done.stderr or done.stdout).strip()[-400:]}"
+                f"{name}: `{command} --help` failed: {(done.stderr or done.stdout).strip()[-400:]}"
             )

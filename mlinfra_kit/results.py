@@ -120,11 +120,13 @@ class Lesson:
         at_least: float | None = None,
         within: float | None = None,
         unit: str = "",
+        settle: str | None = None,
     ) -> Lesson:
         """The lesson of a claim about B against A, decided by ``comparison.verdict``
         (``at_least``: B better by at least; ``within``: B about A); the observed text
         gains the estimate, its interval, the noise floor and the rounds, and an
-        inconclusive one says what would settle it.
+        inconclusive one says what would settle it (``settle``, else the comparison's own
+        hint).
 
         >>> from mlinfra_kit.comparison import paired
         >>> c = paired([100, 101, 99], [100, 99, 101])
@@ -133,9 +135,9 @@ class Lesson:
         ('inconclusive', 1.0)
         """
         outcome = comparison.verdict(at_least=at_least, within=within)
-        text = f"{observed}; {comparison.describe(unit)}"
+        text = f"{observed}: {comparison.describe(unit)}"
         if outcome == "inconclusive":
-            text += f"; to settle it: {comparison.settle_hint()}"
+            text += f"; to settle it: {settle or comparison.settle_hint()}"
         return cls(
             claim,
             text,

@@ -14,7 +14,7 @@ from mlinfra_kit.models.classifier import (
     TextClassifierNet,
     torch_threads,
 )
-from mlinfra_kit.models.evaluation import Evaluation, evaluate
+from mlinfra_kit.models.evaluation import Evaluation, evaluate, score_difference
 from mlinfra_kit.models.text import Vocabulary, features, tokenize
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "torch_threads",
     "Evaluation",
     "evaluate",
+    "score_difference",
     "Vocabulary",
     "features",
     "tokenize",

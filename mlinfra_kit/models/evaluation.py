@@ -21,8 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["Evaluation", "evaluate"]
+if TYPE_CHECKING:
+    from mlinfra_kit.comparison import Comparison
+
+__all__ = ["Evaluation", "evaluate", "score_difference"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +88,51 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
     macro_f1 = sum(row["f1"] for row in per_class) / k
     weighted_f1 = sum(row["f1"] * row["support"] for row in per_class) / len(y_true)
     return Evaluation(list(labels), accuracy, macro_f1, per_class, confusion, weighted_f1)
+
+
+def score_difference(
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    labels: Sequence[str],
+    against: Sequence[str] | float,
+    metric: str = "weighted_f1",
+    names: tuple[str, str] = ("reference", "model"),
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Comparison:
+    """How much better ``y_pred`` scores than ``against`` on ``metric`` (an
+    :class:`Evaluation` field), with a 95 % bootstrap interval over the evaluated items:
+    ``against`` is another model's predictions on the same items (paired: each resample
+    scores both on the same items), or a fixed figure (a published score).
+
+    A score on 191 projects carries a sampling error of a few points; this says whether a
+    difference is larger than that.
+
+    >>> truth = ["a"] * 50 + ["b"] * 50
+    >>> better = ["a"] * 50 + ["b"] * 45 + ["a"] * 5
+    >>> worse = ["a"] * 40 + ["b"] * 10 + ["b"] * 45 + ["a"] * 5
+    >>> c = score_difference(truth, better, ["a", "b"], worse, metric="accuracy")
+    >>> round(c.estimate, 2), c.verdict(at_least=0.0)
+    (0.1, 'held')
+    """
+    from mlinfra_kit.comparison import bootstrap_difference
+
+    if metric not in ("accuracy", "macro_f1", "weighted_f1"):
+        raise ValueError(f"metric must be accuracy, macro_f1 or weighted_f1, got {metric!r}")
+    truth, predicted = list(y_true), list(y_pred)
+    if len(truth) != len(predicted):
+        raise ValueError(f"y_true has {len(truth)} labels but y_pred has {len(predicted)}")
+    fixed = isinstance(against, int | float)
+    other = None if fixed else list(against)  # type: ignore[arg-type]
+    if other is not None and len(other) != len(truth):
+        raise ValueError(f"against has {len(other)} predictions for {len(truth)} items")
+
+    def score(items: Sequence[str], idx: Sequence[int]) -> float:
+        picked = [truth[i] for i in idx]
+        return getattr(evaluate(picked, [items[i] for i in idx], labels), metric)
+
+    def both(idx: Sequence[int]) -> tuple[float, float]:
+        a = float(against) if other is None else score(other, idx)  # type: ignore[arg-type]
+        return a, score(predicted, idx)
+
+    return bootstrap_difference(len(truth), both, names=names, resamples=resamples, seed=seed)
