@@ -118,11 +118,21 @@ class RayPredictorPool:
         texts: Sequence[str],
         store: PredictionStore,
         batch_size: int = 256,
+        actors: int | None = None,
     ) -> BatchJobReport:
-        """Predict ``texts`` on the warm actors and write them to ``store``."""
+        """Predict ``texts`` on the warm actors (the first ``actors`` of them; default:
+        all) and write them to ``store``. Fewer actors of the same warm pool is how to
+        compare pool sizes on a machine that cannot hold two pools at once."""
+        from ray.util import ActorPool
+
         _check_job(entity_ids, texts, batch_size)
         if self._pool is None:
             raise RuntimeError("the pool is closed: create a new RayPredictorPool")
+        if actors is not None and not 1 <= actors <= self.workers:
+            raise ValueError(
+                f"actors must be between 1 and the pool's {self.workers}, got {actors}"
+            )
+        pool = self._pool if actors is None else ActorPool(self._actors[:actors])
         tic = time.perf_counter()
         blocks = [
             {
@@ -132,7 +142,7 @@ class RayPredictorPool:
             for i in range(0, len(texts), batch_size)
         ]
         written = 0
-        for answer in self._pool.map_unordered(lambda a, b: a.predict.remote(b), blocks):
+        for answer in pool.map_unordered(lambda a, b: a.predict.remote(b), blocks):
             written += _write(store, answer)
         seconds = time.perf_counter() - tic
         return BatchJobReport(self.version, len(texts), 0, written, len(blocks), seconds)

@@ -47,12 +47,14 @@ def test_a_warm_pool_gives_the_same_answers_job_after_job(
     expected = [p.tag for p in trained.predict(texts)]
     with RayPredictorPool(str(artifact), workers=2) as pool:
         assert pool.startup_s > 0 and pool.version
-        for job in range(2):  # the second job reuses the actors
+        for job, actors in enumerate((None, 1)):  # the second job reuses one of the actors
             with SQLiteStore(tmp_path / f"w{job}.db") as store:
-                report = pool.predict_into_store(ids, texts, store, batch_size=25)
+                report = pool.predict_into_store(ids, texts, store, batch_size=25, actors=actors)
                 assert report.written == 120 and report.batches == 5
                 assert report.model_version == pool.version
                 assert [store.get(str(i)).tag for i in ids] == expected
+        with pytest.raises(ValueError, match="between 1 and the pool's 2"):
+            pool.predict_into_store(ids, texts, store, actors=3)
     with pytest.raises(RuntimeError, match="closed"), SQLiteStore(tmp_path / "x.db") as store:
         pool.predict_into_store(ids, texts, store)
 
