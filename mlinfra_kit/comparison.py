@@ -59,6 +59,7 @@ __all__ = [
     "OUTCOMES",
     "Comparison",
     "bootstrap_difference",
+    "combined",
     "compare",
     "paired",
     "timed",
@@ -180,6 +181,23 @@ class Comparison:
                 "machine, or with larger sizes (a full run)"
             )
         return "the interval is wide: more rounds (a full run) or a quieter machine"
+
+
+def combined(outcomes: Sequence[str]) -> str:
+    """The outcome of a claim made of several (``every peer is slower``): held when each
+    held, not held when any did not, inconclusive otherwise.
+
+    >>> combined(["held", "held"]), combined(["held", "inconclusive"])
+    ('held', 'inconclusive')
+    >>> combined(["not_held", "inconclusive"])
+    'not_held'
+    """
+    unknown = [o for o in outcomes if o not in OUTCOMES]
+    if unknown or not outcomes:
+        raise ValueError(f"need one or more outcomes among {OUTCOMES}, got {list(outcomes)}")
+    if "not_held" in outcomes:
+        return "not_held"
+    return "held" if all(o == "held" for o in outcomes) else "inconclusive"
 
 
 def _t_interval(values: Sequence[float], confidence: float) -> tuple[float, float, float]:

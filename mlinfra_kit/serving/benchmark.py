@@ -100,31 +100,36 @@ def compare_closed_loop(
     budget_s: float = 60.0,
     rel_width: float = 0.10,
     at_least: float | None = None,
+    requests_b: Sequence[Request] | None = None,
+    warmup_rounds: int = 1,
 ) -> LoadComparison:
     """Closed-loop runs at ``concurrency`` against two running servers, interleaved
     (:func:`~mlinfra_kit.serving.loadgen.closed_loop`, one run per server per round, the
     client's own warm-up before each), compared by ``metric`` (``throughput``, ``p50``,
     ``p99``) until the 99 % interval is ``rel_width`` wide, a verdict ``at_least`` is
-    settled, ``max_rounds`` are done or ``budget_s`` seconds are spent."""
+    settled, ``max_rounds`` are done or ``budget_s`` seconds are spent. ``requests_b``:
+    B's own requests where its API differs from A's (the same projects, another body);
+    ``warmup_rounds``: untimed rounds first (0 for servers already warm)."""
 
-    def one_run(url: str) -> Callable[[], Any]:
+    def one_run(url: str, sent: Sequence[Request]) -> Callable[[], Any]:
         return lambda: closed_loop(
             url,
-            requests,
+            sent,
             concurrency=concurrency,
             client=client,
             repeats=1,
             total=total,
             seconds=seconds,
             warmup=warmup,
-            warmup_s=0.0,  # the engine's warm-up round warms each server
+            warmup_s=0.0,  # the engine's warm-up rounds warm each server
         ).runs[0]
 
     return _compare(
-        one_run(url_a),
-        one_run(url_b),
+        one_run(url_a, requests),
+        one_run(url_b, requests if requests_b is None else requests_b),
         names,
         metric,
+        warmup=warmup_rounds,
         min_rounds=min_rounds,
         max_rounds=max_rounds,
         budget_s=budget_s,
