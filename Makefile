@@ -13,7 +13,8 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed  ## create .venv with the kit and its test tools
 
-tour: install  ## run every notebook in quick mode, then write $(TOUR)/report.md
+tour: install  ## build the peer and engine environments, run every notebook in quick mode, write $(TOUR)/report.md
+	$(BIN)/mlinfra envs build
 	$(BIN)/mlinfra run --quick --out $(TOUR)
 	$(BIN)/mlinfra report $(TOUR)
 

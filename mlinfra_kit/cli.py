@@ -1,4 +1,5 @@
-"""The ``mlinfra`` command: list, run and report the notebooks; check the machine.
+"""The ``mlinfra`` command: list, run and report the notebooks; check the machine; build
+the environments of the peers and engines.
 
 Heavy libraries (torch, papermill) are imported inside the commands that use them, so
 ``mlinfra --help`` answers instantly.
@@ -182,9 +183,77 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         print(f"  {name:<{width}}{found or 'not available'}")
     from jupyter_client.kernelspec import KernelSpecManager
 
+    from mlinfra_kit.environments import built_environments, environments_home
+
+    built = built_environments()
+    listed = ", ".join(f"{n} ({i['size_mb']:,.0f} MB)" for n, i in built.items())
+    print(
+        f"  {'environments built':<{width}}{listed or 'none'} in {environments_home()}"
+        + ("" if built else ": `mlinfra envs build`")
+    )
     kernels = sorted(KernelSpecManager().find_kernel_specs())
     print(f"  {'jupyter kernels':<{width}}{', '.join(kernels) or 'none: pip install ipykernel'}")
     return 0
+
+
+def _known_environments() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Every environment the kit builds beside its own: name -> (packages, commands)."""
+    from mlinfra_kit.processing.flink import FLINK_PACKAGES
+    from mlinfra_kit.serving.peers import PEERS
+
+    peers = {p.name: (p.packages, p.commands) for p in PEERS.values() if p.packages}
+    return peers | {"flink": (FLINK_PACKAGES, ())}
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    import time
+
+    from mlinfra_kit import environments
+    from mlinfra_kit.progress import bar
+
+    home = args.home or environments.environments_home()
+    known = _known_environments()
+    unknown = [n for n in args.names if n not in known]
+    if unknown and args.action == "build":
+        print(
+            f"mlinfra envs: unknown environment(s) {', '.join(unknown)}; known: {', '.join(known)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.action == "list":
+        built = environments.built_environments(home)
+        print(f"environments in {home}")
+        for name in dict.fromkeys([*known, *built]):
+            if name in built:
+                info = built[name]
+                state = f"built, {info['size_mb']:,.0f} MB" + (
+                    "" if info["current"] else " (for another kit environment: rebuilt on use)"
+                )
+            else:
+                state = "not built (`mlinfra envs build " + name + "`)"
+            packages = " ".join(known[name][0]) if name in known else "-"
+            print(f"  {name:<12} {state:<44} {packages}")
+        return 0
+    if args.action == "remove":
+        names = args.names or list(environments.built_environments(home))
+        for name in names:
+            removed = environments.remove_environment(name, home)
+            print(f"  {name}: {'removed' if removed else 'not built'}")
+        return 0
+    failed = 0
+    names = args.names or list(known)
+    for name in bar(names, desc="environments", unit="env"):
+        packages, commands = known[name]
+        tic = time.perf_counter()
+        try:
+            environments.environment_python(name, packages, home, commands=commands)
+        except environments.InstallFailed as err:
+            failed += 1
+            print(f"  {name}: FAILED: {err}", flush=True)
+            continue
+        size = environments.built_environments(home)[name]["size_mb"]
+        print(f"  {name}: ready in {time.perf_counter() - tic:.0f} s, {size:,.0f} MB", flush=True)
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,6 +335,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(p)  # one flag per ServerConfig field, with its default
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "envs",
+        help="build, list or remove the environments of the peers and engines",
+        description="The serving systems of 09_serving_systems and Flink in 02_processing run in "
+        "environments of their own, built once (minutes the first time; a notebook that finds "
+        "one missing builds it). Build them before a tour so the notebooks time what they teach.",
+    )
+    p.add_argument("action", choices=("build", "list", "remove"))
+    p.add_argument("names", nargs="*", metavar="NAME", help="environments (default: all)")
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="where they live (default: $MLINFRA_PEERS_HOME, else ~/.cache/mlinfra-kit/peers)",
+    )
+    p.set_defaults(func=_cmd_envs)
 
     p = sub.add_parser("doctor", help="print versions, CPU, GPU and optional services")
     p.set_defaults(func=_cmd_doctor)

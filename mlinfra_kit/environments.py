@@ -17,7 +17,13 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["InstallFailed", "environment_python", "environments_home"]
+__all__ = [
+    "InstallFailed",
+    "built_environments",
+    "environment_python",
+    "environments_home",
+    "remove_environment",
+]
 
 
 class InstallFailed(RuntimeError):
@@ -148,3 +154,39 @@ def _check_commands(name: str, commands: tuple[str, ...], python: Path) -> None:
             raise InstallFailed(
                 f"{name}: `{command} --help` failed: {(done.stderr or done.stdout).strip()[-400:]}"
             )
+
+
+def built_environments(home: Path | None = None) -> dict[str, dict[str, object]]:
+    """The environments built under ``home`` (:func:`environments_home`): for each, its
+    packages, its commands, its size in MB and when it was built (seconds since the epoch)."""
+    root = home or environments_home()
+    found: dict[str, dict[str, object]] = {}
+    for stamp in sorted(root.glob("*/mlinfra-packages.json")):
+        wanted = _read_stamp(stamp)
+        if not isinstance(wanted, dict):
+            continue
+        folder = stamp.parent
+        size = sum(
+            f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink()
+        )
+        found[folder.name] = {
+            "packages": wanted.get("packages", []),
+            "commands": wanted.get("commands", []),
+            "size_mb": size / 1e6,
+            "built_at": stamp.stat().st_mtime,
+            "current": wanted.get("kit") == sys.prefix,
+        }
+    return found
+
+
+def remove_environment(name: str, home: Path | None = None) -> bool:
+    """Delete the environment ``name`` under ``home``; False when there was none."""
+    import shutil
+
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"not an environment name: {name!r}")
+    folder = (home or environments_home()) / name
+    if not folder.is_dir():
+        return False
+    shutil.rmtree(folder)
+    return True

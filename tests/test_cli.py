@@ -98,3 +98,26 @@ def test_serve_rejects_a_folder_that_is_not_an_artifact(tmp_path):
 def test_serve_rejects_bad_settings(artifact):
     done = mlinfra("serve", "--model", artifact, "--max-batch-size", "0")
     assert done.returncode == 2 and "max_batch_size must be at least 1" in done.stderr
+
+
+def test_envs_build_list_and_remove_in_a_scratch_folder(tmp_path):
+    # MLflow's own packages are in the kit's environment: its build is the quick one (a venv,
+    # a no-op pip install, the commands written and checked), with every step of a real one.
+    home = tmp_path / "envs"
+    built = mlinfra("envs", "build", "mlflow", "--home", home)
+    assert built.returncode == 0, built.stderr
+    assert "mlflow: ready in" in built.stdout and (home / "mlflow" / "bin" / "mlflow").exists()
+    listed = mlinfra("envs", "list", "--home", home).stdout
+    assert "mlflow       built," in listed and "flink        not built" in listed
+    doctor = subprocess.run(
+        [*MLINFRA, "doctor"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLINFRA_PEERS_HOME": str(home)},
+        timeout=120,
+    )
+    assert "environments built" in doctor.stdout and "mlflow (" in doctor.stdout
+    removed = mlinfra("envs", "remove", "--home", home)
+    assert "mlflow: removed" in removed.stdout and not (home / "mlflow").exists()
+    unknown = mlinfra("envs", "build", "nope", "--home", home)
+    assert unknown.returncode == 2 and "unknown environment(s) nope" in unknown.stderr

@@ -73,6 +73,11 @@ class AppConfig:
     window: int = 50
     label_delay: int = 10
     shadow_requests: int = 30
+    #: The shadow's gate: a candidate whose tags agree with production's on fewer of the
+    #: mirrored projects than this is rolled back before it serves anyone (no labels
+    #: needed: a retrained model differs from production where the world moved, not on
+    #: most projects). 0 turns the gate off, leaving the canary's guardrails.
+    min_shadow_agreement: float = 0.5
     canary_steps: tuple[float, ...] = (0.5, 1.0)
     canary_min_requests: int = 15
     guardrails: Guardrails = field(
@@ -91,6 +96,10 @@ class AppConfig:
     def __post_init__(self):
         if self.window < 10 or self.label_delay < 0 or self.shadow_requests < 1:
             raise ValueError("need window >= 10, label_delay >= 0 and shadow_requests >= 1")
+        if not 0 <= self.min_shadow_agreement <= 1:
+            raise ValueError(
+                f"min_shadow_agreement is a share between 0 and 1, got {self.min_shadow_agreement}"
+            )
         if self.retrain_after is not None and self.retrain_after < 1:
             raise ValueError(f"retrain_after must be 1 or more (or None), got {self.retrain_after}")
 
@@ -354,7 +363,8 @@ class _Application:
 
     def shadow(self) -> None:
         """Send the shadow batch to production, mirrored to the candidate; a candidate
-        that fails is rolled back, one that answers goes on to the canary."""
+        that fails, or that disagrees with production on too many projects
+        (``min_shadow_agreement``), is rolled back; one that passes goes on to the canary."""
         batch, self.shadow_batch = self.shadow_batch, []
         run = self.run
         run.shadow = report = run_shadow(
@@ -392,6 +402,16 @@ class _Application:
         if report.candidate_errors:
             run.outcome, self.phase = "rolled_back", Phase.SERVING
             run.event(last, "rollback", "candidate failed in shadow")
+            return
+        if report.agreement < self.config.min_shadow_agreement:
+            run.outcome, self.phase = "rolled_back", Phase.SERVING
+            run.event(
+                last,
+                "rollback",
+                f"candidate agreed with production on {report.agreements} of {report.compared} "
+                f"mirrored projects, below the shadow gate's "
+                f"{self.config.min_shadow_agreement:.0%}",
+            )
             return
         config = self.config
         run.canary = Canary(

@@ -102,12 +102,35 @@ def test_a_failed_candidate_is_rolled_back_and_v1_keeps_serving(setting, tmp_pat
         registry, v1, train_rows, stream, config, retrain=mislabelled, progress=False
     )
     assert run.outcome == "rolled_back" and registry.production == "v1"
-    assert "quality" in next(e.detail for e in run.events if e.kind == "rollback")
+    # Every tag shifted: the shadow sees it disagree with production before any user does.
+    assert "below the shadow gate" in next(e.detail for e in run.events if e.kind == "rollback")
+    assert run.canary is None and run.shadow.agreement < 0.5
     assert run.failed_requests == 0 and run.rejected_requests == 1 and run.rejected_labels == 1
     after = [
         s for s in run.served if s.index > max(e.index for e in run.events if e.kind == "rollback")
     ]
     assert after and all(s.version == "v1" for s in after)
+
+
+def test_without_the_shadow_gate_the_canarys_quality_guardrail_rolls_back(setting, tmp_path):
+    train_rows, stream, v1 = setting
+    registry = registry_with(v1, tmp_path)
+    config = AppConfig(
+        window=20,
+        label_delay=5,
+        shadow_requests=10,
+        canary_min_requests=15,
+        alpha=0.5,
+        epochs=3,
+        min_shadow_agreement=0.0,
+    )
+    run = run_application(
+        registry, v1, train_rows, stream[:240], config, retrain=mislabelled, progress=False
+    )
+    assert run.outcome == "rolled_back" and registry.production == "v1"
+    assert "quality" in next(e.detail for e in run.events if e.kind == "rollback")
+    with pytest.raises(ValueError, match="min_shadow_agreement"):
+        AppConfig(min_shadow_agreement=1.5)
 
 
 def test_variant_choice_uses_measured_numbers(setting, tmp_path):
