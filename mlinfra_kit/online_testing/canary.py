@@ -44,16 +44,35 @@ class Observation:
     error: bool
     quality: float | None = None  # e.g. 1.0 if the predicted tag was right, else 0.0
 
+    def __post_init__(self):
+        if not (math.isfinite(self.latency_ms) and self.latency_ms >= 0):
+            raise ValueError(
+                f"latency_ms must be a finite number of milliseconds >= 0, got {self.latency_ms}: "
+                "a request that never answered is an error (error=True) with the time waited"
+            )
+        if self.quality is not None and not (
+            math.isfinite(self.quality) and 0 <= self.quality <= 1
+        ):
+            raise ValueError(
+                f"quality must be in [0, 1] (e.g. 1.0 for a right answer), got {self.quality}: "
+                "rescale a score on another range, or pass None where there is none"
+            )
+
 
 @dataclass(frozen=True)
 class Guardrails:
     """What counts as a breach, each a one-sided test of the candidate against the baseline:
 
-    - error rate: higher than the baseline's by more than ``max_error_rate_increase``
-      (a score test for two proportions);
+    - error rate: higher than the baseline's by more than ``max_error_rate_increase``. At
+      the default 0, an **exact** test: given the errors both arms made, is the candidate's
+      share of them larger than its share of the requests (a conditional binomial test, as
+      Fisher's), so its false alarms stay within its share of the budget at any error rate
+      and traffic, rare errors included; with a margin, a score test for two proportions;
     - latency: the candidate's ``latency_quantile`` (e.g. p95) above ``max_latency_ratio``
       times the baseline's, tested as "more than 1 - quantile of its requests are slower
-      than that limit" (a binomial test: a quantile, not a 30-request p99);
+      than that limit" (a binomial test: a quantile, not a 30-request p99). The baseline's
+      quantile is itself estimated: the limit uses its upper confidence bound (an order
+      statistic) at half the test's share, the binomial test the other half;
     - quality: lower than the baseline's by more than ``max_quality_drop`` (a score test;
       quality per request in [0, 1], e.g. 1 for a right answer).
 
@@ -166,38 +185,31 @@ def guardrail_checks(
     latency drifts with the machine's load and an old baseline would blame the candidate
     for it; by default, on all the data."""
     g = guardrails
-    checks = []
-    z = score_z(
-        baseline.errors,
-        baseline.requests,
-        candidate.errors,
-        candidate.requests,
-        g.max_error_rate_increase,
-    )
-    checks.append(
-        GuardrailCheck(
-            "error_rate",
-            z,
-            float(stats.norm.sf(z)),
-            threshold,
-            candidate.requests,
-            f"error rate {candidate.errors / candidate.requests:.2%} vs baseline "
-            f"{baseline.errors / baseline.requests:.2%} (allowed +{g.max_error_rate_increase:.2%})",
-        )
-    )
     base_ms, cand_ms = latencies or (baseline.latencies, candidate.latencies)
-    limit = g.max_latency_ratio * float(np.quantile(base_ms, g.latency_quantile))
+    if not baseline.requests or not candidate.requests or not len(base_ms) or not len(cand_ms):
+        raise ValueError(
+            "guardrail_checks needs requests from both arms (and latencies from the same "
+            f"stretch): baseline {baseline.requests}, candidate {candidate.requests}"
+        )
+    checks = [_error_check(baseline, candidate, g, threshold)]
+    # The limit: the baseline's quantile at its upper confidence bound (half the share),
+    # so a candidate at the allowed ratio is not blamed for the baseline's own noise.
+    ordered = np.sort(np.asarray(base_ms, dtype=float))
+    rank = int(stats.binom.ppf(1 - threshold / 2, len(ordered), g.latency_quantile))
+    quantile_bound = float(ordered[min(rank, len(ordered) - 1)])
+    limit = g.max_latency_ratio * quantile_bound
     slower = int(np.sum(np.asarray(cand_ms) > limit))
     allowed = 1 - g.latency_quantile
     checks.append(
         GuardrailCheck(
             "latency",
             slower / len(cand_ms),
-            float(stats.binom.sf(slower - 1, len(cand_ms), allowed)),
+            min(1.0, 2 * float(stats.binom.sf(slower - 1, len(cand_ms), allowed))),
             threshold,
             len(cand_ms),
             f"{slower} of {len(cand_ms)} candidate requests slower than {limit:.2f} ms "
-            f"(x{g.max_latency_ratio} the baseline's p{round(100 * g.latency_quantile)}); "
+            f"(x{g.max_latency_ratio} the baseline's p{round(100 * g.latency_quantile)}, "
+            f"{quantile_bound:.2f} ms at its upper bound over {len(ordered)} requests); "
             f"allowed {allowed:.0%}",
         )
     )
@@ -221,6 +233,38 @@ def guardrail_checks(
             )
         )
     return checks
+
+
+def _error_check(
+    baseline: ArmData, candidate: ArmData, g: Guardrails, threshold: float
+) -> GuardrailCheck:
+    """The error-rate guardrail: exact (conditional binomial) at margin 0, else a score test."""
+    rate_c, rate_b = candidate.errors / candidate.requests, baseline.errors / baseline.requests
+    allowed = g.max_error_rate_increase
+    detail = f"error rate {rate_c:.2%} vs baseline {rate_b:.2%} (allowed +{allowed:.2%})"
+    if g.max_error_rate_increase == 0:
+        total = baseline.errors + candidate.errors
+        share = candidate.requests / (candidate.requests + baseline.requests)
+        p = float(stats.binom.sf(candidate.errors - 1, total, share)) if total else 1.0
+        return GuardrailCheck(
+            "error_rate",
+            candidate.errors / total if total else 0.0,
+            p,
+            threshold,
+            candidate.requests,
+            f"{detail}; the candidate made {candidate.errors} of the {total} errors with "
+            f"{share:.1%} of the requests (exact test)",
+        )
+    z = score_z(
+        baseline.errors,
+        baseline.requests,
+        candidate.errors,
+        candidate.requests,
+        g.max_error_rate_increase,
+    )
+    return GuardrailCheck(
+        "error_rate", z, float(stats.norm.sf(z)), threshold, candidate.requests, detail
+    )
 
 
 #: Fewest baseline latencies a step's latency test compares with; a step with fewer (the
@@ -290,6 +334,11 @@ class Canary:
             or steps[-1] != 1.0
         ):
             raise ValueError(f"steps must increase within (0, 1] and end at 1.0, got {steps}")
+        if len(steps) == 1:
+            raise ValueError(
+                "a one-step canary (steps=(1.0,)) gives the baseline no traffic to compare "
+                "with: start with a share below 1.0, e.g. steps=(0.5, 1.0)"
+            )
         if min_requests < 1:
             raise ValueError(f"min_requests must be at least 1, got {min_requests}")
         self.steps = steps
@@ -319,6 +368,57 @@ class Canary:
     def share(self) -> float:
         return self.router.weights[self.candidate]
 
+    def detectable(
+        self, baseline_error_rate: float = 0.01, baseline_quality: float = 0.9, power: float = 0.8
+    ) -> list[dict[str, float]]:
+        """What this canary can see, before it starts: at each step's decision (after
+        ``min_requests`` more candidate requests, the baseline having served the rest of
+        each step's traffic), the smallest error-rate increase and quality drop its tests
+        detect with ``power`` at their share of the budget (normal approximation; ``nan``:
+        not detectable at that traffic). A margin or a drop smaller than these can pass
+        unseen: the canary then guards against larger harm only.
+
+        >>> rows = Canary(steps=(0.1, 1.0), min_requests=200).detectable(0.01, 0.9)
+        >>> [round(r["error_rate_increase"], 3) for r in rows]
+        [0.033, 0.024]
+        """
+        from scipy import optimize
+
+        for rate, name in (
+            (baseline_error_rate, "baseline_error_rate"),
+            (1 - baseline_quality, "1 - baseline_quality"),
+        ):
+            if not 0 < rate < 1:
+                raise ValueError(f"{name} must be in (0, 1), got {rate}")
+        if not 0 < power < 1:
+            raise ValueError(f"power must be in (0, 1), got {power}")
+        z_a, z_b = stats.norm.ppf(1 - self.threshold), stats.norm.ppf(power)
+
+        def smallest(p: float, n_c: float, n_b: float) -> float:
+            def short(d: float) -> float:
+                pooled = (p * n_b + (p + d) * n_c) / (n_b + n_c)
+                se0 = math.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_b))
+                se1 = math.sqrt((p + d) * (1 - p - d) / n_c + p * (1 - p) / n_b)
+                return d - z_a * se0 - z_b * se1
+
+            far = 1 - p - 1e-9
+            return float(optimize.brentq(short, 1e-9, far)) if short(far) > 0 else math.nan
+
+        rows, n_c, n_b = [], 0.0, 0.0
+        for share in self.steps:
+            n_c += self.min_requests
+            n_b += self.min_requests * (1 - share) / share
+            rows.append(
+                {
+                    "share": share,
+                    "candidate_requests": n_c,
+                    "baseline_requests": n_b,
+                    "error_rate_increase": smallest(baseline_error_rate, n_c, n_b),
+                    "quality_drop": smallest(1 - baseline_quality, n_c, n_b),
+                }
+            )
+        return rows
+
     def route(self, user_id: object) -> str:
         return self.router.assign(user_id)
 
@@ -340,7 +440,18 @@ class Canary:
             self.decide()
 
     def decide(self) -> CanaryDecision:
-        """Test the guardrails on the data so far and act: roll back, advance, complete."""
+        """Test the guardrails on the data so far and act: roll back, advance, complete.
+        ``observe`` calls it once a step has ``min_requests`` candidate requests; called
+        before the step has requests from both arms, it refuses (a step without traffic
+        waits, it does not decide)."""
+        if self.status != "running":
+            raise ValueError(f"the canary has ended ({self.status}): nothing to decide")
+        if not self._step_latencies[1] or not (self._step_latencies[0] or self._previous_baseline):
+            raise ValueError(
+                "no decision without data: this step has "
+                f"{len(self._step_latencies[1])} candidate and {len(self._step_latencies[0])} "
+                "baseline requests so far; observe more traffic first"
+            )
         checks = tuple(
             guardrail_checks(
                 self._baseline,

@@ -60,6 +60,8 @@ def sample_size_proportions(
 
 def power_proportions(p_baseline: float, mde: float, n_per_arm: int, alpha: float = 0.05) -> float:
     """The power of the two-sided z-test with ``n_per_arm`` users per arm."""
+    if n_per_arm < 1:
+        raise ValueError(f"n_per_arm must be at least 1, got {n_per_arm}")
     _check_rate(p_baseline, "p_baseline")
     _check_rate(p_baseline + mde, "p_baseline + mde")
     _check_alpha(alpha)
@@ -74,19 +76,42 @@ def power_proportions(p_baseline: float, mde: float, n_per_arm: int, alpha: floa
 
 
 def mde_proportions(
-    p_baseline: float, n_per_arm: int, alpha: float = 0.05, power: float = 0.8
+    p_baseline: float,
+    n_per_arm: int,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    direction: str = "up",
 ) -> float:
-    """The smallest absolute lift the test detects with ``power`` at ``n_per_arm``."""
+    """The smallest absolute change the test detects with ``power`` at ``n_per_arm``: a
+    rise (``direction="up"``), a fall (``"down"``, e.g. a quality near 1 that drops), or
+    whichever is smaller (``"either"``).
+
+    >>> round(mde_proportions(0.1, 500), 3), round(mde_proportions(0.9, 500, direction="down"), 3)
+    (0.059, 0.059)
+    """
     if n_per_arm < 2:
         raise ValueError(f"n_per_arm must be at least 2, got {n_per_arm}")
-    upper = 1 - p_baseline - 1e-9
-    if power_proportions(p_baseline, upper, n_per_arm, alpha) < power:
-        raise ValueError(f"{n_per_arm} users per arm cannot reach power {power}")
-    return float(
-        optimize.brentq(
-            lambda d: power_proportions(p_baseline, d, n_per_arm, alpha) - power, 1e-9, upper
+    _check_rate(p_baseline, "p_baseline")
+    ways = {"up": [(1, 1 - p_baseline)], "down": [(-1, p_baseline)]}
+    ways["either"] = ways["up"] + ways["down"]
+    if direction not in ways:
+        raise ValueError(f"direction must be 'up', 'down' or 'either', got {direction!r}")
+    found = []
+    for sign, room in ways[direction]:
+        far = room - 1e-9
+
+        def short(d: float, sign: int = sign) -> float:
+            return power_proportions(p_baseline, sign * d, n_per_arm, alpha) - power
+
+        if short(far) >= 0:
+            found.append(float(optimize.brentq(short, 1e-9, far)))
+    if not found:
+        other = {"up": " (a fall may be: direction='down')", "down": " (direction='up')"}
+        raise ValueError(
+            f"{n_per_arm} users per arm cannot reach power {power} for a change {direction} from "
+            f"{p_baseline}{other.get(direction, '')}"
         )
-    )
+    return min(found)
 
 
 def sample_size_means(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8) -> int:
@@ -142,7 +167,10 @@ def score_z(sa: int, na: int, sb: int, nb: int, delta: float) -> float:
     >>> round(score_z(100, 1000, 130, 1000, 0.0), 3)
     2.103
     """
-    ra, rb = _restricted_rates(sa, na, sb, nb, delta)
+    if delta == 0:  # the pooled rate, in closed form: exact at any n
+        ra = rb = (sa + sb) / (na + nb)
+    else:
+        ra, rb = _restricted_rates(sa, na, sb, nb, delta)
     se = math.sqrt(ra * (1 - ra) / na + rb * (1 - rb) / nb)
     diff = sb / nb - sa / na - delta
     if se == 0:
@@ -185,6 +213,8 @@ def welch_t_test(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) ->
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.size < 2 or b.size < 2:
         raise ValueError("each arm needs at least 2 observations")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("welch_t_test needs finite observations: drop or fix the NaN/inf values")
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     effect = float(b.mean() - a.mean())
     if va + vb == 0:  # no spread in either arm: the difference is known exactly
@@ -215,10 +245,18 @@ def srm_check(
     cannot be trusted, whatever they say. The usual threshold is strict (0.001).
     """
     _check_alpha(alpha)
-    if set(counts) != set(weights):
-        raise ValueError(f"counts have variants {sorted(counts)}, weights {sorted(weights)}")
-    if any(c < 0 for c in counts.values()):
-        raise ValueError(f"counts must be >= 0, got {dict(counts)}")
+    unknown = sorted(set(counts) - set(weights))
+    if unknown:
+        raise ValueError(f"counts have variants {unknown} that the weights do not")
+    # A variant nobody reached yet is a count of 0 (and, where it should get users, a mismatch).
+    counts = {k: counts.get(k, 0) for k in weights}
+    bad = {
+        k: c
+        for k, c in counts.items()
+        if isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 0
+    }
+    if bad:
+        raise ValueError(f"counts must be whole numbers >= 0, got {bad}")
     weights = check_weights(weights)
     total = sum(counts.values())
     if total == 0:
@@ -259,11 +297,15 @@ def msprt_p_values(
     the first looks: one user with 0 and one with 1 is a likelihood ratio near 1, not a
     certainty. Valid from the first user (the notebook checks an A/A test after every user).
     """
-    if tau <= 0:
-        raise ValueError(f"tau must be positive, got {tau}")
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a positive number, got {tau}")
     sa, na, sb, nb = (np.asarray(v, dtype=float) for v in (successes_a, n_a, successes_b, n_b))
+    if not all(np.isfinite(v).all() for v in (sa, na, sb, nb)):
+        raise ValueError("counts must be finite numbers")
     if (na <= 0).any() or (nb <= 0).any() or (sa < 0).any() or (sb < 0).any():
         raise ValueError("counts must be non-negative and every look must have users")
+    if (sa > na).any() or (sb > nb).any():
+        raise ValueError("successes cannot exceed the users counted at the same look")
     pa, pb = sa / na, sb / nb
     n = np.minimum(na, nb)
     pooled = (sa + sb + 1) / (na + nb + 2)
