@@ -34,6 +34,7 @@ from mlinfra_kit.online_testing.router import Router, bucket, check_weights
 from mlinfra_kit.online_testing.shadow import ShadowReport, run_shadow
 from mlinfra_kit.online_testing.simulate import (
     canary_simulation,
+    canary_sweep,
     interval_coverage,
     peeking_simulation,
     simulate_users,
@@ -57,6 +58,7 @@ __all__ = [
     "CanaryDecision",
     "GuardrailCheck",
     "canary_simulation",
+    "canary_sweep",
     "guardrail_checks",
     "interval_coverage",
     "EpsilonGreedy",

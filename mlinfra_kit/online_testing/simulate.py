@@ -156,11 +156,13 @@ def canary_simulation(
     min_requests: int = 1000,
     guardrails: Guardrails | None = None,
     seed: int = 0,
+    latency_sigma: float = 0.5,
 ) -> dict[str, object]:
     """Simulated canary rollouts of a candidate against a baseline: ``error_rate`` and
-    ``quality`` are (baseline, candidate) rates; latencies are lognormal, the candidate's
-    scaled by ``latency_scale``. Each step draws ``min_requests`` candidate requests and
-    the baseline's requests in proportion to its share, then applies the same
+    ``quality`` are (baseline, candidate) rates; latencies are lognormal (``latency_sigma``:
+    1.0 is a heavy tail), the candidate's scaled by ``latency_scale``. Each step draws
+    ``min_requests`` candidate requests and the baseline's requests in proportion to its
+    share, then applies the same
     :func:`~mlinfra_kit.online_testing.canary.guardrail_checks` as a :class:`Canary`
     (latency on the step's requests, the rest on everything so far).
 
@@ -184,7 +186,7 @@ def canary_simulation(
     def serve(arm: ArmData, n: int, which: int, scale: float) -> np.ndarray:
         errors = rng.binomial(n, error_rate[which])
         good = rng.binomial(n - errors, quality[which])
-        latencies = scale * rng.lognormal(0.0, 0.5, n)
+        latencies = scale * rng.lognormal(0.0, latency_sigma, n)
         arm.extend(errors, latencies, n - errors, good)
         return latencies
 
@@ -209,3 +211,57 @@ def canary_simulation(
         "fired": {k: v / rollouts for k, v in sorted(fired.items())},
         "mc_standard_error": math.sqrt(0.05 * 0.95 / rollouts),
     }
+
+
+def canary_sweep(
+    base_rates: Sequence[float] = (0.0001, 0.001, 0.01, 0.1),
+    traffic: Sequence[int] = (50, 200, 1000),
+    rises: Sequence[float] = (0.0,),
+    rollouts: int = 200,
+    steps: Sequence[float] = (0.01, 0.05, 0.25, 0.5, 1.0),
+    guardrails: Guardrails | None = None,
+    latency_sigma: float = 1.0,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """:func:`canary_simulation` over a grid: each base error rate, candidate requests per
+    step and rise of the candidate's error rate (0: an identical candidate, whose rollbacks
+    are false alarms). One row per cell: the share ``rolled_back`` and its 95 % interval
+    (Clopper-Pearson), against the budget ``false_rollback``.
+
+    >>> rows = canary_sweep((0.01,), (100,), rollouts=40)
+    >>> rows[0]["rolled_back"] <= rows[0]["rolled_back_high"]
+    True
+    """
+    from scipy import stats
+
+    guardrails = guardrails or Guardrails()
+    rows = []
+    for k, (base, n, rise) in enumerate(
+        (b, n, r) for r in rises for b in base_rates for n in traffic
+    ):
+        if not 0 < base + rise < 1:
+            raise ValueError(f"base rate + rise must be in (0, 1), got {base} + {rise}")
+        result = canary_simulation(
+            rollouts,
+            error_rate=(base, base + rise),
+            steps=steps,
+            min_requests=n,
+            guardrails=guardrails,
+            seed=seed + k,
+            latency_sigma=latency_sigma,
+        )
+        back = round(float(result["rolled_back"]) * rollouts)
+        low, high = stats.binomtest(back, rollouts).proportion_ci(0.95)
+        rows.append(
+            {
+                "base_error_rate": base,
+                "rise": rise,
+                "min_requests": n,
+                "rollouts": rollouts,
+                "rolled_back": back / rollouts,
+                "rolled_back_low": float(low),
+                "rolled_back_high": float(high),
+                "budget": guardrails.false_rollback,
+            }
+        )
+    return rows

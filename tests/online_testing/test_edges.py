@@ -133,3 +133,13 @@ def test_mde_searches_down_where_up_is_impossible():
 def test_the_z_test_keeps_its_precision_at_huge_counts():
     result = z_test_proportions(0, 10**7, 1, 10**7)
     assert result.p_value == pytest.approx(0.3173, abs=1e-4)
+
+
+def test_the_sweep_keeps_identical_candidates_within_budget_with_heavy_tails():
+    from mlinfra_kit.online_testing import canary_sweep
+
+    rows = canary_sweep(base_rates=(0.0001, 0.1), traffic=(50, 1000), rollouts=150, seed=3)
+    assert len(rows) == 4 and all(r["budget"] == 0.05 for r in rows)
+    for r in rows:
+        assert r["rolled_back_low"] <= r["rolled_back"] <= r["rolled_back_high"]
+        assert r["rolled_back"] <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 150), r
