@@ -313,7 +313,7 @@ class Run:
                 f"notebook must be a file stem such as '00_quickstart', got {notebook!r}"
             )
         if parameters is None:
-            from mlinfra_kit.runner import parameter_names
+            from mlinfra_kit.notebooks import parameter_names
 
             parameters = parameter_names(notebook)
         missing = [name for name in parameters if name not in namespace]

@@ -13,18 +13,27 @@ from __future__ import annotations
 import ast
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlinfra_kit.notebooks import (
+    NotebookInfo,
+    discover,
+    notebook_parameters,
+    notebooks_dir,
+    parameter_names,
+    select,
+)
+
 __all__ = [
-    "NotebookInfo",
+    "NotebookInfo",  # from mlinfra_kit.notebooks, kept here for existing imports
     "NotebookResult",
     "notebooks_dir",
     "discover",
+    "parameter_names",
     "select",
     "parse_parameter",
     "run_notebooks",
@@ -34,32 +43,6 @@ __all__ = [
 #: Set by the runner itself: results always land in ``out_dir/results`` and no widget
 #: waits for a person.
 RESERVED_PARAMETERS = ("RESULTS_DIR", "INTERACTIVE")
-_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
-
-
-@dataclass(frozen=True)
-class NotebookInfo:
-    """A notebook of the kit: its path, title, the metrics it promises and the optional
-    modules it needs."""
-
-    path: Path
-    title: str
-    metrics: tuple[str, ...]
-    #: Modules of an optional extra the notebook needs (``metadata.mlinfra.requires``).
-    requires: tuple[str, ...] = ()
-    #: The extra that installs them (``metadata.mlinfra.extra``).
-    extra: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-    @property
-    def missing(self) -> list[str]:
-        """The required modules that are not installed here."""
-        import importlib.util
-
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
 
 @dataclass
@@ -78,58 +61,6 @@ class NotebookResult:
     tracking_error: str | None = None
 
 
-def notebooks_dir() -> Path:
-    """The kit's notebooks: ``./notebooks`` of a checkout, else the copy in the package."""
-    package = Path(__file__).resolve().parent
-    for folder in (package.parent / "notebooks", package / "_shipped" / "notebooks"):
-        if folder.is_dir():
-            return folder
-    raise FileNotFoundError("the kit's notebooks were not found; pass --notebooks DIR")
-
-
-def _info(path: Path) -> NotebookInfo:
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    title = path.stem
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") == "markdown":
-            first = "".join(cell.get("source", "")).strip().splitlines()
-            if first and first[0].startswith("#"):
-                title = first[0].lstrip("#").strip()
-                break
-    meta = nb.get("metadata", {}).get("mlinfra", {})
-    return NotebookInfo(
-        path,
-        title,
-        tuple(meta.get("metrics", ())),
-        tuple(meta.get("requires", ())),
-        meta.get("extra"),
-    )
-
-
-def discover(folder: str | os.PathLike | None = None) -> list[NotebookInfo]:
-    """The numbered notebooks (``NN_topic.ipynb``) of ``folder``, in order."""
-    folder = Path(folder) if folder is not None else notebooks_dir()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no notebooks folder at {folder}")
-    return [_info(p) for p in sorted(folder.glob("*.ipynb")) if _NAME.match(p.stem)]
-
-
-def select(available: Sequence[NotebookInfo], names: Sequence[str]) -> list[NotebookInfo]:
-    """Pick notebooks by full name (``00_quickstart``), number (``00``) or topic
-    (``quickstart``); no names means all of them."""
-    if not names:
-        return list(available)
-    chosen = []
-    for name in names:
-        key = Path(name).stem
-        matches = [nb for nb in available if key in (nb.name, nb.name[:2], nb.name[3:])]
-        if not matches:
-            known = ", ".join(nb.name for nb in available)
-            raise ValueError(f"no notebook named {name!r}; choose from: {known}")
-        chosen.extend(m for m in matches if m not in chosen)
-    return chosen
-
-
 def parse_parameter(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` -> (KEY, value); VALUE is read as a Python literal (``1``, ``0.5``,
     ``True``, ``'cpu'``, ``[1, 2]``; ``true``/``false`` also work), else kept as text."""
@@ -144,21 +75,6 @@ def parse_parameter(text: str) -> tuple[str, Any]:
         return key, ast.literal_eval(raw.strip())
     except (ValueError, SyntaxError):
         return key, raw
-
-
-def _known_parameters(path: Path) -> list[str]:
-    import papermill
-
-    return list(papermill.inspect_notebook(str(path)))
-
-
-def parameter_names(notebook: str) -> list[str]:
-    """The names the ``parameters`` cell of the kit's notebook ``notebook`` assigns, in
-    order (``parameter_names("00_quickstart")[:2] == ["QUICK", "SEED"]``)."""
-    path = notebooks_dir() / f"{notebook}.ipynb"
-    if not path.is_file():
-        raise ValueError(f"no notebook {notebook!r} in {path.parent}; give its file stem")
-    return _known_parameters(path)
 
 
 def _failure_message(nb: NotebookInfo, err: BaseException, output: Path) -> str:
@@ -203,7 +119,7 @@ def run_notebooks(
         raise ValueError(
             f"{', '.join(reserved)} is set by the runner; use --out to choose where results go"
         )
-    known = {nb.name: _known_parameters(nb.path) for nb in notebooks}
+    known = {nb.name: notebook_parameters(nb.path) for nb in notebooks}
     unknown = sorted(k for k in parameters if not any(k in names for names in known.values()))
     if unknown:
         everything = sorted(set().union(*known.values())) if known else []

@@ -24,31 +24,28 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlinfra_kit.measure import LatencyStats, latency_stats
 from mlinfra_kit.progress import bar as progress_bar
+from mlinfra_kit.serving.workload import LoadFigures, Request, get_paths, post_json
 
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request to send: a method, a path and an optional JSON body (bytes)."""
-
-    method: str
-    path: str
-    body: bytes | None = None
-
-
-def post_json(path: str, bodies: Iterable[Any]) -> list[Request]:
-    """POST requests to ``path``, one per JSON body (serialised once, here)."""
-    return [Request("POST", path, json.dumps(b).encode()) for b in bodies]
-
-
-def get_paths(paths: Iterable[str]) -> list[Request]:
-    return [Request("GET", p) for p in paths]
+__all__ = [  # the requests and figures live in serving.workload, re-exported for callers
+    "LoadFigures",
+    "LoadResult",
+    "RepeatedLoad",
+    "Request",
+    "closed_loop",
+    "get_paths",
+    "pick_client",
+    "post_json",
+    "run_load",
+    "run_repeated",
+    "zipf_indices",
+]
 
 
 def zipf_indices(n_items: int, size: int, s: float = 1.1, seed: int = 0) -> list[int]:
@@ -68,50 +65,6 @@ def zipf_indices(n_items: int, size: int, s: float = 1.1, seed: int = 0) -> list
     weights = 1.0 / np.arange(1, n_items + 1) ** s
     rng = np.random.default_rng(seed)
     return rng.choice(n_items, size=size, p=weights / weights.sum()).tolist()
-
-
-class LoadFigures:
-    """What every load result derives from its counts, whichever client measured it
-    (:class:`LoadResult`, :class:`~mlinfra_kit.serving.wrk.WrkResult`): throughput, the
-    client's CPU share, and one flat row with the same keys for a results table."""
-
-    client: str
-    mode: str
-    concurrency: int
-    rate_rps: float | None
-    requests: int
-    errors: int
-    seconds: float
-    client_cpu_s: float
-
-    @property
-    def throughput_rps(self) -> float:
-        return (self.requests - self.errors) / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def client_cpu_cores(self) -> float:
-        """CPU the client used, in cores (1.0 = one core busy for the whole run)."""
-        return self.client_cpu_s / self.seconds if self.seconds > 0 else 0.0
-
-    def _latency(self) -> LatencyStats | None:
-        return self.stats  # type: ignore[attr-defined]
-
-    def row(self, **extra: Any) -> dict[str, Any]:
-        """A flat dict for a results table."""
-        stats = self._latency()
-        return {
-            **extra,
-            "client": self.client,
-            "mode": self.mode,
-            "concurrency": self.concurrency,
-            "rate_rps": self.rate_rps,
-            "requests": self.requests,
-            "errors": self.errors,
-            "throughput_rps": self.throughput_rps,
-            "p50_ms": stats.p50_ms if stats else float("nan"),
-            "p99_ms": stats.p99_ms if stats else float("nan"),
-            "client_cpu_cores": self.client_cpu_cores,
-        }
 
 
 @dataclass(frozen=True)

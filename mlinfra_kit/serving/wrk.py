@@ -4,7 +4,7 @@ On a machine whose cores the client and the server share, every CPU microsecond 
 spends per request is taken from the server. ``wrk`` (C, an event loop per thread, its
 requests scripted in Lua) costs far less per request than a Python client, so it measures
 more of the server and less of itself. :func:`run_wrk` drives it with the kit's
-:class:`~mlinfra_kit.serving.loadgen.Request` lists (POST bodies cycled by a generated Lua
+:class:`~mlinfra_kit.serving.workload.Request` lists (POST bodies cycled by a generated Lua
 script) and returns a :class:`WrkResult` that reads like the Python client's
 :class:`~mlinfra_kit.serving.loadgen.LoadResult` (``throughput_rps``, ``stats``,
 ``client_cpu_cores``, ``row()``), so a notebook can use either.
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mlinfra_kit.measure import LatencyStats
-from mlinfra_kit.serving.loadgen import LoadFigures, Request
+from mlinfra_kit.serving.workload import LoadFigures, Request
 
 __all__ = ["WRK_HINT", "WrkResult", "lua_script", "run_wrk", "wrk_available"]
 

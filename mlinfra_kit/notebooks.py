@@ -1,0 +1,120 @@
+"""The kit's notebooks as files: where they are, what each promises, and the names its
+``parameters`` cell assigns.
+
+Below both the recorder (:mod:`mlinfra_kit.results`) and the executor
+(:mod:`mlinfra_kit.runner`): reading a notebook's metadata needs neither papermill's
+execution nor a results file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "NotebookInfo",
+    "discover",
+    "notebook_parameters",
+    "notebooks_dir",
+    "parameter_names",
+    "select",
+]
+
+_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
+
+
+@dataclass(frozen=True)
+class NotebookInfo:
+    """A notebook of the kit: its path, title, the metrics it promises and the optional
+    modules it needs."""
+
+    path: Path
+    title: str
+    metrics: tuple[str, ...]
+    #: Modules of an optional extra the notebook needs (``metadata.mlinfra.requires``).
+    requires: tuple[str, ...] = ()
+    #: The extra that installs them (``metadata.mlinfra.extra``).
+    extra: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def missing(self) -> list[str]:
+        """The required modules that are not installed here."""
+        import importlib.util
+
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+
+def notebooks_dir() -> Path:
+    """The kit's notebooks: ``./notebooks`` of a checkout, else the copy in the package."""
+    package = Path(__file__).resolve().parent
+    for folder in (package.parent / "notebooks", package / "_shipped" / "notebooks"):
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError("the kit's notebooks were not found; pass --notebooks DIR")
+
+
+def _info(path: Path) -> NotebookInfo:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    title = path.stem
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            first = "".join(cell.get("source", "")).strip().splitlines()
+            if first and first[0].startswith("#"):
+                title = first[0].lstrip("#").strip()
+                break
+    meta = nb.get("metadata", {}).get("mlinfra", {})
+    return NotebookInfo(
+        path,
+        title,
+        tuple(meta.get("metrics", ())),
+        tuple(meta.get("requires", ())),
+        meta.get("extra"),
+    )
+
+
+def discover(folder: str | os.PathLike | None = None) -> list[NotebookInfo]:
+    """The numbered notebooks (``NN_topic.ipynb``) of ``folder``, in order."""
+    folder = Path(folder) if folder is not None else notebooks_dir()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no notebooks folder at {folder}")
+    return [_info(p) for p in sorted(folder.glob("*.ipynb")) if _NAME.match(p.stem)]
+
+
+def select(available: Sequence[NotebookInfo], names: Sequence[str]) -> list[NotebookInfo]:
+    """Pick notebooks by full name (``00_quickstart``), number (``00``) or topic
+    (``quickstart``); no names means all of them."""
+    if not names:
+        return list(available)
+    chosen = []
+    for name in names:
+        key = Path(name).stem
+        matches = [nb for nb in available if key in (nb.name, nb.name[:2], nb.name[3:])]
+        if not matches:
+            known = ", ".join(nb.name for nb in available)
+            raise ValueError(f"no notebook named {name!r}; choose from: {known}")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def notebook_parameters(path: str | os.PathLike) -> list[str]:
+    """The names the ``parameters`` cell of the notebook at ``path`` assigns, in order."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(path)))
+
+
+def parameter_names(notebook: str) -> list[str]:
+    """The names the ``parameters`` cell of the kit's notebook ``notebook`` assigns, in
+    order (``parameter_names("00_quickstart")[:2] == ["QUICK", "SEED"]``)."""
+    path = notebooks_dir() / f"{notebook}.ipynb"
+    if not path.is_file():
+        raise ValueError(f"no notebook {notebook!r} in {path.parent}; give its file stem")
+    return notebook_parameters(path)
