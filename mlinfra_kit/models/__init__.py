@@ -16,6 +16,7 @@ from mlinfra_kit.models.classifier import (
 )
 from mlinfra_kit.models.evaluation import Evaluation, evaluate, score_difference
 from mlinfra_kit.models.text import Vocabulary, features, tokenize
+from mlinfra_kit.models.validation import CrossValidation, cross_validate, stratified_folds
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -27,6 +28,9 @@ __all__ = [
     "Evaluation",
     "evaluate",
     "score_difference",
+    "CrossValidation",
+    "cross_validate",
+    "stratified_folds",
     "Vocabulary",
     "features",
     "tokenize",
