@@ -17,10 +17,10 @@ budget is spent, and reports
 
 :meth:`Comparison.verdict` then decides a claim: **held** when the whole interval clears the
 threshold by more than the noise floor, **not held** when it lies as clearly on the other
-side, **inconclusive on this machine** otherwise.
-An A/A comparison is never "held". The orientation is always "how much better B is than
-A": ``b / a`` for a quantity where higher is better (throughput, accuracy), ``a / b`` where
-lower is better (latency, seconds).
+side, **inconclusive** otherwise (on this machine, or on this data: what would settle it is
+said). An A/A comparison is rarely "held" (about 1 % of seeds in simulation). The
+orientation is always "how much better B is than A": ``b / a`` for a quantity where higher
+is better (throughput, accuracy), ``a / b`` where lower is better (latency, seconds).
 
 Anchors: pyperf (warm-ups, spread over runs), Criterion.rs (intervals, a noise threshold
 below which a change is not called), Triton's perf_analyzer (repeat until stable).
@@ -164,6 +164,8 @@ class Comparison:
         lo, hi = self.interval
         if self.kind == "ratio":
             text = f"{self.estimate:.2f}x [{lo:.2f}, {hi:.2f}]"
+            if self.estimate < 1:  # read the other way round: how many times worse B is
+                text += f", i.e. {self.names[1]} {1 / self.estimate:.2f}x worse"
             noise = f"±{100 * self.noise:.0f} %"
         else:
             text = f"{self.estimate:+.3g}{unit} [{lo:+.3g}, {hi:+.3g}]"

@@ -83,7 +83,7 @@ def render_report(run_dir: str | os.PathLike) -> str:
             counts = outcome_counts(lessons)
             lines += [
                 f"### Lessons ({counts['held']} held, {counts['not_held']} not held, "
-                f"{counts['inconclusive']} inconclusive on this machine, of {len(lessons)})",
+                f"{counts['inconclusive']} inconclusive, of {len(lessons)})",
                 "",
                 lessons_markdown(lessons),
                 "",

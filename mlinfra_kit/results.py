@@ -32,7 +32,7 @@ Examples
 - int8 is smaller: 0.9 vs 3.6 MB.
 - **Did not hold in this run:** int8 is faster: 1.2 vs 1.1 ms.
 >>> print(lessons_markdown([Lesson("int8 is faster", "1.1 vs 1.2 ms", outcome="inconclusive")]))
-- **Inconclusive on this machine:** int8 is faster: 1.1 vs 1.2 ms.
+- **Inconclusive in this run:** int8 is faster: 1.1 vs 1.2 ms.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ __all__ = [
 @dataclass(frozen=True)
 class Lesson:
     """A claim a notebook teaches, what this run measured for it, and its outcome: ``held``,
-    ``not_held`` or ``inconclusive`` (on this machine: the interval straddles the claim's
+    ``not_held`` or ``inconclusive`` (in this run: the interval straddles the claim's
     threshold, or the effect is below the noise floor).
 
     Give ``holds`` for a claim that needs no interval (a count, an identity), or build a
@@ -152,7 +152,7 @@ class Lesson:
 _MARKS = {
     "held": "",
     "not_held": "**Did not hold in this run:** ",
-    "inconclusive": "**Inconclusive on this machine:** ",
+    "inconclusive": "**Inconclusive in this run:** ",
 }
 
 
@@ -163,7 +163,7 @@ def _slug(claim: str) -> str:
 
 def lessons_markdown(lessons: Sequence[Lesson]) -> str:
     """One bullet per lesson: the claim and its numbers; one that did not hold, or could
-    not be decided on this machine, is marked."""
+    not be decided in this run, is marked."""
     return "\n".join(
         f"- {_MARKS[lesson.outcome]}{lesson.claim}: {lesson.observed}." for lesson in lessons
     )

@@ -131,7 +131,7 @@ def test_lessons_record_their_outcome_and_render_three_ways():
     assert unsure.outcome == "inconclusive" and "to settle it" in unsure.observed
     text = lessons_markdown([held, unsure, Lesson("x", "y", False)])
     assert "- B is faster: rps: 1.30x" in text
-    assert "**Inconclusive on this machine:** B is twice as fast" in text
+    assert "**Inconclusive in this run:** B is twice as fast" in text
     assert "**Did not hold in this run:** x" in text
     with pytest.raises(ValueError, match="outcome"):
         Lesson("x", "y", outcome="maybe")

@@ -31,7 +31,7 @@ def test_report_lists_metrics_tables_parameters_and_environment(tmp_path):
     assert "| predict_p50_ms | 0.25 |" in text
     assert "### Table: per_class" in text and "| mlops | 0.7 |" in text
     assert "| SEED | 1 |" in text and "| cpu | test cpu |" in text
-    assert "### Lessons (1 held, 1 not held, 0 inconclusive on this machine, of 2)" in text
+    assert "### Lessons (1 held, 1 not held, 0 inconclusive, of 2)" in text
     assert (
         "| notebook | held | not_held | inconclusive |" in text
         and "| 00_quickstart | 1 | 1 | 0 |" in text
