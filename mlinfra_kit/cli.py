@@ -251,7 +251,7 @@ def _cmd_envs(args: argparse.Namespace) -> int:
             failed += 1
             print(f"  {name}: FAILED: {err}", flush=True)
             continue
-        size = environments.built_environments(home)[name]["size_mb"]
+        size = environments.environment_size_mb(Path(home) / name)  # this one only
         print(f"  {name}: ready in {time.perf_counter() - tic:.0f} s, {size:,.0f} MB", flush=True)
     return 1 if failed else 0
 

@@ -22,6 +22,7 @@ __all__ = [
     "built_environments",
     "environment_python",
     "environments_home",
+    "environment_size_mb",
     "remove_environment",
 ]
 
@@ -166,17 +167,20 @@ def built_environments(home: Path | None = None) -> dict[str, dict[str, object]]
         if not isinstance(wanted, dict):
             continue
         folder = stamp.parent
-        size = sum(
-            f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink()
-        )
         found[folder.name] = {
             "packages": wanted.get("packages", []),
             "commands": wanted.get("commands", []),
-            "size_mb": size / 1e6,
+            "size_mb": environment_size_mb(folder),
             "built_at": stamp.stat().st_mtime,
             "current": wanted.get("kit") == sys.prefix,
         }
     return found
+
+
+def environment_size_mb(folder: Path) -> float:
+    """What an environment's own files take on disk, in MB (links not followed)."""
+    files = (f for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+    return sum(f.stat().st_size for f in files) / 1e6
 
 
 def remove_environment(name: str, home: Path | None = None) -> bool:
