@@ -20,6 +20,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory):
+    """Servers the tests start write their admin tokens here, not in ~/.mlinfra."""
+    import os
+
+    folder = tmp_path_factory.mktemp("mlinfra-state")
+    previous = os.environ.get("MLINFRA_STATE_DIR")
+    os.environ["MLINFRA_STATE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("MLINFRA_STATE_DIR", None)
+    else:
+        os.environ["MLINFRA_STATE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def projects():
     from mlinfra_kit.data import load_projects

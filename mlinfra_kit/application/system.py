@@ -199,17 +199,24 @@ class _Servers:
         self.warm_up_bodies = warm_up_bodies
         self.urls: dict[str, str] = {}
         self.clients: dict[str, Any] = {}
+        self.servers: dict[str, Any] = {}  # the server process of each version
 
     def start(self, version: str) -> str:
         import httpx
 
         from mlinfra_kit.serving.process import run_server
 
+        # The registry's folder holds every version the server may be swapped to.
+        root = getattr(self.registry, "root", None) or getattr(self.registry, "cache", None)
         server = self.stack.enter_context(
-            run_server(self.registry.path(version), quantize=self.quantize)
+            run_server(
+                self.registry.path(version),
+                quantize=self.quantize,
+                model_root=None if root is None else str(root),
+            )
         )
         server.warm_up(self.warm_up_bodies)
-        self.urls[version] = server.url
+        self.urls[version], self.servers[version] = server.url, server
         self.clients[version] = self.stack.enter_context(httpx.Client(timeout=30))
         return server.url
 
@@ -219,11 +226,14 @@ class _Servers:
         there. Returns the seconds the swap took."""
         tic = time.perf_counter()
         response = self.clients[serving].post(
-            self.urls[serving] + "/admin/model", json={"path": str(self.registry.path(to))}
+            self.urls[serving] + "/admin/model",
+            json={"path": str(self.registry.path(to))},
+            headers=self.servers[serving].admin_headers,
         )
         if response.status_code != 200:
             raise RuntimeError(f"the swap to {to} failed ({response.status_code}): {response.text}")
         self.urls[to], self.clients[to] = self.urls[serving], self.clients[serving]
+        self.servers[to] = self.servers[serving]
         return time.perf_counter() - tic
 
     def send(self, version: str, project: Project) -> tuple[int, str | None, float]:

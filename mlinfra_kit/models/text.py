@@ -38,6 +38,14 @@ UNKNOWN = "<unk>"
 #: Character n-grams start with this mark, which no word token contains, so a word and a
 #: character n-gram never share an id.
 CHAR_MARK = "#"
+#: A word's character n-grams come from its first this many characters (the longest word
+#: in the course's projects has 53).
+MAX_CHAR_WORD = 64
+#: The most memory a vocabulary spends remembering words' character n-gram ids.
+CHAR_CACHE_BYTES = 32 * 2**20
+#: What one remembered word costs beyond its characters and ids: a str's 49 bytes and a
+#: tuple's 40 (sys.getsizeof on CPython 3.11) and a dict slot's share.
+_ENTRY_BYTES = 200
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'.][a-z0-9]+)*")
 
 
@@ -78,7 +86,7 @@ def _word_grams(words: list[str], ngrams: int) -> list[str]:
 
 
 def _char_grams(word: str, span: tuple[int, int]) -> list[str]:
-    padded = f" {word} "
+    padded = f" {word[:MAX_CHAR_WORD]} "
     return [
         CHAR_MARK + padded[i : i + n]
         for n in range(span[0], span[1] + 1)
@@ -147,6 +155,7 @@ class Vocabulary:
         object.__setattr__(self, "char_ngrams", _check_char_ngrams(self.char_ngrams))
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
         object.__setattr__(self, "_char_cache", {})
+        object.__setattr__(self, "_char_cache_bytes", [0])
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -185,15 +194,26 @@ class Vocabulary:
 
     def _char_ids(self, word: str) -> tuple[int, ...]:
         """The known character n-gram ids of a word, remembered (words repeat a lot, and
-        this is most of the encoding's work)."""
+        this is most of the encoding's work). A word's n-grams are read from its first
+        :data:`MAX_CHAR_WORD` characters, and the memory is bounded in bytes
+        (:data:`CHAR_CACHE_BYTES`; full, it starts afresh): a stream of huge or unique
+        words costs neither unbounded time nor unbounded memory."""
         cache = self._char_cache
         ids = cache.get(word)
         if ids is None:
             index = self._index
             ids = tuple(i for i in map(index.get, _char_grams(word, self.char_ngrams)) if i)
-            if len(cache) < 200_000:
-                cache[word] = ids
+            size = _ENTRY_BYTES + len(word) + 8 * len(ids)
+            if self._char_cache_bytes[0] + size > CHAR_CACHE_BYTES:
+                cache.clear()
+                self._char_cache_bytes[0] = 0
+            cache[word] = ids
+            self._char_cache_bytes[0] += size
         return ids
+
+    def char_cache_bytes(self) -> int:
+        """About how many bytes the remembered words' n-gram ids take now."""
+        return self._char_cache_bytes[0]
 
     def unknown_rate(self, texts: Sequence[str]) -> float:
         """Share of word features not in the vocabulary, a simple input-drift signal."""

@@ -20,9 +20,9 @@ import contextlib
 import gc
 import json
 import os
+import re
 import threading
 import time
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -35,18 +35,8 @@ from mlinfra_kit.data.projects import project_text
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
 from mlinfra_kit.serving.config import ServerConfig
+from mlinfra_kit.serving.limits import NON_BLANK, excerpt, safe_text
 from mlinfra_kit.serving.protocols import add_open_protocols
-
-#: Whitespace as every engine that reads the schema understands it (Python's str.strip,
-#: pydantic's Rust regex, the JSON Schema validators' ECMAScript regex): a title made only
-#: of these is blank. The pattern requires one character outside the set.
-_BLANK = (
-    "\\t\\n\\v\\f\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a"
-    "\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
-)
-NON_BLANK = f"[^{_BLANK}]"
-#: Longest excerpt of a rejected input an error message repeats.
-EXCERPT_CHARS = 80
 
 
 class MessageOut(BaseModel):
@@ -71,25 +61,8 @@ class ValidationErrorOut(BaseModel):
     detail: list[FieldError]
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
-
-
-def _excerpt(value: Any) -> str:
-    """A short, always-encodable rendering of a rejected input: ``repr`` with non-ASCII
-    escaped (lone surrogates, NaN and huge numbers included), cut to EXCERPT_CHARS."""
-    return _cut(ascii(value))
-
-
-def _safe_loc(part: Any) -> str | int:
-    if isinstance(part, int) and not isinstance(part, bool):
-        return part
-    text = str(part)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = ascii(text)
-    return _cut(text)
+def _loc(part: Any) -> str | int:
+    return part if isinstance(part, int) and not isinstance(part, bool) else safe_text(part)
 
 
 def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -98,10 +71,10 @@ def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "detail": [
             {
-                "loc": [_safe_loc(p) for p in e.get("loc", ())],
-                "msg": _safe_loc(e.get("msg", "invalid")),
-                "type": _safe_loc(e.get("type", "value_error")),
-                "input": _excerpt(e["input"]) if "input" in e else None,
+                "loc": [_loc(p) for p in e.get("loc", ())],
+                "msg": safe_text(e.get("msg", "invalid")),
+                "type": safe_text(e.get("type", "value_error")),
+                "input": excerpt(e["input"]) if "input" in e else None,
             }
             for e in errors[:20]
         ]
@@ -182,12 +155,15 @@ def _charset(content_type: bytes) -> str | None:
 class BodySizeLimit:
     """ASGI middleware for request bodies: 413 for one over ``max_bytes``, declared or
     streamed; 415 for a charset other than UTF-8 (JSON is UTF-8; another charset would be
-    decoded wrongly, not rejected); 408 when the body stalls for ``timeout_s``."""
+    decoded wrongly, not rejected); 408 when the body stalls for ``timeout_s``, or has not
+    all come ``deadline_s`` after the headers (one byte every few seconds must not hold a
+    connection for hours)."""
 
-    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0):
+    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0, deadline_s: float = 60.0):
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -198,23 +174,26 @@ class BodySizeLimit:
             return await _reply(
                 send,
                 415,
-                f"charset {charset!r} is not supported: send the "
+                f"charset {excerpt(charset)} is not supported: send the "
                 "JSON body in UTF-8 (charset=utf-8, or none)",
             )
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._too_large(send)
         chunks, size, more = [], 0, True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline_s
         while more:
+            left = deadline - loop.time()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                message = await asyncio.wait_for(receive(), min(self.timeout_s, max(left, 0)))
             except TimeoutError:  # a stalled client must not hold a worker (or a shutdown)
-                return await _reply(
-                    send,
-                    408,
-                    f"no more of the body came for {self.timeout_s:g} s; "
-                    "send the whole body at once",
+                why = (
+                    f"no more of the body came for {self.timeout_s:g} s"
+                    if left > self.timeout_s
+                    else f"the body had not all come {self.deadline_s:g} s after the headers"
                 )
+                return await _reply(send, 408, f"{why}; send the whole body at once")
             if message["type"] == "http.disconnect":
                 return
             chunks.append(message.get("body", b""))
@@ -324,7 +303,66 @@ def load_model(path: str, config: ServerConfig) -> Any:
     """The tag classifier at ``path`` as ``config`` serves it (device, quantization)."""
     from mlinfra_kit.models import TagClassifier
 
-    return TagClassifier.load(path, device=config.device, quantize=config.quantize)
+    model = TagClassifier.load(path, device=config.device, quantize=config.quantize)
+    if not VERSION_LABEL.fullmatch(str(model.version)):
+        raise ValueError(
+            f"version label {excerpt(model.version)} is not allowed: use 1 to 64 letters, "
+            "digits, '.', '_', '+' or '-', starting with a letter or digit"
+        )
+    return model
+
+
+#: What a served model's version label may be: it is shown by /ready, in every answer and
+#: in logs and dashboards, so it must be short and plain.
+VERSION_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def write_admin_token(token: str, port: int, folder: str | os.PathLike | None = None) -> str:
+    """Write ``token`` to ``folder/admin-token-PORT`` (default folder: ``MLINFRA_STATE_DIR``,
+    else ``~/.mlinfra``), readable by this user only, and return the file's path."""
+    from pathlib import Path
+
+    folder = folder or os.environ.get("MLINFRA_STATE_DIR")
+    where = Path(folder) if folder else Path.home() / ".mlinfra"
+    where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = where / f"admin-token-{port}"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return str(path)
+
+
+def _check_admin(config: ServerConfig, request: Request) -> None:
+    """Two fences before the management API: the admin token (compared in constant time),
+    then a loopback peer. The token is what counts: a relay on this machine (a port
+    forward, a proxy) makes any client look local."""
+    import secrets
+
+    if config.admin_token is None:
+        raise HTTPException(403, "the management API is off: start the server with an admin token")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        given.strip().encode("utf-8", "replace"), config.admin_token.encode()
+    ):
+        raise HTTPException(
+            401,
+            "send the admin token: Authorization: Bearer TOKEN",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not _is_loopback(request.client.host if request.client else None):
+        raise HTTPException(403, "the model can be swapped from this machine only")
+
+
+def _inside_root(config: ServerConfig, path: str) -> str:
+    """``path`` resolved (symlinks too), if it lies inside the model folder; else 403."""
+    resolved = os.path.realpath(path)
+    root = config.models_folder
+    if os.path.commonpath([resolved, root]) != root:
+        raise HTTPException(
+            403, f"{excerpt(path)} is outside the model folder; artifacts must be inside {root}"
+        )
+    return resolved
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -365,7 +403,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="mlinfra-kit tag prediction", lifespan=lifespan)
     app.state.mlinfra = state
     app.add_middleware(
-        BodySizeLimit, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s
+        BodySizeLimit,
+        max_bytes=config.max_body_bytes,
+        timeout_s=config.body_timeout_s,
+        deadline_s=config.body_deadline_s,
     )
 
     @app.exception_handler(RequestValidationError)
@@ -422,7 +463,12 @@ def create_app(config: ServerConfig) -> FastAPI:
         response_model=None,
         responses={
             200: {"model": SwapOut},
-            403: {"model": MessageOut, "description": "not from this machine"},
+            401: {"model": MessageOut, "description": "no admin token, or the wrong one"},
+            403: {
+                "model": MessageOut,
+                "description": "the API is off, the client is not on this machine, or the "
+                "artifact is outside the model folder",
+            },
             404: {"model": MessageOut, "description": "no model artifact at that path"},
             409: {"model": MessageOut, "description": "the artifact does not load"},
             **{k: v for k, v in _BODY_ERRORS.items() if k != 415},
@@ -430,18 +476,20 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     async def swap_model(body: ModelIn, request: Request):
         """Serve another artifact from now on, without a restart: loaded on a thread while
-        the current model keeps answering, then swapped in at once. Loopback clients only."""
-        if not _is_loopback(request.client.host if request.client else None):
-            raise HTTPException(403, "the model can be swapped from this machine only")
+        the current model keeps answering, then swapped in at once. Only with the admin
+        token (``Authorization: Bearer TOKEN``), from this machine, and only an artifact
+        inside the model folder (``model_root``)."""
+        _check_admin(config, request)
         state.require_model()
-        if not is_artifact(body.path):
-            raise HTTPException(404, f"no model artifact at {_excerpt(body.path)}")
+        path = _inside_root(config, body.path)
+        if not is_artifact(path):
+            raise HTTPException(404, f"no model artifact at {excerpt(body.path)}")
         try:
-            new = await asyncio.to_thread(load_model, body.path, config)
+            new = await asyncio.to_thread(load_model, path, config)
         except Exception as err:  # a broken artifact: say so, keep serving the old one
             raise HTTPException(
                 409,
-                f"cannot load {_excerpt(body.path)}: {type(err).__name__}: {_excerpt(str(err))}",
+                f"cannot load {excerpt(body.path)}: {type(err).__name__}: {excerpt(str(err))}",
             ) from None
         previous = state.swap(new)
         return JSONResponse({"model_version": new.version, "previous_version": previous})
@@ -467,7 +515,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         if row is None:
             raise HTTPException(
                 404,
-                f"no stored prediction for id {entity_id!r}: a new "
+                f"no stored prediction for id {excerpt(entity_id)}: a new "
                 "entity; predict it live with POST /predict",
             )
         return JSONResponse(
@@ -499,7 +547,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             "tags": list(model.tags),
             "metrics": meta.get("metrics", {}),
             "created_at": meta.get("created_at"),
-            "config": asdict(config),
+            "config": config.shown(),
             "batching": state.batcher.stats(),
             "cache": state.cache.stats(),
         }
@@ -553,14 +601,30 @@ def serve(
 
     On SIGTERM or Ctrl-C it stops accepting, answers what it has read, closes idle
     connections, waits at most ``config.shutdown_timeout_s`` for the rest, and exits 0.
+    Without ``config.admin_token`` it makes one for the management API, writes it to
+    ``~/.mlinfra/admin-token-PORT`` (:func:`write_admin_token`; readable by you only) and
+    removes it on exit.
     """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    token_file = None
+    if config.admin_token is None:  # made here, so every worker shares it
+        config = config.with_admin_token()
+        token_file = write_admin_token(config.admin_token, port)
+        print(f"admin token for POST /admin/model: in {token_file} (yours only)", flush=True)
+    try:
+        _run_uvicorn(config, host, port, log_level, workers)
+    finally:  # the token dies with the server
+        if token_file is not None:
+            os.unlink(token_file)
+
+
+def _run_uvicorn(config: ServerConfig, host: str, port: int, log_level: str, workers: int) -> None:
     import signal
     import sys
 
     import uvicorn
 
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
     options = dict(host=host, port=port, log_level=log_level, **uvicorn_options(config))
     if workers > 1:  # uvicorn starts each worker from the factory, which reads the config
         os.environ.update(config.to_env())

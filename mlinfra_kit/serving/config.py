@@ -43,8 +43,10 @@ __all__ = ["CONFIG_ENV", "ServerConfig", "add_arguments"]
 CONFIG_ENV = "MLINFRA_SERVER_CONFIG"
 
 
-def _setting(default: Any, help: str, metavar: str | None = None, **cli: Any) -> Any:
-    return field(default=default, metadata={"help": help, "metavar": metavar, **cli})
+def _setting(
+    default: Any, help: str, metavar: str | None = None, repr: bool = True, **cli: Any
+) -> Any:
+    return field(default=default, repr=repr, metadata={"help": help, "metavar": metavar, **cli})
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,26 @@ class ServerConfig:
     body_timeout_s: float = _setting(
         30.0, "a client that sends no more of its body for this long gets 408", "S"
     )
+    body_deadline_s: float = _setting(
+        60.0, "a body not all received this long after its headers gets 408", "S"
+    )
     keep_alive_s: int = _setting(5, "close an idle keep-alive connection after this", "S")
     shutdown_timeout_s: int = _setting(
         10, "on SIGTERM, wait at most this long for requests in flight, then exit", "S"
+    )
+    #: The management API (POST /admin/model) answers only requests that carry this token
+    #: (``Authorization: Bearer TOKEN``), and only from this machine. None: the API is off,
+    #: unless the server is started by ``mlinfra serve`` or ``run_server``, which make one.
+    admin_token: str | None = _setting(
+        None,
+        "token POST /admin/model requires (Authorization: Bearer TOKEN); default: mlinfra "
+        "serve makes one and writes it to a file only you can read",
+        "TOKEN",
+        repr=False,
+    )
+    #: The management API swaps only to artifacts inside this folder (symlinks resolved).
+    model_root: str | None = _setting(
+        None, "swap only to artifacts inside this folder (default: the model's parent)", "PATH"
     )
     #: "int8": dynamic int8 linear layers, applied at load (CPU only); None serves fp32.
     quantize: str | None = _setting(
@@ -107,10 +126,35 @@ class ServerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.cache_size < 0:
             raise ValueError("max_wait_ms and cache_size must be 0 or more")
-        for name in ("body_timeout_s", "keep_alive_s", "shutdown_timeout_s"):
+        for name in ("body_timeout_s", "body_deadline_s", "keep_alive_s", "shutdown_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be more than 0, got {getattr(self, name)}")
         check_quantize(self.quantize)
+        if self.admin_token is not None and len(self.admin_token) < 16:
+            raise ValueError("admin_token must be at least 16 characters (or None: none)")
+
+    @property
+    def models_folder(self) -> str:
+        """The folder the management API may swap artifacts from, resolved."""
+        root = self.model_root or os.path.dirname(os.path.abspath(self.model))
+        return os.path.realpath(root)
+
+    def shown(self) -> dict[str, Any]:
+        """This config as a server may show it: no token, no password in the store's URL."""
+        from mlinfra_kit.serving.limits import redact_url
+
+        shown = asdict(self)
+        shown["store"] = redact_url(self.store)
+        shown["admin_token"] = None if self.admin_token is None else "***"
+        return shown
+
+    def with_admin_token(self) -> ServerConfig:
+        """This config with an admin token: its own, or a fresh random one."""
+        import secrets
+
+        if self.admin_token is not None:
+            return self
+        return replace(self, admin_token=secrets.token_urlsafe(24))
 
     @classmethod
     def of(cls, model: ServerConfig | str | os.PathLike, **overrides: Any) -> ServerConfig:

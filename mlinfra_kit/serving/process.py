@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from subprocess import Popen
 from typing import Any
 
@@ -22,11 +22,20 @@ from mlinfra_kit.serving.config import ServerConfig
 
 @dataclass(frozen=True)
 class RunningServer:
-    """A server process started on loopback: its URL, port and process."""
+    """A server process started on loopback: its URL, port and process, and the token its
+    management API takes (``admin_headers``)."""
 
     url: str
     port: int
     process: Popen
+    admin_token: str | None = field(default=None, repr=False)
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """The header ``POST /admin/model`` requires."""
+        if self.admin_token is None:
+            raise ValueError("this server was started without an admin token")
+        return {"Authorization": f"Bearer {self.admin_token}"}
 
     @property
     def pid(self) -> int:
@@ -95,8 +104,10 @@ def run_server(
 
     Waits until ``wait_for`` answers 200 (``/ready``: the model is loaded; ``/health``: the
     process is up), yields the server, and stops it when the block ends, even on error.
+    Without an ``admin_token`` setting the server gets a fresh random one
+    (``server.admin_token``), passed to the child process in its environment.
     """
-    config = ServerConfig.of(model, **settings)
+    config = ServerConfig.of(model, **settings).with_admin_token()
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
     with child_process(
@@ -106,7 +117,7 @@ def run_server(
         timeout_s,
         env=config.to_env(),
     ) as process:
-        yield RunningServer(url, port, process)
+        yield RunningServer(url, port, process, config.admin_token)
 
 
 @contextlib.contextmanager

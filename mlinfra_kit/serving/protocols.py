@@ -25,11 +25,21 @@ Examples
 import json
 import math
 import os
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+from mlinfra_kit.serving.limits import NON_BLANK, cut, excerpt, loads_bounded, safe_text
 
 #: The model's name on the v2 routes.
 V2_MODEL_NAME = "tag-classifier"
@@ -82,27 +92,88 @@ _LOADING = {503: {"model": V2Error, "description": "the model is still loading"}
 _BAD = {400: {"model": V2Error, "description": "the request does not fit the model"}}
 
 
+#: Longest tensor name, datatype and request id accepted (Triton's own names are far shorter).
+V2_MAX_NAME_CHARS = 256
+
+_Name = Field(min_length=1, max_length=V2_MAX_NAME_CHARS)
+
+
+#: The model's name in a v2 path, documented as the one name this server serves (an
+#: unknown name still reaches the route, which answers 404 naming the right one).
+_ModelName = Annotated[str, Path(json_schema_extra={"enum": [V2_MODEL_NAME]})]
+
+
+def _encodable(value: str | None) -> str | None:
+    """A string the answer can repeat: UTF-8 encodable (no lone surrogates)."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (it has a lone surrogate)") from None
+    return value
+
+
 class _V2Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: StrictStr
+    name: StrictStr = _Name
     shape: list[StrictInt] = Field(min_length=1, max_length=2)
-    datatype: StrictStr
+    datatype: StrictStr = _Name
     data: list[StrictStr]
     parameters: dict[str, Any] | None = None
 
 
 class _V2Output(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: StrictStr
+    name: StrictStr = _Name
     parameters: dict[str, Any] | None = None
 
 
 class _V2Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: StrictStr | None = None
+    id: StrictStr | None = Field(default=None, max_length=V2_MAX_NAME_CHARS)
     parameters: dict[str, Any] | None = None
     inputs: list[_V2Input] = Field(min_length=1, max_length=1)
-    outputs: list[_V2Output] | None = None
+    outputs: list[_V2Output] | None = Field(default=None, max_length=len(V2_OUTPUTS))
+
+    _id_encodable = field_validator("id")(_encodable)
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its ``$defs`` written in place: a schema that stands
+    alone inside an OpenAPI document (no recursion in these models)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def v2_request_schema(max_items: int, max_chars: int) -> dict[str, Any]:
+    """The v2 infer body as the OpenAPI spec documents it, with this server's limits: one
+    input named ``text`` of datatype ``BYTES`` holding 1 to ``max_items`` non-blank texts,
+    and outputs among :data:`V2_OUTPUTS`. (The route reads the body itself, to accept the
+    binary tensor extension too, so FastAPI cannot infer it.) What JSON Schema cannot say,
+    that ``shape`` counts the elements of ``data``, the route checks (a 400)."""
+    schema = _inline_refs(_V2Request.model_json_schema())
+    tensor = schema["properties"]["inputs"]["items"]["properties"]
+    tensor["name"] = {"type": "string", "enum": [V2_INPUT]}
+    tensor["datatype"] = {"type": "string", "enum": ["BYTES"]}
+    tensor["shape"]["items"] = {"type": "integer", "minimum": 1, "maximum": max_items}
+    tensor["data"] |= {
+        "minItems": 1,
+        "maxItems": max_items,
+        "items": {"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": NON_BLANK},
+    }
+    outputs = schema["properties"]["outputs"]["anyOf"][0]
+    outputs["items"]["properties"]["name"] = {"type": "string", "enum": list(V2_OUTPUTS)}
+    return schema
 
 
 def _decode_bytes_tensor(chunk: bytes) -> list[str]:
@@ -126,23 +197,33 @@ def _read_v2_body(raw: bytes, header_length: str | None) -> dict[str, Any]:
     ``Inference-Header-Content-Length`` header, as Triton's clients send by default)
     decoded into ``data``. Raises ``ValueError`` saying what is wrong."""
     if header_length is None:
-        return json.loads(raw)
+        return _object(loads_bounded(raw))
     if not header_length.isdigit() or int(header_length) > len(raw):
-        raise ValueError(f"Inference-Header-Content-Length {header_length!r} does not fit the body")
-    n = int(header_length)
-    payload, binary, at = json.loads(raw[:n]), raw[n:], 0
-    for tensor in payload.get("inputs") or []:
-        size = ((tensor.get("parameters") or {}) if isinstance(tensor, dict) else {}).get(
-            "binary_data_size"
+        raise ValueError(
+            f"Inference-Header-Content-Length {excerpt(header_length)} does not fit the body"
         )
+    n = int(header_length)
+    payload, binary, at = _object(loads_bounded(raw[:n])), raw[n:], 0
+    inputs = payload.get("inputs")
+    for tensor in inputs if isinstance(inputs, list) else ():
+        parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+        size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
         if size is None:
             continue
-        if not isinstance(size, int) or size < 0 or at + size > len(binary):
-            raise ValueError(f"binary_data_size {size!r} does not fit the binary data sent")
+        if type(size) is not int or size < 0 or at + size > len(binary):
+            raise ValueError(f"binary_data_size {excerpt(size)} does not fit the binary data sent")
         if tensor.get("datatype") != "BYTES":
-            raise ValueError(f"binary input {tensor.get('name')!r} must be BYTES")
+            raise ValueError(f"binary input {excerpt(tensor.get('name'))} must be BYTES")
         tensor["data"] = _decode_bytes_tensor(binary[at : at + size])
         at += size
+    return payload
+
+
+def _object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValueError(
+            f"the body must be a JSON object with 'inputs', not {type(payload).__name__}"
+        )
     return payload
 
 
@@ -152,17 +233,17 @@ def _v2_error(status: int, message: str) -> JSONResponse:
 
 def _first_problem(err: ValidationError) -> str:
     e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"]) or "body"
-    return f"{where}: {e['msg']}"
+    where = ".".join(safe_text(p) for p in e["loc"]) or "body"
+    return f"{where}: {safe_text(e['msg'])}"
 
 
 def _check_texts(body: _V2Request, max_items: int, max_chars: int) -> list[str] | str:
     """The texts of a valid request, or what is wrong with it."""
     tensor = body.inputs[0]
     if tensor.name != V2_INPUT:
-        return f"unknown input {tensor.name!r}: the model takes one input, {V2_INPUT!r}"
+        return f"unknown input {excerpt(tensor.name)}: the model takes one input, {V2_INPUT!r}"
     if tensor.datatype != "BYTES":
-        return f"input {V2_INPUT!r} has datatype {tensor.datatype!r}; it must be 'BYTES'"
+        return f"input {V2_INPUT!r} has datatype {excerpt(tensor.datatype)}; it must be 'BYTES'"
     n = len(tensor.data)
     if math.prod(tensor.shape) != n or tensor.shape[0] != n:
         return f"input {V2_INPUT!r}: shape {tensor.shape} does not match {n} element(s)"
@@ -176,7 +257,7 @@ def _check_texts(body: _V2Request, max_items: int, max_chars: int) -> list[str] 
     wanted = [o.name for o in body.outputs or ()]
     unknown = [w for w in wanted if w not in V2_OUTPUTS]
     if unknown:
-        return f"unknown output(s) {unknown}: the model answers {list(V2_OUTPUTS)}"
+        return f"unknown output(s) {excerpt(unknown)}: the model answers {list(V2_OUTPUTS)}"
     return list(tensor.data)
 
 
@@ -216,15 +297,17 @@ def add_open_protocols(
 
     def known(name: str) -> JSONResponse | None:
         if name != V2_MODEL_NAME:
-            return _v2_error(404, f"unknown model {name!r}; this server serves {V2_MODEL_NAME!r}")
+            return _v2_error(
+                404, f"unknown model {excerpt(name)}; this server serves {V2_MODEL_NAME!r}"
+            )
         if loaded() is None:
-            return _v2_error(503, f"model {name!r} is loading; retry when it is ready")
+            return _v2_error(503, f"model {V2_MODEL_NAME!r} is loading; retry when it is ready")
         return None
 
     @app.get(
         "/v2/models/{name}", tags=["open inference protocol v2"], responses=_UNKNOWN | _LOADING
     )
-    async def v2_metadata(name: str):
+    async def v2_metadata(name: _ModelName):
         if (problem := known(name)) is not None:
             return problem
         model = loaded()
@@ -245,18 +328,32 @@ def add_open_protocols(
         tags=["open inference protocol v2"],
         responses=_UNKNOWN | _LOADING,
     )
-    async def v2_model_ready(name: str):
+    async def v2_model_ready(name: _ModelName):
         if name != V2_MODEL_NAME:
-            return _v2_error(404, f"unknown model {name!r}; this server serves {V2_MODEL_NAME!r}")
+            return _v2_error(
+                404, f"unknown model {excerpt(name)}; this server serves {V2_MODEL_NAME!r}"
+            )
         ready = loaded() is not None
-        return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
+        status = 200 if ready else 503
+        return JSONResponse({"name": V2_MODEL_NAME, "ready": ready}, status_code=status)
 
     @app.post(
         "/v2/models/{name}/infer",
         tags=["open inference protocol v2"],
-        responses=_BAD | _UNKNOWN | _LOADING,
+        responses=_BAD
+        | _UNKNOWN
+        | _LOADING
+        | {k: v for k, v in body_errors.items() if k in (413, 415)},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": v2_request_schema(config.max_items, max_chars)}
+                },
+            }
+        },
     )
-    async def v2_infer(name: str, request: Request):
+    async def v2_infer(name: _ModelName, request: Request):
         if (problem := known(name)) is not None:
             return problem
         try:
@@ -266,10 +363,12 @@ def add_open_protocols(
             body = _V2Request.model_validate(payload)
         except json.JSONDecodeError as err:
             return _v2_error(400, f"the body is not JSON: {err.msg} at position {err.pos}")
+        except UnicodeDecodeError:
+            return _v2_error(400, "the body is not UTF-8 text")
         except ValidationError as err:
             return _v2_error(400, _first_problem(err))
-        except (ValueError, UnicodeDecodeError) as err:
-            return _v2_error(400, str(err))
+        except ValueError as err:
+            return _v2_error(400, cut(str(err), 300))
         texts = _check_texts(body, config.max_items, max_chars)
         if isinstance(texts, str):
             return _v2_error(400, texts)

@@ -43,26 +43,32 @@ class SwapReport:
 
 
 def swap_under_load(
-    url: str,
+    server: Any,
     bodies: list[dict[str, str]],
     new_model: str | Path,
     requests: int = 3000,
     concurrency: int = 64,
     swap_after: float = 0.5,
     timeout_s: float = 60,
+    admin_token: str | None = None,
 ) -> SwapReport:
-    """Load ``url`` with ``requests`` predictions from ``concurrency`` clients and, after
-    ``swap_after`` seconds, swap the server to the artifact ``new_model``."""
+    """Load ``server`` (a :class:`~mlinfra_kit.serving.RunningServer`, or a URL with its
+    ``admin_token``) with ``requests`` predictions from ``concurrency`` clients and, after
+    ``swap_after`` seconds, swap it to the artifact ``new_model``."""
     if not bodies or requests < 1 or concurrency < 1:
         raise ValueError("need request bodies, requests >= 1 and concurrency >= 1")
     from mlinfra_kit.services import run_coroutine
 
+    url = server if isinstance(server, str) else server.url
+    token = admin_token or getattr(server, "admin_token", None)
+    if token is None:
+        raise ValueError("the swap needs the server's admin token (admin_token=...)")
     return run_coroutine(
-        _run(url, bodies, str(new_model), requests, concurrency, swap_after, timeout_s)
+        _run(url, token, bodies, str(new_model), requests, concurrency, swap_after, timeout_s)
     )
 
 
-async def _run(url, bodies, new_model, requests, concurrency, swap_after, timeout_s):
+async def _run(url, token, bodies, new_model, requests, concurrency, swap_after, timeout_s):
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency + 1)
@@ -84,7 +90,11 @@ async def _run(url, bodies, new_model, requests, concurrency, swap_after, timeou
         async def swapper() -> None:
             await asyncio.sleep(swap_after)
             tic = time.perf_counter()
-            response = await client.post("/admin/model", json={"path": new_model})
+            response = await client.post(
+                "/admin/model",
+                json={"path": new_model},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             swap["done"], swap["seconds"] = time.perf_counter(), time.perf_counter() - tic
             if response.status_code != 200:
                 raise RuntimeError(f"the swap failed ({response.status_code}): {response.text}")

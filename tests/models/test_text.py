@@ -38,3 +38,20 @@ def test_vocabulary_is_deterministic_and_bounded():
         Vocabulary.from_dict({"ngrams": 1})
     with pytest.raises(ValueError, match="first token"):
         Vocabulary(["a"])
+
+
+def test_huge_and_unique_words_cost_bounded_time_and_memory(monkeypatch):
+    from mlinfra_kit.models import text
+
+    vocab = text.Vocabulary.build(
+        ["object detection with yolo", "machine translation"], min_freq=1, char_ngrams=(2, 5)
+    )
+    long_word = "detection" * 400  # 3,600 letters
+    assert vocab.encode_weighted(long_word) == vocab.encode_weighted(
+        long_word[: text.MAX_CHAR_WORD]
+    )
+    monkeypatch.setattr(text, "CHAR_CACHE_BYTES", 200_000)
+    for i in range(3_000):
+        vocab.encode_weighted(f"w{i}" + "q" * 3_800)
+        assert vocab.char_cache_bytes() <= 200_000
+    assert vocab.encode_weighted("yolo detection") == vocab.encode_weighted("yolo detection")

@@ -28,10 +28,18 @@ def every_field_changed(model, tmp_path) -> dict:
         threads=2,
         load_in_background=False,
         body_timeout_s=12.5,
+        body_deadline_s=40.0,
         keep_alive_s=7,
         shutdown_timeout_s=3,
+        admin_token="a" * 24,
+        model_root=str(tmp_path),
         quantize="int8",
     )
+
+
+def shown(wanted: dict) -> dict:
+    """What /metadata shows of a config: the admin token hidden."""
+    return {**wanted, "admin_token": "***"}
 
 
 def test_the_settings_cover_every_field(tmp_path):
@@ -70,6 +78,12 @@ def test_the_command_line_has_a_flag_with_the_default_for_every_field(tmp_path):
         "--no-load-in-background",
         "--body-timeout-s",
         "12.5",
+        "--body-deadline-s",
+        "40",
+        "--admin-token",
+        "a" * 24,
+        "--model-root",
+        str(tmp_path),
         "--keep-alive-s",
         "7",
         "--shutdown-timeout-s",
@@ -83,10 +97,11 @@ def test_the_command_line_has_a_flag_with_the_default_for_every_field(tmp_path):
 def test_run_server_passes_every_field(artifact, tmp_path):
     wanted = every_field_changed(artifact, tmp_path)
     with run_server(artifact, **{k: v for k, v in wanted.items() if k != "model"}) as server:
-        assert server.get("/metadata")["config"] == wanted
+        assert server.get("/metadata")["config"] == shown(wanted)
     config = ServerConfig.of(artifact, max_items=3)
     with run_server(config, cache_size=2) as server:  # a config, with overrides
-        assert server.get("/metadata")["config"] == asdict(ServerConfig.of(config, cache_size=2))
+        expected = ServerConfig.of(config, cache_size=2, admin_token=server.admin_token)
+        assert server.get("/metadata")["config"] == expected.shown()
 
 
 def test_run_workers_passes_every_field(artifact, tmp_path):
@@ -94,14 +109,14 @@ def test_run_workers_passes_every_field(artifact, tmp_path):
     with run_workers(ServerConfig(**wanted), workers=1) as pool:
         import httpx
 
-        assert httpx.get(pool.url + "/metadata", timeout=30).json()["config"] == wanted
+        assert httpx.get(pool.url + "/metadata", timeout=30).json()["config"] == shown(wanted)
 
 
 def test_the_handler_passes_every_field(artifact, tmp_path):
     wanted = every_field_changed(artifact, tmp_path)
     handler = make_handler(artifact, **{k: v for k, v in wanted.items() if k != "model"})
     answer = handler(api_gateway_v2_event("GET", "/metadata"), None)
-    assert json.loads(answer["body"])["config"] == wanted
+    assert json.loads(answer["body"])["config"] == shown(wanted)
 
 
 def test_an_unknown_setting_is_named(artifact):

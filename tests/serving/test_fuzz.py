@@ -111,3 +111,85 @@ def test_the_spec_lists_every_status_an_operation_returns(server):
     assert "503" in spec["paths"]["/ready"]["get"]["responses"]
     title = spec["components"]["schemas"]["ProjectIn"]["properties"]["title"]
     assert title["pattern"].startswith("[^") and json.dumps(title)
+
+
+V2 = "/v2/models/tag-classifier/infer"
+HUGE = "n" * 900_000
+
+
+def _v2(**overrides):
+    tensor = {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["YOLO on a webcam"]}
+    body = {"inputs": [tensor]}
+    for key, value in overrides.items():
+        (tensor if key in tensor else body)[key] = value
+    return json.dumps(body).encode()
+
+
+V2_BODIES = {
+    "200,000 open brackets": (b'{"inputs":' + b"[" * 200_000, {}),
+    "a closed 5,000-deep array in parameters": (
+        b'{"parameters": {"x": ' + b"[" * 5_000 + b"]" * 5_000 + b"}, " + _v2()[1:],
+        {},
+    ),
+    "a lone surrogate in id": (_v2()[:-1] + b', "id": "\\ud800"}', {}),
+    "binary header on an array": (b"[]", {"inference-header-content-length": "2"}),
+    "binary header, inputs a number": (b'{"inputs": 5}', {"inference-header-content-length": "13"}),
+    "binary header, parameters a string": (
+        b'{"inputs": [{"name": "text", "parameters": "x"}]}',
+        {"inference-header-content-length": "49"},
+    ),
+    "inputs a number": (b'{"inputs": 5}', {}),
+    "parameters a string": (_v2(parameters="x"), {}),
+    "a 900 KB input name": (_v2(name=HUGE), {}),
+    "a 900 KB datatype": (_v2(datatype=HUGE), {}),
+    "a 900 KB output name": (_v2(outputs=[{"name": HUGE}]), {}),
+    "a 900 KB id": (_v2(id=HUGE), {}),
+    "a 900 KB extra key": (b'{"' + HUGE.encode() + b'": 1, ' + _v2()[1:], {}),
+}
+
+
+@pytest.fixture(scope="module")
+def roomy(artifact):
+    """A server that reads bodies up to 2 MB, so the 900 KB inputs reach the route."""
+    with run_server(artifact, max_body_bytes=2_000_000) as running:
+        yield running
+
+
+@pytest.mark.parametrize("name", list(V2_BODIES))
+def test_hostile_v2_bodies_get_a_short_4xx(roomy, name):
+    body, headers = V2_BODIES[name]
+    response = httpx.post(
+        roomy.url + V2,
+        content=body,
+        headers={"content-type": "application/json", **headers},
+        timeout=30,
+    )
+    assert 400 <= response.status_code < 500, (name, response.status_code, response.text[:300])
+    assert len(response.content) < 2_000 and "error" in response.json()
+
+
+def test_nothing_long_is_echoed_on_any_route(roomy):
+    long = "q" * 60_000
+    answers = [
+        httpx.get(roomy.url + f"/v2/models/{long}"),
+        httpx.get(roomy.url + f"/v2/models/{long}/ready"),
+        httpx.get(roomy.url + f"/predictions/{long}"),
+        httpx.post(
+            roomy.url + "/predict",
+            content=b'{"title": "x"}',
+            headers={"content-type": "application/json; charset=" + long},
+        ),
+    ]
+    for response in answers:
+        assert 400 <= response.status_code < 500, response.text[:200]
+        assert len(response.content) < 2_000
+
+
+def test_the_v2_answer_repeats_a_short_id_and_its_spec_has_a_request_schema(roomy):
+    response = httpx.post(roomy.url + V2, content=_v2(id="req-7"))
+    assert response.status_code == 200 and response.json()["id"] == "req-7"
+    spec = httpx.get(roomy.url + "/openapi.json").json()["paths"]["/v2/models/{name}/infer"]["post"]
+    schema = spec["requestBody"]["content"]["application/json"]["schema"]
+    tensor = schema["properties"]["inputs"]["items"]["properties"]
+    assert tensor["name"]["enum"] == ["text"] and tensor["data"]["maxItems"] == 256
+    assert {"400", "404", "413", "415", "503"} <= set(spec["responses"])

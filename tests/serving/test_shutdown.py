@@ -78,6 +78,24 @@ def test_a_stalled_body_gets_408(serve):
     assert httpx.post(url + "/predict", json=BODY).status_code == 200
 
 
+def test_a_trickled_body_is_cut_off_at_the_deadline(serve):
+    import select
+
+    _, _, port = serve("--body-timeout-s", "2", "--body-deadline-s", "3")
+    with socket.create_connection((LOOPBACK, port)) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n"
+        )
+        started, answer = time.monotonic(), b""
+        while not answer and time.monotonic() - started < 30:
+            sock.sendall(b" ")  # one byte every half second: never stalled for 2 s
+            readable, _, _ = select.select([sock], [], [], 0.5)
+            if readable:
+                answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") and b"after the headers" in answer
+
+
 def test_sigterm_with_a_thousand_stalled_clients_exits_0_in_bound(serve):
     _, process, port = serve("--body-timeout-s", "2", "--shutdown-timeout-s", "5")
     stalled = []
