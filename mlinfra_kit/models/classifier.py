@@ -54,7 +54,7 @@ from mlinfra_kit.models.evaluation import Evaluation, evaluate
 from mlinfra_kit.models.text import Vocabulary
 from mlinfra_kit.progress import bar as progress_bar
 
-__all__ = ["TagClassifier", "TextClassifierNet", "Prediction", "ARTIFACT_FORMAT"]
+__all__ = ["ARTIFACT_FORMAT", "EarlyStopping", "Prediction", "TagClassifier", "TextClassifierNet"]
 
 ARTIFACT_FORMAT = "mlinfra-kit.tag-classifier"
 #: 2: TF-IDF-weighted word and character n-grams (1 was word n-grams only, unweighted).
@@ -142,6 +142,43 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass
+class EarlyStopping:
+    """When to stop training on a validation loss: after ``patience`` epochs without a new
+    lowest loss (lower by more than ``min_delta``), but never before ``min_epochs``. The
+    floor guards against a noisy early dip: an unlucky validation split can show its
+    lowest loss in the first epochs and then rise for a while before falling further, and
+    a refit for that early epoch count undertrains the model.
+
+    >>> stop = EarlyStopping(patience=2, min_epochs=6)
+    >>> [stop.update(e, loss) for e, loss in enumerate([0.5, 0.9, 0.9, 0.9, 0.4, 0.3], 1)]
+    [True, False, False, False, True, True]
+    >>> stop.best_epoch, stop.should_stop
+    (6, False)
+    """
+
+    patience: int = 30
+    min_epochs: int = 50
+    min_delta: float = 1e-4
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    waited: int = 0
+    epoch: int = 0
+
+    def update(self, epoch: int, loss: float) -> bool:
+        """Record ``epoch``'s validation loss; True when it is the best so far."""
+        self.epoch = epoch
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.waited = loss, epoch, 0
+            return True
+        self.waited += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.epoch >= self.min_epochs and self.waited >= self.patience
+
+
 class TagClassifier:
     """Predicts one tag per text. Configure in ``__init__``, learn with :meth:`fit`.
 
@@ -167,6 +204,7 @@ class TagClassifier:
         lr: float = 5e-2,
         l2: float = 3e-5,
         patience: int = 30,
+        min_epochs: int = 50,
         class_weight: str | None = None,
         refit: bool = True,
         threads: int | None = 1,
@@ -187,6 +225,7 @@ class TagClassifier:
         self.lr = lr
         self.l2 = l2
         self.patience = patience
+        self.min_epochs = min_epochs
         self.class_weight = class_weight
         self.refit = refit
         self.threads = threads
@@ -208,6 +247,7 @@ class TagClassifier:
         "lr",
         "l2",
         "patience",
+        "min_epochs",
         "class_weight",
         "refit",
         "threads",
@@ -241,7 +281,7 @@ class TagClassifier:
         return counts.sum() / (len(self.tags) * counts)
 
     def _check_settings(self) -> None:
-        for name in ("epochs", "patience"):
+        for name in ("epochs", "patience", "min_epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be 1 or more, got {getattr(self, name)}")
         if self.batch_size is not None and int(self.batch_size) < 1:
@@ -259,7 +299,8 @@ class TagClassifier:
         val_tags: Sequence[str] | None = None,
     ) -> TagClassifier:
         """Train from scratch. With a validation set, stop after ``patience`` epochs
-        without a lower validation loss and remember the best epoch; then, with
+        without a lower validation loss (never before ``min_epochs``:
+        :class:`EarlyStopping`) and remember the best epoch; then, with
         ``refit``, train again on training and validation data together for that many
         epochs (more data, same amount of training). Without ``refit`` the best epoch's
         weights are kept."""
@@ -312,7 +353,7 @@ class TagClassifier:
         if val is not None:
             val_batch = _batch([self.vocab_.encode_weighted(t) for t in val[0]], self.device_)
             val_y = torch.tensor([self.tags.index(t) for t in val[1]], device=self.device_)
-        best_loss, best_state, waited = math.inf, None, 0
+        stopping, best_state = EarlyStopping(self.patience, self.min_epochs), None
         bar = progress_bar(range(1, epochs + 1), desc="training", unit="epoch", show=self.progress)
         for epoch in bar:
             tic = time.perf_counter()
@@ -342,13 +383,11 @@ class TagClassifier:
             self.history_.append(row)
             if epoch % 10 == 0:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
-            if row["val_loss"] < best_loss - 1e-4:
-                best_loss, waited, self.best_epoch_ = row["val_loss"], 0, epoch
+            if stopping.update(epoch, row["val_loss"]):
+                self.best_epoch_ = epoch
                 best_state = copy.deepcopy(self.net_.state_dict())
-            else:
-                waited += 1
-                if waited >= self.patience:
-                    break
+            elif stopping.should_stop:
+                break
         bar.close()
         if best_state is not None:
             self.net_.load_state_dict(best_state)

@@ -127,3 +127,31 @@ def test_trains_and_predicts_on_gpu(projects):
     model.fit(train.texts, train.tags, val.texts, val.tags)
     assert model.net_.head[-1].weight.is_cuda
     assert model.predict(["object detection"])[0].tag in TAGS
+
+
+def _noisy_dip_curve() -> list[float]:
+    """A validation loss with a lucky dip at epoch 3 that the next 40 epochs stay above,
+    then a real descent to a much lower minimum at epoch 55."""
+    curve = [0.6, 0.5, 0.3] + [0.5] * 40
+    curve += [0.5 - 0.03 * k for k in range(1, 13)]  # epochs 44-55: 0.47 ... 0.14
+    return curve + [0.2] * 40
+
+
+def test_early_stopping_does_not_stop_on_a_noisy_early_dip():
+    from mlinfra_kit.models.classifier import EarlyStopping
+
+    def run(stopping):
+        for epoch, loss in enumerate(_noisy_dip_curve(), 1):
+            stopping.update(epoch, loss)
+            if stopping.should_stop:
+                break
+        return stopping.best_epoch, stopping.epoch
+
+    assert run(EarlyStopping(patience=30, min_epochs=1)) == (3, 33)  # no floor: fooled
+    best, stopped = run(EarlyStopping(patience=30, min_epochs=50))
+    assert best == 55 and stopped == 85
+
+
+def test_min_epochs_is_checked(projects):
+    with pytest.raises(ValueError, match="min_epochs"):
+        TagClassifier(min_epochs=0, progress=False).fit(projects.texts[:20], projects.tags[:20])
