@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints
 
 from mlinfra_kit.artifacts import is_artifact
@@ -36,6 +36,7 @@ from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
 from mlinfra_kit.serving.config import ServerConfig
 from mlinfra_kit.serving.limits import NON_BLANK, excerpt, safe_text
+from mlinfra_kit.serving.metrics import METRICS_CONTENT_TYPE, ServerMetrics
 from mlinfra_kit.serving.protocols import add_open_protocols
 
 
@@ -248,6 +249,7 @@ class _State:
         self.batcher: DynamicBatcher | None = None
         self.cache = LRUCache(config.cache_size)
         self.started_at = time.time()
+        self.metrics = ServerMetrics() if config.metrics else None
 
     def load(self) -> None:
         """Runs on a thread, so /health answers (and /ready says 503) while loading."""
@@ -266,8 +268,11 @@ class _State:
                 self.config.max_wait_ms,
                 self.config.batching,
                 self.config.adaptive_batching,
+                on_batch=None if self.metrics is None else self.metrics.observe_batch,
             )
             self.model = model
+            if self.metrics is not None:
+                self.metrics.set_model(model.version)
             # Everything allocated so far lives as long as the server: take it out of the
             # garbage collector's scans, whose full passes otherwise pause every request.
             gc.freeze()
@@ -278,6 +283,8 @@ class _State:
         """``(prediction, version)`` per text from ``model`` (default: the one serving now):
         every answer names the version that computed it, across a swap too."""
         model = model or self.model
+        if self.metrics is not None:  # input drift: the share of unknown words per text
+            self.metrics.observe_unknown(model.vocab_.unknown_rate([t]) for t in texts)
         return [(p, model.version) for p in model.predict(texts)]
 
     def swap(self, model: Any) -> str:
@@ -286,6 +293,8 @@ class _State:
         and says which. Cached answers of the old model are dropped."""
         previous, self.model = self.model.version, model
         self.cache.clear()
+        if self.metrics is not None:
+            self.metrics.set_model(model.version)
         return previous
 
     def require_model(self):
@@ -409,6 +418,14 @@ def create_app(config: ServerConfig) -> FastAPI:
         deadline_s=config.body_deadline_s,
     )
 
+    if state.metrics is not None:  # outermost: it counts the 408, 413 and 415 answers too
+        app.add_middleware(state.metrics.middleware)
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics():
+            """Prometheus metrics in the text format (:mod:`mlinfra_kit.serving.metrics`)."""
+            return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes every input whole, and fails (a 500) on inputs JSON
@@ -416,12 +433,13 @@ def create_app(config: ServerConfig) -> FastAPI:
         return JSONResponse(validation_errors(exc.errors()), status_code=422)
 
     async def predict_text(text: str):
-        cached = state.cache.get(text)
-        if cached is not None:
-            return cached
-        answer = await state.batcher.submit(text)
-        if answer[1] == state.model.version:  # not an answer of a model swapped out meanwhile
-            state.cache.put(text, answer)
+        answer = state.cache.get(text)
+        if answer is None:
+            answer = await state.batcher.submit(text)
+            if answer[1] == state.model.version:  # not an answer of a model swapped out since
+                state.cache.put(text, answer)
+        if state.metrics is not None:
+            state.metrics.count_tags([answer[0].tag])
         return answer
 
     @app.post(
@@ -454,6 +472,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             answers[i] = answer
             if state.model is model:
                 state.cache.put(texts[i], answer)
+        if state.metrics is not None:
+            state.metrics.count_tags(p.tag for p, _ in answers)
         return answers
 
     add_open_protocols(app, state, predict_texts, ProjectIn, _BODY_ERRORS)

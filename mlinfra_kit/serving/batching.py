@@ -59,6 +59,7 @@ class DynamicBatcher:
         max_wait_ms: float = 2.0,
         enabled: bool = True,
         adaptive: bool = True,
+        on_batch: Callable[[int, list[float]], None] | None = None,
     ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
@@ -69,6 +70,9 @@ class DynamicBatcher:
         self.max_wait_ms = max_wait_ms
         self.enabled = enabled
         self.adaptive = adaptive
+        #: Called per model call with its size and each queued item's wait in seconds
+        #: (the server's metrics); items of a client's own batch did not queue.
+        self.on_batch = on_batch
         self.model_calls = 0
         self.items = 0
         self.largest_batch = 0
@@ -88,11 +92,16 @@ class DynamicBatcher:
         }
 
     async def _call(
-        self, items: list[Any], predict_many: Callable[[list[Any]], Sequence[Any]] | None = None
+        self,
+        items: list[Any],
+        predict_many: Callable[[list[Any]], Sequence[Any]] | None = None,
+        waits: list[float] | None = None,
     ) -> Sequence[Any]:
         self.model_calls += 1
         self.items += len(items)
         self.largest_batch = max(self.largest_batch, len(items))
+        if self.on_batch is not None:
+            self.on_batch(len(items), waits or [])
         # On the loop, on purpose: see the module notes.
         results = (predict_many or self.predict_many)(items)
         if len(results) != len(items):
@@ -104,12 +113,13 @@ class DynamicBatcher:
     async def submit(self, item: Any) -> Any:
         """The result for one item, computed in a batch with its concurrent neighbours."""
         if not self.enabled:
-            return (await self._call([item]))[0]
+            return (await self._call([item], waits=[0.0]))[0]
         if self._worker is None:
             self._queue = asyncio.Queue()
             self._worker = asyncio.create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        await self._queue.put((item, future, loop.time()))
         return await future
 
     async def submit_many(
@@ -157,9 +167,12 @@ class DynamicBatcher:
                     batch.append(await asyncio.wait_for(self._queue.get(), remaining))
                 except TimeoutError:
                     break
-            futures = [f for _, f in batch]
+            futures = [f for _, f, _ in batch]
+            now = loop.time()
             try:
-                results = await self._call([item for item, _ in batch])
+                results = await self._call(
+                    [item for item, _, _ in batch], waits=[now - t for _, _, t in batch]
+                )
             except Exception as err:  # every waiter gets the error, the worker lives on
                 for f in futures:
                     if not f.done():

@@ -99,6 +99,11 @@ class ServerConfig:
     shutdown_timeout_s: int = _setting(
         10, "on SIGTERM, wait at most this long for requests in flight, then exit", "S"
     )
+    metrics: bool = _setting(
+        True,
+        "GET /metrics: Prometheus metrics of requests, batches, tags and unknown words",
+        no_help="no /metrics (to measure what the metrics cost)",
+    )
     #: The management API (POST /admin/model) answers only requests that carry this token
     #: (``Authorization: Bearer TOKEN``), and only from this machine. None: the API is off,
     #: unless the server is started by ``mlinfra serve`` or ``run_server``, which make one.

@@ -24,6 +24,8 @@ def test_a_swap_under_load_drops_and_mislabels_nothing(artifact, second_artifact
             server, BODIES, second_artifact, requests=1500, concurrency=64, swap_after=0.3
         )
         assert server.get("/ready")["model_version"] == "v2"
+        shown = httpx.get(server.url + "/metrics").text
+        assert 'mlinfra_model_info{version="v2"} 1.0' in shown and 'version="v1"' not in shown
     assert report.failed == 0 and report.mis_versioned == 0, report
     assert (report.previous_version, report.new_version) == ("v1", "v2")
     assert report.by_version.get("v2", 0) > 0 and sum(report.by_version.values()) == 1500

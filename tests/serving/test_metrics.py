@@ -1,0 +1,50 @@
+"""GET /metrics: what the server counts, read back with Prometheus' own parser."""
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlinfra_kit.serving import run_server
+
+BODIES = [{"title": f"object detection with yolo, take {i}"} for i in range(20)]
+
+
+def samples(url: str) -> dict[tuple[str, tuple], float]:
+    response = httpx.get(url + "/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def test_metrics_count_requests_batches_tags_and_versions(artifact):
+    with run_server(artifact) as server:
+        for body in BODIES:
+            assert httpx.post(server.url + "/predict", json=body).status_code == 200
+        batch = httpx.post(server.url + "/predict/batch", json={"projects": BODIES[:5]})
+        assert batch.status_code == 200
+        assert httpx.post(server.url + "/predict", json={"title": ""}).status_code == 422
+        assert httpx.get(server.url + "/predictions/" + "z" * 300).status_code == 404
+        assert httpx.get(server.url + "/no/such/" + "q" * 50).status_code == 404
+        got = samples(server.url)
+    ok = got[("mlinfra_requests_total", (("route", "/predict"), ("status", "200")))]
+    assert ok == len(BODIES)
+    assert got[("mlinfra_requests_total", (("route", "/predict"), ("status", "422")))] == 1
+    assert got[("mlinfra_requests_total", (("route", "unmatched"), ("status", "404")))] == 1
+    stored = ("mlinfra_requests_total", (("route", "/predictions/{entity_id}"), ("status", "404")))
+    assert got[stored] == 1  # the template, never the raw path
+    assert not any("z" * 50 in str(key) or "q" * 50 in str(key) for key in got)
+    tags = sum(v for (name, _), v in got.items() if name == "mlinfra_predictions_total")
+    assert tags == len(BODIES) + 5
+    assert got[("mlinfra_batch_size_count", ())] >= 2  # the lone requests, then the batch
+    assert got[("mlinfra_unknown_word_share_count", ())] == len(BODIES) + 5
+    assert got[("mlinfra_model_info", (("version", "v1"),))] == 1
+    latency = ("mlinfra_request_seconds_count", (("route", "/predict"),))
+    assert got[latency] == len(BODIES) + 1
+
+
+def test_metrics_can_be_turned_off(artifact):
+    with run_server(artifact, metrics=False) as server:
+        assert httpx.get(server.url + "/metrics").status_code == 404
+        assert httpx.post(server.url + "/predict", json=BODIES[0]).status_code == 200
