@@ -161,6 +161,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         "CUDA GPU": env["gpu"] or None,
         "redis-server": _service_version("redis-server"),
         "wrk (load client)": _service_version("wrk"),
+        "prometheus (metrics)": _service_version("prometheus"),
         "docker": _service_version("docker"),
         "java (Flink, TorchServe)": _service_version("java"),
         "ray (scale extra)": distribution_version("ray"),

@@ -295,3 +295,107 @@ def redis_server(port: int | None = None, timeout_s: float = 20) -> Iterator[Red
                 yield RedisServer(LOOPBACK, port, process)
         finally:
             client.close()
+
+
+@dataclass(frozen=True)
+class PrometheusServer:
+    """A running Prometheus scraping the servers it was given: ask it with :meth:`query`."""
+
+    url: str
+    process: subprocess.Popen
+    scrape_interval_s: float
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """The result of an instant PromQL query: one ``{"labels": {...}, "value": float}``
+        per series (an empty list when nothing matches yet). A query Prometheus rejects is
+        a ``ValueError`` with its reason."""
+        import httpx
+
+        answer = httpx.get(self.url + "/api/v1/query", params={"query": promql}, timeout=10)
+        body = answer.json()
+        if body.get("status") != "success":
+            raise ValueError(f"Prometheus refused {promql!r}: {body.get('error', answer.text)}")
+        return [
+            {"labels": series["metric"], "value": float(series["value"][1])}
+            for series in body["data"]["result"]
+        ]
+
+    def value(self, promql: str) -> float | None:
+        """The single value of a query that yields one series (None while it yields none)."""
+        result = self.query(promql)
+        if len(result) > 1:
+            raise ValueError(f"{promql!r} yields {len(result)} series; aggregate it to one")
+        return result[0]["value"] if result else None
+
+
+def prometheus_available() -> bool:
+    """Whether the ``prometheus`` server binary is installed."""
+    return shutil.which("prometheus") is not None
+
+
+def prometheus_config(targets: Sequence[str], scrape_interval_s: float = 1.0) -> str:
+    """A Prometheus configuration scraping ``targets`` (``host:port``, their ``/metrics``)
+    every ``scrape_interval_s`` seconds, as one job named ``mlinfra``.
+
+    >>> print(prometheus_config(["127.0.0.1:8000"]))
+    global:
+      scrape_interval: 1s
+      evaluation_interval: 1s
+    scrape_configs:
+      - job_name: mlinfra
+        static_configs:
+          - targets: ["127.0.0.1:8000"]
+    """
+    if not targets:
+        raise ValueError("Prometheus needs at least one target to scrape (host:port)")
+    if scrape_interval_s <= 0:
+        raise ValueError(f"scrape_interval_s must be more than 0, got {scrape_interval_s}")
+    interval = f"{round(scrape_interval_s * 1000)}ms"
+    if scrape_interval_s == int(scrape_interval_s):
+        interval = f"{int(scrape_interval_s)}s"
+    listed = ", ".join(f'"{t}"' for t in targets)
+    return (
+        f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n"
+        f"scrape_configs:\n  - job_name: mlinfra\n    static_configs:\n"
+        f"      - targets: [{listed}]"
+    )
+
+
+@contextlib.contextmanager
+def prometheus_server(
+    targets: Sequence[str],
+    scrape_interval_s: float = 1.0,
+    data_dir: str | os.PathLike | None = None,
+    port: int | None = None,
+    timeout_s: float = 30,
+) -> Iterator[PrometheusServer]:
+    """Start a real ``prometheus`` on loopback scraping ``targets`` (``host:port``) with a
+    generated config, its data in ``data_dir`` (default: a temporary folder); stop it on
+    exit. Raises ``RuntimeError`` with the install command when it is missing."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError(
+            "prometheus is not installed; on Debian/Ubuntu: apt-get install prometheus "
+            "(or download it from prometheus.io)"
+        )
+    import httpx
+
+    port = port or free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    with tempfile.TemporaryDirectory(prefix="mlinfra-prometheus-") as workdir:
+        config = Path(workdir) / "prometheus.yml"
+        config.write_text(prometheus_config(targets, scrape_interval_s) + "\n")
+        args = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data_dir or Path(workdir) / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{port}",
+            "--log.level=warn",
+        ]
+        with child_process(
+            args,
+            f"prometheus on port {port}",
+            lambda: httpx.get(url + "/-/ready", timeout=1).status_code == 200,
+            timeout_s,
+        ) as process:
+            yield PrometheusServer(url, process, scrape_interval_s)

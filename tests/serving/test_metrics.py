@@ -1,6 +1,7 @@
 """GET /metrics: what the server counts, read back with Prometheus' own parser."""
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlinfra_kit.serving import run_server
@@ -48,3 +49,25 @@ def test_metrics_can_be_turned_off(artifact):
     with run_server(artifact, metrics=False) as server:
         assert httpx.get(server.url + "/metrics").status_code == 404
         assert httpx.post(server.url + "/predict", json=BODIES[0]).status_code == 200
+
+
+def test_a_real_prometheus_scrapes_the_server_and_answers_promql(artifact):
+    from helpers import skip_unless_ci
+
+    from mlinfra_kit.services import prometheus_available, prometheus_server, wait_until
+
+    if not prometheus_available():
+        skip_unless_ci("prometheus is not installed (apt-get install prometheus)")
+    with run_server(artifact) as server, prometheus_server([f"127.0.0.1:{server.port}"]) as prom:
+        for body in BODIES:
+            httpx.post(server.url + "/predict", json=body).raise_for_status()
+        answered = 'sum(mlinfra_requests_total{route="/predict", status="200"})'
+        wait_until(lambda: prom.value(answered) == len(BODIES), 30, "the scrape of 20 requests")
+        p99 = prom.value(
+            "histogram_quantile(0.99, sum by (le) (mlinfra_request_seconds_bucket"
+            '{route="/predict"}))'
+        )
+        assert p99 is not None and 0 < p99 <= 2.5
+        assert prom.value('up{job="mlinfra"}') == 1
+        with pytest.raises(ValueError, match="refused"):
+            prom.query("sum(")
