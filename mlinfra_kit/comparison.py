@@ -239,9 +239,14 @@ def paired(
     lower_is_better: bool = False,
     seconds: float = 0.0,
     confidence: float = 0.99,
+    noise: float | None = None,
 ) -> Comparison:
     """A :class:`Comparison` of paired measurements already taken (round ``i`` of A with
-    round ``i`` of B: the same fold, seed or repeat). Ratios need positive values."""
+    round ``i`` of B: the same fold, seed or repeat). Ratios need positive values.
+
+    ``noise``: what one variant shows against itself, when it is known otherwise (a model
+    retrained with another seed, for a score); by default the median change between
+    consecutive measurements of each variant (for timings taken in turns)."""
     _check_kind(kind)
     a, b = [float(v) for v in a], [float(v) for v in b]
     if len(a) != len(b) or not a:
@@ -268,7 +273,7 @@ def paired(
         kind=kind,
         estimate=estimate,
         interval=interval,
-        noise=_noise_floor(a, b, kind),
+        noise=_noise_floor(a, b, kind) if noise is None else float(noise),
         repeats=len(a),
         seconds=seconds,
         confidence=confidence,

@@ -18,6 +18,7 @@ __all__ = [
     "latency_vs_throughput",
     "accuracy_over_time",
     "staleness_curve",
+    "paired_scores",
 ]
 
 
@@ -306,4 +307,35 @@ def staleness_curve(
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return ax
+
+
+def paired_scores(
+    rows: Sequence[Mapping[str, Any]],
+    names: tuple[str, str],
+    ax: Any = None,
+    ylabel: str = "score",
+    title: str = "",
+) -> Any:
+    """Two models' scores on the same splits, one line per split joining A (left) to B
+    (right): a line going up is a split B won. Each row is ``{"split": name, "a": score,
+    "b": score}`` (what :func:`mlinfra_kit.models.cross_validate` records per fold)."""
+    if not rows:
+        raise ValueError("nothing to plot: rows is empty")
+    ax = _axes(ax, (4.8, 3.6))
+    for row in rows:
+        up = row["b"] >= row["a"]
+        ax.plot([0, 1], [row["a"], row["b"]], marker="o", color="tab:green" if up else "tab:red")
+        ax.annotate(
+            str(row["split"]),
+            (1, row["b"]),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_xticks([0, 1], list(names))
+    ax.set_xlim(-0.3, 1.5)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     return ax

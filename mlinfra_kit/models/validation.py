@@ -89,12 +89,18 @@ def cross_validate(
     seed: int = 0,
     holdout_fraction: float = 0.2,
     progress: bool = True,
+    noise: float = 0.0,
 ) -> CrossValidation:
     """Train both models on the same training part of each fold and score them on its
     test part: ``kind="stratified"`` (``folds`` stratified folds, :func:`stratified_folds`)
     or ``kind="time"`` (one split: the oldest projects train, the newest
     ``holdout_fraction`` test). The comparison pairs the folds (a difference in
-    ``metric``: B minus A); one fold gives no interval."""
+    ``metric``: B minus A); one fold gives no interval.
+
+    ``noise`` is the comparison's noise floor: the difference one model shows against itself
+    on the same fold. Training that is deterministic for its seed gives 0; to count how
+    much a model's score moves with its seed, pass that spread (about ``sqrt(2)`` times the
+    standard deviation of its score over seeds)."""
     from mlinfra_kit.data.projects import time_split
     from mlinfra_kit.progress import bar
 
@@ -123,5 +129,6 @@ def cross_validate(
         names=names,
         kind="difference",
         confidence=0.95,
+        noise=noise,
     )
     return CrossValidation(names, metric, rows, comparison)

@@ -283,8 +283,8 @@ class _State:
         """``(prediction, version)`` per text from ``model`` (default: the one serving now):
         every answer names the version that computed it, across a swap too."""
         model = model or self.model
-        if self.metrics is not None:  # input drift: the share of unknown words per text
-            self.metrics.observe_unknown(model.vocab_.unknown_rate([t]) for t in texts)
+        if self.metrics is not None:  # input drift: the share of unknown words, sampled
+            self.metrics.sample_unknown(texts, model.vocab_.unknown_rate)
         return [(p, model.version) for p in model.predict(texts)]
 
     def swap(self, model: Any) -> str:

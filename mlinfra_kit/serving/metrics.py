@@ -10,8 +10,9 @@ What production monitoring reads from a model server, recorded as the server wor
 - ``mlinfra_batch_size`` and ``mlinfra_queue_wait_seconds``: how many items each model call
   took, and how long each request waited in the batcher's queue for its batch;
 - ``mlinfra_predictions_total{tag}``: answers by tag (output drift), cached answers included;
-- ``mlinfra_unknown_word_share``: per computed text, the share of its word features the
-  vocabulary does not know (input drift);
+- ``mlinfra_unknown_word_share``: the share of a text's word features the vocabulary does
+  not know (input drift), for every :data:`UNKNOWN_SAMPLE`-th text the model computes (a
+  sample: tokenizing every text twice would cost more than all the other metrics);
 - ``mlinfra_model_info{version}``: the version serving now (1), and ``mlinfra_process_id``.
 
 Each app has its own registry, so several servers in one process (tests) never mix counts.
@@ -35,7 +36,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["LATENCY_BUCKETS", "METRICS_CONTENT_TYPE", "ServerMetrics"]
+__all__ = ["LATENCY_BUCKETS", "METRICS_CONTENT_TYPE", "UNKNOWN_SAMPLE", "ServerMetrics"]
 
 #: Request latency buckets (seconds), chosen for this server's range: a lone prediction
 #: answers in under a millisecond, a loaded server in a few to tens of milliseconds, a huge
@@ -46,6 +47,8 @@ LATENCY_BUCKETS = (
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05)
 _SHARE_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+#: The unknown-word share is observed for one computed text in this many.
+UNKNOWN_SAMPLE = 4
 #: The Content-Type of Prometheus' text format.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -90,6 +93,11 @@ class ServerMetrics:
         )
         Gauge("mlinfra_process_id", "This worker's process id", registry=r).set(os.getpid())
         self._version: str | None = None
+        self._texts_seen = 0
+        # Labelled children, looked up once each: labels() takes a lock and builds a key.
+        self._counted: dict[tuple[str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
+        self._tagged: dict[str, Any] = {}
 
     def set_model(self, version: str) -> None:
         """Mark ``version`` as the one serving (1) and the one before as not (removed)."""
@@ -104,12 +112,30 @@ class ServerMetrics:
             self.queue_wait.observe(wait)
 
     def count_tags(self, tags: Iterable[str]) -> None:
+        tagged = self._tagged
         for tag in tags:
-            self.predictions.labels(tag).inc()
+            child = tagged.get(tag)
+            if child is None:
+                child = tagged[tag] = self.predictions.labels(tag)
+            child.inc()
 
-    def observe_unknown(self, shares: Iterable[float]) -> None:
-        for share in shares:
-            self.unknown_share.observe(share)
+    def sample_unknown(self, texts: list[str], unknown_rate: Any) -> None:
+        """Observe ``unknown_rate([text])`` for every :data:`UNKNOWN_SAMPLE`-th of ``texts``
+        (counted across calls)."""
+        seen = self._texts_seen
+        first = -seen % UNKNOWN_SAMPLE
+        for text in texts[first::UNKNOWN_SAMPLE]:
+            self.unknown_share.observe(unknown_rate([text]))
+        self._texts_seen = seen + len(texts)
+
+    def _record(self, route: str, status: int, seconds: float) -> None:
+        counted = self._counted.get((route, status))
+        if counted is None:
+            counted = self._counted[(route, status)] = self.requests.labels(route, str(status))
+            if route not in self._timed:
+                self._timed[route] = self.latency.labels(route)
+        counted.inc()
+        self._timed[route].observe(seconds)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -137,9 +163,7 @@ class ServerMetrics:
                 await app(scope, receive, watched)
             finally:
                 metrics.in_flight.dec()
-                route = scope.get("route")
-                name = getattr(route, "path", None) or "unmatched"
-                metrics.requests.labels(name, str(status)).inc()
-                metrics.latency.labels(name).observe(time.perf_counter() - tic)
+                name = getattr(scope.get("route"), "path", None) or "unmatched"
+                metrics._record(name, status, time.perf_counter() - tic)
 
         return counted

@@ -39,6 +39,9 @@ def test_both_models_are_scored_on_the_same_folds_and_paired(projects):
     assert [r["a"] for r in cv.rows] == [r["b"] for r in cv.rows]
     assert cv.comparison.estimate == 0 and cv.comparison.verdict(at_least=0.0) == "inconclusive"
     assert cv.summary()["b_wins"] == 0 and cv.summary()["a_worst"] <= cv.summary()["a_mean"]
+    assert cv.comparison.noise == 0  # a deterministic model against itself: no noise floor
+    seeded = cross_validate(projects, fit, fit, folds=3, progress=False, noise=0.01)
+    assert seeded.comparison.noise == 0.01
 
 
 def test_the_time_split_trains_on_the_past_only(projects):
