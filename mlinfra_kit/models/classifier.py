@@ -121,6 +121,8 @@ def _batch(encoded: Sequence[tuple[list[int], list[float]]], dev: torch.device) 
     weights = np.fromiter(chain.from_iterable(w for _, w in encoded), np.float32, count=total)
     offsets = np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
     ids, offsets, weights = (torch.from_numpy(a) for a in (ids, offsets, weights))
+    if dev.type == "cpu":  # already there: skip three no-op moves per batch
+        return ids, offsets, weights
     return ids.to(dev), offsets.to(dev), weights.to(dev)
 
 
@@ -131,10 +133,10 @@ def torch_threads(n: int | None) -> Iterator[None]:
     Small models gain nothing from more threads: each call is too short to split, and
     idle threads spin on cores others need (an 8-epoch fit took about 1 s with one thread
     and 18-40 s with two on a busy 2-core machine)."""
-    if n is None:
+    before = torch.get_num_threads()
+    if n is None or n == before:  # nothing to change: no two calls per batch
         yield
         return
-    before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
         yield
@@ -413,14 +415,16 @@ class TagClassifier:
         self._check_fitted()
         texts = _check_texts(texts)
         was_training = self.net_.training
-        self.net_.eval()
+        if was_training:  # eval() walks every module: only when it changes something
+            self.net_.eval()
         parts = []
         with torch.inference_mode(), torch_threads(self.threads):
             for i in range(0, len(texts), batch_size):
                 chunk = [self.vocab_.encode_weighted(t) for t in texts[i : i + batch_size]]
                 logits = self.net_(*_batch(chunk, self.device_))
                 parts.append(torch.softmax(logits, dim=1).cpu().numpy())
-        self.net_.train(was_training)
+        if was_training:
+            self.net_.train()
         if not parts:
             return np.zeros((0, len(self.tags)), dtype=np.float32)
         return np.concatenate(parts)
@@ -428,12 +432,10 @@ class TagClassifier:
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """The most likely tag of each text, with every tag's probability."""
         proba = self.predict_proba(texts)
-        return [
-            Prediction(
-                self.tags[int(row.argmax())],
-                {t: float(p) for t, p in zip(self.tags, row, strict=True)},
-            )
-            for row in proba
+        tags = self.tags
+        return [  # tolist(): Python floats at once, not one NumPy scalar at a time
+            Prediction(tags[row.index(max(row))], dict(zip(tags, row, strict=True)))
+            for row in proba.tolist()
         ]
 
     def evaluate(self, texts: Sequence[str], tags: Sequence[str]) -> Evaluation:
