@@ -169,8 +169,13 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        charset = _charset(headers.get(b"content-type", b""))
+        content_type, declared = b"", None
+        for name, value in scope["headers"]:  # the two it needs, without copying them all
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                declared = value
+        charset = _charset(content_type)
         if charset not in (None, "utf-8", "utf8"):
             return await _reply(
                 send,
@@ -178,7 +183,6 @@ class BodySizeLimit:
                 f"charset {excerpt(charset)} is not supported: send the "
                 "JSON body in UTF-8 (charset=utf-8, or none)",
             )
-        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._too_large(send)
         chunks, size, more = [], 0, True
@@ -187,7 +191,9 @@ class BodySizeLimit:
         while more:
             left = deadline - loop.time()
             try:
-                message = await asyncio.wait_for(receive(), min(self.timeout_s, max(left, 0)))
+                # asyncio.timeout, not wait_for: no extra Task per chunk of every body
+                async with asyncio.timeout(min(self.timeout_s, max(left, 0))):
+                    message = await receive()
             except TimeoutError:  # a stalled client must not hold a worker (or a shutdown)
                 why = (
                     f"no more of the body came for {self.timeout_s:g} s"
