@@ -180,10 +180,6 @@ class ApplicationRun:
         self.events.append(AppEvent(index, kind, detail))
 
 
-def _body(project: Project) -> dict[str, str]:
-    return {"title": project.title, "description": project.description}
-
-
 class _Servers:
     """Real server processes per version, each warmed up on ``warm_up_bodies`` before it
     takes traffic, with a keep-alive client each."""
@@ -238,7 +234,7 @@ class _Servers:
 
     def send(self, version: str, project: Project) -> tuple[int, str | None, float]:
         tic = time.perf_counter()
-        response = self.clients[version].post(self.urls[version] + "/predict", json=_body(project))
+        response = self.clients[version].post(self.urls[version] + "/predict", json=project.body)
         latency = 1000 * (time.perf_counter() - tic)
         tag = response.json().get("tag") if response.status_code == 200 else None
         return response.status_code, tag, latency
@@ -379,7 +375,7 @@ class _Application:
         run = self.run
         run.shadow = report = run_shadow(
             self.servers.urls[self.production],
-            [_body(p) for _, p in batch],
+            [p.body for _, p in batch],
             self.servers.urls[run.candidate],
         )
         for (index, p), answer, ms in zip(
@@ -493,7 +489,7 @@ def run_application(
         raise ValueError("the registry has no production version: register and promote v1")
     retrain = retrain or (lambda rows: train(rows, config.epochs, config.seed))
     with contextlib.ExitStack() as stack:
-        servers = _Servers(registry, config.quantize, stack, [_body(p) for p in train_rows[-20:]])
+        servers = _Servers(registry, config.quantize, stack, [p.body for p in train_rows[-20:]])
         servers.start(registry.production)
         app = _Application(registry, v1, train_rows, config, retrain, servers)
         arriving = progress_bar(

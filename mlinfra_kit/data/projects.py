@@ -54,6 +54,11 @@ def project_text(title: str, description: str) -> str:
 COLUMNS = ("id", "created_on", "title", "description", "tag")
 
 
+def project_body(title: str, description: str) -> dict[str, str]:
+    """The JSON body of one project as the kit's server (and its peers) take it."""
+    return {"title": title, "description": description}
+
+
 @dataclass(frozen=True)
 class Project:
     """One ML project; ``text`` is what a model reads."""
@@ -67,6 +72,11 @@ class Project:
     @property
     def text(self) -> str:
         return project_text(self.title, self.description)
+
+    @property
+    def body(self) -> dict[str, str]:
+        """The JSON body the kit's server takes for this project (``POST /predict``)."""
+        return project_body(self.title, self.description)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlinfra_kit.data.projects import project_body
 from mlinfra_kit.environments import InstallFailed, environment_python, environments_home
 from mlinfra_kit.measure import process_rss_mb
 from mlinfra_kit.services import LOOPBACK, free_port, wait_until
@@ -360,10 +361,6 @@ def _script(python: str, name: str) -> str:
     return str(Path(python).parent / name)
 
 
-def _project_body(title: str, description: str) -> dict[str, str]:
-    return {"title": title, "description": description}
-
-
 LITSERVE = Peer(
     name="litserve",
     packages=(),  # no pins that clash with the kit's: it runs in the kit's environment
@@ -402,7 +399,7 @@ LITSERVE = Peer(
     command=lambda python, port: [python, "server.py"],
     ready_path="/health",
     path="/predict",
-    body=_project_body,
+    body=project_body,
     tag_of=lambda answer: answer["tag"],
     workarounds=(
         "SIGTERM to its main process leaves the inference workers holding the port: it runs "
@@ -649,7 +646,7 @@ TORCHSERVE = Peer(
     ],
     ready_path=None,  # /ping says Healthy while its workers still die and restart
     path="/predictions/tag",
-    body=_project_body,
+    body=project_body,
     tag_of=lambda answer: answer["tag"],
     workarounds=(
         "--disable-token-auth (token authorization is on by default since 0.11)",
