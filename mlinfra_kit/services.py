@@ -161,6 +161,40 @@ def open_sqlite(path: str | os.PathLike, schema: str) -> sqlite3.Connection:
     return db
 
 
+def python_json(
+    code: str,
+    args: Sequence[str] = (),
+    what: str = "the Python process",
+    env: dict[str, str] | None = None,
+    timeout_s: float = 600,
+) -> Any:
+    """Run ``code`` in a fresh Python process (this interpreter, ``args`` as ``sys.argv[1:]``,
+    ``env`` added to the environment) and return the JSON its last line of output prints: a
+    measurement that must start from nothing (a cold start), or a library that reads its
+    settings once, at import. A failure is a ``RuntimeError`` naming ``what``, with the
+    end of its error output.
+
+    >>> python_json("import json, sys; print(json.dumps({'args': sys.argv[1:]}))", ["x"])
+    {'args': ['x']}
+    """
+    import json
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-2000:]}")
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"{what} printed nothing; it should print one line of JSON last")
+    return json.loads(lines[-1])
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """A TCP port that is free right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

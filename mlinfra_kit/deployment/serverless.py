@@ -19,8 +19,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -221,16 +219,11 @@ def measure_cold_start(
     start, as a function would). Returns ``cold_s``, ``warm_s`` (a list), the first
     answer's ``status`` and the process's ``peak_rss_mb`` (what the function's memory
     setting must cover)."""
+    from mlinfra_kit.services import python_json
+
     check_quantize(quantize)
-    done = subprocess.run(
-        [sys.executable, "-c", _COLD_START, str(model), str(warm_calls), quantize or ""],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the cold-start process failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = [str(model), str(warm_calls), quantize or ""]
+    return python_json(_COLD_START, args, "the cold-start process")
 
 
 #: A supported Lambda Python runtime (python3.11 is deprecated for new functions since

@@ -10,7 +10,6 @@ run stored, read through Metaflow's client (:func:`flow_results`).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -93,13 +92,6 @@ def flow_results(root: str | os.PathLike) -> dict[str, Any]:
     success, steps and attempts, the data checks, the version registered, the candidate's
     and the former champion's macro F1, whether it was promoted, the version serving and
     how many predictions were stored."""
-    done = subprocess.run(
-        [sys.executable, "-c", _READ],
-        env={**os.environ, **flow_env(root)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"reading the flow's run failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    from mlinfra_kit.services import python_json
+
+    return python_json(_READ, (), "reading the flow's run", env=flow_env(root), timeout_s=120)
