@@ -164,7 +164,7 @@ class Comparison:
         lo, hi = self.interval
         if self.kind == "ratio":
             text = f"{self.estimate:.2f}x [{lo:.2f}, {hi:.2f}]"
-            if self.estimate < 1:  # read the other way round: how many times worse B is
+            if hi < 1:  # surely below 1: read the other way round, how many times worse B is
                 text += f", i.e. {self.names[1]} {1 / self.estimate:.2f}x worse"
             noise = f"±{100 * self.noise:.0f} %"
         else:
