@@ -270,6 +270,14 @@ def child_process(
             stop_process(process)
 
 
+def _require(program: str, install: str) -> str:
+    """The path of ``program``, or a ``RuntimeError`` with the command that installs it."""
+    binary = shutil.which(program)
+    if binary is None:
+        raise RuntimeError(f"{program} is not installed; on Debian/Ubuntu: {install}")
+    return binary
+
+
 @dataclass(frozen=True)
 class RedisServer:
     """A running redis-server: connect with :attr:`url`."""
@@ -298,12 +306,7 @@ def redis_server(port: int | None = None, timeout_s: float = 20) -> Iterator[Red
 
     Raises ``RuntimeError`` with an install hint when redis-server is missing.
     """
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError(
-            "redis-server is not installed; on Debian/Ubuntu: "
-            "apt-get install redis-server (or: conda install redis)"
-        )
+    binary = _require("redis-server", "apt-get install redis-server (or: conda install redis)")
     import redis
 
     port = port or free_port()
@@ -406,12 +409,9 @@ def prometheus_server(
     """Start a real ``prometheus`` on loopback scraping ``targets`` (``host:port``) with a
     generated config, its data in ``data_dir`` (default: a temporary folder); stop it on
     exit. Raises ``RuntimeError`` with the install command when it is missing."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        raise RuntimeError(
-            "prometheus is not installed; on Debian/Ubuntu: apt-get install prometheus "
-            "(or download it from prometheus.io)"
-        )
+    binary = _require(
+        "prometheus", "apt-get install prometheus (or download it from prometheus.io)"
+    )
     import httpx
 
     port = port or free_port()
