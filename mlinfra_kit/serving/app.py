@@ -201,6 +201,13 @@ class BodySizeLimit:
                     else f"the body had not all come {self.deadline_s:g} s after the headers"
                 )
                 return await _reply(send, 408, f"{why}; send the whole body at once")
+            except asyncio.CancelledError:
+                # The server is stopping and its grace period is over: the body will never
+                # come. Say so (a 408, not the 500 and traceback a cancelled app gets), and
+                # end this request's task, as the cancellation asked.
+                return await _reply(
+                    send, 408, "the server is shutting down and the body had not all come"
+                )
             if message["type"] == "http.disconnect":
                 return
             chunks.append(message.get("body", b""))

@@ -118,6 +118,31 @@ def test_sigterm_with_a_thousand_stalled_clients_exits_0_in_bound(serve):
     assert took < 5 + 5  # the shutdown bound, plus start-up slack on a busy machine
 
 
+def test_stalled_bodies_cut_off_by_shutdown_get_408_without_a_traceback(serve):
+    url, process, port = serve("--body-timeout-s", "30", "--shutdown-timeout-s", "1")
+    stalled = []
+    for _ in range(40):
+        sock = socket.create_connection((LOOPBACK, port))
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        stalled.append(sock)
+
+    def all_inside():  # the 40, and the scrape that asks, in flight in the app
+        text = httpx.get(url + "/metrics", timeout=5).text
+        line = next(x for x in text.splitlines() if x.startswith("mlinfra_in_flight_requests "))
+        return float(line.split()[1]) >= 41
+
+    wait_until(all_inside, 30, "40 stalled requests in the app")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    answers = []
+    for sock in stalled:
+        sock.settimeout(5)
+        answers.append(sock.recv(64).split(b"\r\n")[0])
+        sock.close()
+    assert set(answers) == {b"HTTP/1.1 408 Request Timeout"}, set(answers)
+    assert "Traceback" not in process.stderr.read()
+
+
 def test_a_request_in_flight_at_sigterm_is_answered(serve):
     items = 20_000
     body = json.dumps({"projects": [BODY] * items})
