@@ -8,6 +8,11 @@ server's ``keep_alive_s``) from its first byte (or from the connection, for the 
 to complete its headers, and closes the connection otherwise. The body has its own
 deadline in the app (``body_timeout_s``, answered 408).
 
+It also bounds what one request's head may hold: more than :data:`MAX_HEADERS` header lines
+or :data:`MAX_HEADER_BYTES` bytes of them get a 431, a target URL over :data:`MAX_URL_BYTES`
+a 414, and the connection is closed without reading further (a million ``a: b`` lines would
+otherwise all be kept in memory before the app saw the request).
+
 On shutdown it also gives an idle keep-alive connection :data:`SHUTDOWN_GRACE_S` before
 closing it: a request the client wrote just before the signal, not read yet, is then
 answered (and the connection closed after it) instead of being cut off unanswered.
@@ -16,13 +21,36 @@ answered (and the connection closed after it) instead of being cut off unanswere
 from __future__ import annotations
 
 import asyncio
+import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["SHUTDOWN_GRACE_S", "HeaderTimeoutProtocol"]
+__all__ = [
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
+    "MAX_URL_BYTES",
+    "SHUTDOWN_GRACE_S",
+    "HeaderTimeoutProtocol",
+]
 
 #: How long an idle connection stays open after shutdown begins, for a request in transit.
 SHUTDOWN_GRACE_S = 0.25
+#: Most header lines in one request (browsers and proxies send a few dozen at most).
+MAX_HEADERS = 100
+#: Most bytes of header names and values in one request (nginx's default buffers: 32 KB).
+MAX_HEADER_BYTES = 32 * 1024
+#: Longest request target (path and query) in bytes.
+MAX_URL_BYTES = 8 * 1024
+#: How long a refused connection is read (and dropped) before it is closed.
+LINGER_S = 1.0
+
+
+def _refusal(status: int, reason: str, detail: str) -> bytes:
+    body = json.dumps({"detail": detail}).encode()
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -31,6 +59,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     _headers_deadline: asyncio.TimerHandle | None = None
     _shutting_down = False
+    _refused = False
+    _head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -38,11 +68,60 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._head_bytes = 0
         if self._headers_deadline is None:
             self._arm_headers_deadline()
 
+    # -- limits on the request's head: once refused, the rest of the connection is ignored
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
+    def on_url(self, url: bytes) -> None:
+        if self._refused:
+            return
+        super().on_url(url)
+        if len(self.url) > MAX_URL_BYTES:
+            self._refuse(414, "URI Too Long", f"the request target is over {MAX_URL_BYTES} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._head_bytes += len(name) + len(value)
+        if len(self.headers) >= MAX_HEADERS or self._head_bytes > MAX_HEADER_BYTES:
+            self._refuse(
+                431,
+                "Request Header Fields Too Large",
+                f"send at most {MAX_HEADERS} header lines and {MAX_HEADER_BYTES} bytes of them",
+            )
+            return
+        super().on_header(name, value)
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._refused:
+            super().on_message_complete()
+
+    def _refuse(self, status: int, reason: str, detail: str) -> None:
+        self._refused = True
+        self.headers.clear()  # free what was kept so far
+        self._disarm_headers_deadline()
+        if not self.transport.is_closing():
+            self.transport.write(_refusal(status, reason, detail))
+            # A lingering close: stop writing, read and drop what the client still sends for
+            # a moment, then close. Closing at once with unread data resets the connection,
+            # and the client may lose the answer before it reads it.
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+
     def on_headers_complete(self) -> None:
         self._disarm_headers_deadline()
+        if self._refused:
+            return
         super().on_headers_complete()
         if self._shutting_down and self.cycle is not None:
             self.cycle.keep_alive = False  # answer it, then close

@@ -193,3 +193,29 @@ def test_the_v2_answer_repeats_a_short_id_and_its_spec_has_a_request_schema(room
     tensor = schema["properties"]["inputs"]["items"]["properties"]
     assert tensor["name"]["enum"] == ["text"] and tensor["data"]["maxItems"] == 256
     assert {"400", "404", "413", "415", "503"} <= set(spec["responses"])
+
+
+def _raw(port: int, head: bytes) -> bytes:
+    import contextlib
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)
+        with contextlib.suppress(OSError):  # the server may stop reading early: fine
+            sock.sendall(head)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(4096):
+                answer += chunk
+    return answer
+
+
+def test_a_header_flood_is_refused_before_it_is_kept(server):
+    many = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"a: b\r\n" * 200_000 + b"\r\n"
+    assert _raw(server.port, many).startswith(b"HTTP/1.1 431")
+    huge = b"GET /health HTTP/1.1\r\nHost: x\r\nx-big: " + b"v" * 40_000 + b"\r\n\r\n"
+    assert _raw(server.port, huge).startswith(b"HTTP/1.1 431")
+    long_url = b"GET /" + b"p" * 9_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert _raw(server.port, long_url).startswith(b"HTTP/1.1 414")
+    fine = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"a: b\r\n" * 50 + b"Connection: close\r\n\r\n"
+    assert _raw(server.port, fine).startswith(b"HTTP/1.1 200")
