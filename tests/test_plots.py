@@ -81,6 +81,9 @@ def test_staleness_curve():
 def test_paired_scores_draws_a_line_per_split():
     rows = [{"split": "fold 0", "a": 0.8, "b": 0.85}, {"split": "time", "a": 0.9, "b": 0.88}]
     ax = plots.paired_scores(rows, ("reference", "model"), ylabel="weighted F1")
-    assert len(ax.lines) == 2 and [t.get_text() for t in ax.get_xticklabels()] == ["reference", "model"]
+    assert len(ax.lines) == 2 and [t.get_text() for t in ax.get_xticklabels()] == [
+        "reference",
+        "model",
+    ]
     with pytest.raises(ValueError, match="empty"):
         plots.paired_scores([], ("a", "b"))
