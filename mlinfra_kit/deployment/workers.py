@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from mlinfra_kit.artifacts import require_artifact
 from mlinfra_kit.measure import process_rss_mb
 from mlinfra_kit.services import LOOPBACK, child_process, free_port
-from mlinfra_kit.serving.config import ServerConfig
+from mlinfra_kit.serving.config import ServerConfig, workers_env
 from mlinfra_kit.serving.process import server_command
 
 
@@ -76,11 +77,14 @@ def run_workers(
 
     seen: set[int] = set()
     tic = time.perf_counter()
-    with child_process(
-        server_command(config, port, workers),
-        f"{workers} uvicorn worker(s) on port {port}",
-        all_ready,
-        timeout_s,
-        env=config.to_env(),
-    ) as process:
+    with (
+        tempfile.TemporaryDirectory(prefix="mlinfra-ready-") as ready,
+        child_process(
+            server_command(config, port, workers),
+            f"{workers} uvicorn worker(s) on port {port}",
+            all_ready,
+            timeout_s,
+            env={**config.to_env(), **workers_env(ready, workers)},
+        ) as process,
+    ):
         yield WorkerPool(url, workers, time.perf_counter() - tic, process.pid, tuple(sorted(seen)))

@@ -34,7 +34,7 @@ from mlinfra_kit.artifacts import is_artifact
 from mlinfra_kit.data.projects import project_text
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
-from mlinfra_kit.serving.config import ServerConfig
+from mlinfra_kit.serving.config import READY_DIR_ENV, ServerConfig, workers_env, workers_loaded
 from mlinfra_kit.serving.limits import NON_BLANK, excerpt, safe_text
 from mlinfra_kit.serving.metrics import METRICS_CONTENT_TYPE, ServerMetrics
 from mlinfra_kit.serving.protocols import add_open_protocols
@@ -286,6 +286,8 @@ class _State:
             self.model = model
             if self.metrics is not None:
                 self.metrics.set_model(model.version)
+            if folder := os.environ.get(READY_DIR_ENV):  # this worker is ready
+                open(os.path.join(folder, str(os.getpid())), "w").close()
             # Everything allocated so far lives as long as the server: take it out of the
             # garbage collector's scans, whose full passes otherwise pause every request.
             gc.freeze()
@@ -569,6 +571,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.get("/ready", responses={503: _BODY_ERRORS[503]})
     async def ready():
         state.require_model()
+        loaded, expected = workers_loaded()
+        if loaded < expected:
+            raise HTTPException(
+                503, f"{loaded} of {expected} worker processes have loaded the model; retry soon"
+            )
         return {"status": "ready", "model_version": state.model.version}
 
     @app.get("/metadata", responses={503: _BODY_ERRORS[503]})
@@ -660,8 +667,11 @@ def _run_uvicorn(config: ServerConfig, host: str, port: int, log_level: str, wor
 
     options = dict(host=host, port=port, log_level=log_level, **uvicorn_options(config))
     if workers > 1:  # uvicorn starts each worker from the factory, which reads the config
-        os.environ.update(config.to_env())
-        uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="mlinfra-ready-") as ready:
+            os.environ.update({**config.to_env(), **workers_env(ready, workers)})
+            uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
         return
     # uvicorn re-raises the signal it handled once it has shut down: exiting through this
     # handler makes a requested stop a clean exit (status 0), not a death by signal (143).

@@ -37,7 +37,15 @@ from typing import Any
 
 from mlinfra_kit.artifacts import QUANTIZE_MODES, check_quantize
 
-__all__ = ["CONFIG_ENV", "ServerConfig", "add_arguments"]
+__all__ = [
+    "CONFIG_ENV",
+    "READY_DIR_ENV",
+    "WORKERS_ENV",
+    "ServerConfig",
+    "add_arguments",
+    "workers_env",
+    "workers_loaded",
+]
 
 #: The environment variable that carries a :class:`ServerConfig` (JSON) to a server process.
 CONFIG_ENV = "MLINFRA_SERVER_CONFIG"
@@ -226,3 +234,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help=help_text + shown,
             **{k: v for k, v in meta.items() if v is not None},
         )
+
+
+#: With several worker processes on one port, each worker that has loaded the model marks it
+#: in this folder (a file named by its process id), and ``/ready`` answers 200 only once
+#: every one of the ``MLINFRA_WORKERS`` has: a load balancer that reads ``/ready`` then
+#: never sends traffic while a worker still answers 503. Set by ``serve`` and ``run_workers``.
+READY_DIR_ENV = "MLINFRA_READY_DIR"
+WORKERS_ENV = "MLINFRA_WORKERS"
+
+
+def workers_loaded() -> tuple[int, int]:
+    """``(loaded, expected)`` worker processes; ``(1, 1)`` for a single process."""
+    folder = os.environ.get(READY_DIR_ENV)
+    if not folder or not os.path.isdir(folder):  # not one of several workers
+        return 1, 1
+    return len(os.listdir(folder)), int(os.environ.get(WORKERS_ENV, "1"))
+
+
+def workers_env(folder: str, workers: int) -> dict[str, str]:
+    """The environment that makes ``workers`` server processes share readiness in ``folder``."""
+    return {READY_DIR_ENV: str(folder), WORKERS_ENV: str(workers)}

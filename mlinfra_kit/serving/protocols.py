@@ -39,6 +39,7 @@ from pydantic import (
     field_validator,
 )
 
+from mlinfra_kit.serving.config import workers_loaded
 from mlinfra_kit.serving.limits import NON_BLANK, cut, excerpt, loads_bounded, safe_text
 
 #: The model's name on the v2 routes.
@@ -292,7 +293,8 @@ def add_open_protocols(
 
     @app.get("/v2/health/ready", tags=["open inference protocol v2"], responses=_LOADING)
     async def v2_ready():
-        ready = loaded() is not None
+        done, expected = workers_loaded()
+        ready = loaded() is not None and done >= expected
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     def known(name: str) -> JSONResponse | None:

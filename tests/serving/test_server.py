@@ -174,3 +174,23 @@ def test_unbatched_server_and_redis_store(artifact, projects, redis_url):
         assert c.get(f"/predictions/{projects.ids[3]}").json()["model_version"] == "v1"
         c.post("/predict", json=PROJECT)
         assert c.get("/metadata").json()["batching"]["enabled"] is False
+
+
+def test_ready_waits_for_every_worker(artifact, tmp_path, monkeypatch):
+    """One of two workers loaded: /ready says 503 with the count; both: 200."""
+    from mlinfra_kit.services import wait_until
+    from mlinfra_kit.serving.config import workers_env
+
+    for name, value in workers_env(str(tmp_path), 2).items():
+        monkeypatch.setenv(name, value)
+    with run_server(artifact, wait_for="/health") as server:
+
+        def half_ready():
+            answer = httpx.get(server.url + "/ready")
+            return answer.status_code == 503 and "1 of 2" in answer.json()["detail"]
+
+        wait_until(half_ready, 60, "the first worker's readiness")
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 503
+        (tmp_path / "another-worker").touch()
+        assert httpx.get(server.url + "/ready").status_code == 200
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 200
