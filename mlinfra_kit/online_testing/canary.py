@@ -191,48 +191,67 @@ def guardrail_checks(
             "guardrail_checks needs requests from both arms (and latencies from the same "
             f"stretch): baseline {baseline.requests}, candidate {candidate.requests}"
         )
-    checks = [_error_check(baseline, candidate, g, threshold)]
-    # The limit: the baseline's quantile at its upper confidence bound (half the share),
-    # so a candidate at the allowed ratio is not blamed for the baseline's own noise.
+    checks = [
+        _error_check(baseline, candidate, g, threshold),
+        _latency_check(base_ms, cand_ms, g, threshold),
+    ]
+    if baseline.quality_n and candidate.quality_n:
+        checks.append(_quality_check(baseline, candidate, g, threshold))
+    return checks
+
+
+def _latency_check(
+    base_ms: Sequence[float], cand_ms: Sequence[float], g: Guardrails, threshold: float
+) -> GuardrailCheck:
+    """The latency guardrail on every request's latency: binomial, against the baseline's
+    quantile at its upper confidence bound (half the share), so a candidate at the
+    allowed ratio is not blamed for the baseline's own noise."""
     ordered = np.sort(np.asarray(base_ms, dtype=float))
     rank = int(stats.binom.ppf(1 - threshold / 2, len(ordered), g.latency_quantile))
     quantile_bound = float(ordered[min(rank, len(ordered) - 1)])
     limit = g.max_latency_ratio * quantile_bound
     slower = int(np.sum(np.asarray(cand_ms) > limit))
     allowed = 1 - g.latency_quantile
-    checks.append(
-        GuardrailCheck(
-            "latency",
-            slower / len(cand_ms),
-            min(1.0, 2 * float(stats.binom.sf(slower - 1, len(cand_ms), allowed))),
-            threshold,
-            len(cand_ms),
-            f"{slower} of {len(cand_ms)} candidate requests slower than {limit:.2f} ms "
-            f"(x{g.max_latency_ratio} the baseline's p{round(100 * g.latency_quantile)}, "
-            f"{quantile_bound:.2f} ms at its upper bound over {len(ordered)} requests); "
-            f"allowed {allowed:.0%}",
-        )
+    return GuardrailCheck(
+        "latency",
+        slower / len(cand_ms),
+        slower_p(slower, len(cand_ms), allowed),
+        threshold,
+        len(cand_ms),
+        f"{slower} of {len(cand_ms)} candidate requests slower than {limit:.2f} ms "
+        f"(x{g.max_latency_ratio} the baseline's p{round(100 * g.latency_quantile)}, "
+        f"{quantile_bound:.2f} ms at its upper bound over {len(ordered)} requests); "
+        f"allowed {allowed:.0%}",
     )
-    if baseline.quality_n and candidate.quality_n:
-        zq = score_z(
-            round(baseline.quality_sum),
-            baseline.quality_n,
-            round(candidate.quality_sum),
-            candidate.quality_n,
-            -g.max_quality_drop,
-        )
-        checks.append(
-            GuardrailCheck(
-                "quality",
-                zq,
-                float(stats.norm.cdf(zq)),
-                threshold,
-                candidate.quality_n,
-                f"quality {candidate.quality_sum / candidate.quality_n:.3f} vs baseline "
-                f"{baseline.quality_sum / baseline.quality_n:.3f} (allowed -{g.max_quality_drop})",
-            )
-        )
-    return checks
+
+
+def slower_p(slower: int, requests: int, allowed: float) -> float:
+    """The latency test's one-sided p-value: ``slower`` of ``requests`` above the limit,
+    where at most a share ``allowed`` may be (binomial; doubled, as the limit itself is
+    estimated at half the test's share)."""
+    return min(1.0, 2 * float(stats.binom.sf(slower - 1, requests, allowed)))
+
+
+def _quality_check(
+    baseline: ArmData, candidate: ArmData, g: Guardrails, threshold: float
+) -> GuardrailCheck:
+    """The quality guardrail: a score test for a drop larger than ``max_quality_drop``."""
+    zq = score_z(
+        round(baseline.quality_sum),
+        baseline.quality_n,
+        round(candidate.quality_sum),
+        candidate.quality_n,
+        -g.max_quality_drop,
+    )
+    return GuardrailCheck(
+        "quality",
+        zq,
+        float(stats.norm.cdf(zq)),
+        threshold,
+        candidate.quality_n,
+        f"quality {candidate.quality_sum / candidate.quality_n:.3f} vs baseline "
+        f"{baseline.quality_sum / baseline.quality_n:.3f} (allowed -{g.max_quality_drop})",
+    )
 
 
 def _error_check(

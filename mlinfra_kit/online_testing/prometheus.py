@@ -1,0 +1,327 @@
+"""The canary's guardrails read from Prometheus, as production rollouts read them.
+
+A rollout controller in production (Flagger, Argo Rollouts' analysis) does not see each
+request: it asks Prometheus, every interval, for what the servers counted. This module
+gives a :class:`~mlinfra_kit.online_testing.canary.Canary` that view beside its own:
+
+- :class:`PrometheusSource` reads each variant's answered requests, its errors (any status
+  but 2xx) and its latency histogram from the kit's servers' ``/metrics``, scraped by a
+  real Prometheus, with PromQL;
+- :func:`histogram_checks` runs the canary's error-rate and latency tests on those
+  counts: exact on the counters; on the histogram, only as fine as its buckets;
+- :func:`run_canary_with_prometheus` serves a rollout as :func:`run_canary` does and, at
+  each of the canary's decisions, waits for Prometheus to have scraped every request that
+  decision saw, decides again from Prometheus and records both decisions and the wait.
+
+Quality needs the true tag, which the server never sees: it comes from the labels on the
+client's side in both decisions (in production, from the label pipeline), so the two
+decisions differ only where the servers' metrics tell another story than the client's
+timings.
+
+Examples
+--------
+The latency test on a histogram: the baseline's p95 lies in the bucket up to 2 ms, the
+limit (x3) is 6 ms, and the candidate requests surely slower than that are the ones above
+the first bucket edge at or over it (10 ms):
+
+>>> baseline = ArmCounts(200, 0, ((1.0, 150), (2.0, 198), (10.0, 200), (math.inf, 200)))
+>>> candidate = ArmCounts(50, 0, ((1.0, 30), (2.0, 40), (10.0, 41), (math.inf, 50)))
+>>> check = histogram_checks(baseline, candidate, Guardrails(max_latency_ratio=3), 0.01)[1]
+>>> check.sample, round(check.statistic, 2), check.fired
+(50, 0.18, True)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from scipy import stats
+
+from mlinfra_kit.online_testing.canary import (
+    MIN_BASELINE_LATENCIES,
+    ArmData,
+    Canary,
+    GuardrailCheck,
+    Guardrails,
+    Observation,
+    _error_check,
+    _quality_check,
+    slower_p,
+)
+
+__all__ = [
+    "ArmCounts",
+    "PrometheusSource",
+    "SourceDecision",
+    "histogram_checks",
+    "run_canary_with_prometheus",
+]
+
+
+class Queryable(Protocol):
+    """What :class:`PrometheusSource` needs of a Prometheus: instant queries
+    (:class:`mlinfra_kit.services.PrometheusServer` has it)."""
+
+    def query(self, promql: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ArmCounts:
+    """One variant's totals as Prometheus last scraped them: requests answered, errors
+    (any status but 2xx), and its latency histogram as (upper bound in ms, cumulative
+    count) pairs in ascending order, the last one at infinity. Subtract an earlier
+    snapshot to get what happened since."""
+
+    requests: int
+    errors: int
+    buckets: tuple[tuple[float, int], ...]
+
+    def __post_init__(self):
+        if self.buckets and self.buckets[-1][0] != math.inf:
+            raise ValueError("a histogram's last bucket is +Inf: pass every bucket, in order")
+
+    def __sub__(self, earlier: ArmCounts) -> ArmCounts:
+        before = dict(earlier.buckets)
+        return ArmCounts(
+            self.requests - earlier.requests,
+            self.errors - earlier.errors,
+            tuple((le, count - before.get(le, 0)) for le, count in self.buckets),
+        )
+
+    @property
+    def timed(self) -> int:
+        """Requests in the histogram (its +Inf bucket)."""
+        return self.buckets[-1][1] if self.buckets else 0
+
+    def at_most(self, ms: float) -> int:
+        """Requests the histogram puts at or under the bucket edge ``ms`` (an edge)."""
+        return next(count for le, count in self.buckets if le == ms)
+
+
+class PrometheusSource:
+    """Each variant's counts, read from Prometheus with PromQL.
+
+    ``instances`` maps a variant (``"baseline"``, ``"candidate"``) to the scrape target
+    its server is (``host:port``, Prometheus' ``instance`` label); ``route`` is the route
+    the rollout's traffic takes. The queries, per variant::
+
+        sum(mlinfra_requests_total{instance="...", route="/predict"})
+        sum(mlinfra_requests_total{instance="...", route="/predict", status!~"2.."})
+        sum by (le) (mlinfra_request_seconds_bucket{instance="...", route="/predict"})
+        timestamp(up{instance="..."})  # when it last scraped the server
+    """
+
+    def __init__(
+        self, prometheus: Queryable, instances: Mapping[str, str], route: str = "/predict"
+    ):
+        if not instances:
+            raise ValueError("PrometheusSource needs the scrape target of every variant")
+        self.prometheus, self.instances, self.route = prometheus, dict(instances), route
+
+    def queries(self, variant: str) -> dict[str, str]:
+        """The PromQL this source asks for ``variant``: requests, errors and buckets."""
+        if variant not in self.instances:
+            raise ValueError(f"unknown variant {variant!r}; known: {sorted(self.instances)}")
+        where = f'instance="{self.instances[variant]}", route="{self.route}"'
+        return {
+            "requests": f"sum(mlinfra_requests_total{{{where}}})",
+            "errors": f'sum(mlinfra_requests_total{{{where}, status!~"2.."}})',
+            "buckets": f"sum by (le) (mlinfra_request_seconds_bucket{{{where}}})",
+            "scraped": f'timestamp(up{{instance="{self.instances[variant]}"}})',
+        }
+
+    def counts(self, variant: str) -> ArmCounts:
+        """``variant``'s totals at Prometheus' last scrape (zeros before its first)."""
+        asked = self.queries(variant)
+
+        def total(promql: str) -> int:
+            return round(sum(series["value"] for series in self.prometheus.query(promql)))
+
+        buckets = sorted(
+            (1000 * float(series["labels"]["le"]), round(series["value"]))
+            for series in self.prometheus.query(asked["buckets"])
+        )
+        return ArmCounts(total(asked["requests"]), total(asked["errors"]), tuple(buckets))
+
+    def scraped_at(self, variant: str) -> float:
+        """When Prometheus last scraped ``variant``'s server (Unix time; 0 before the first
+        scrape)."""
+        found = self.prometheus.query(self.queries(variant)["scraped"])
+        return max((series["value"] for series in found), default=0.0)
+
+    def snapshot(self, after: float | None = None, timeout_s: float = 30) -> dict[str, ArmCounts]:
+        """Every variant's counts; with ``after`` (Unix time), from scrapes that began after
+        it, waiting for them: with no traffic in between, they hold every request answered
+        before ``after``. A ``TimeoutError`` names the servers not scraped in time."""
+        deadline = time.monotonic() + timeout_s
+        while after is not None:
+            late = [v for v in self.instances if self.scraped_at(v) < after]
+            if not late:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Prometheus scraped no new /metrics from {late} in {timeout_s:g} s: are "
+                    "they its scrape targets (instance host:port), with metrics on?"
+                )
+            time.sleep(0.05)
+        return {variant: self.counts(variant) for variant in self.instances}
+
+
+def histogram_checks(
+    baseline: ArmCounts,
+    candidate: ArmCounts,
+    guardrails: Guardrails,
+    threshold: float,
+    latencies: tuple[ArmCounts, ArmCounts] | None = None,
+    quality: tuple[ArmData, ArmData] | None = None,
+) -> list[GuardrailCheck]:
+    """The canary's tests on counts read from Prometheus: error rate on ``baseline`` and
+    ``candidate`` (exact, as the canary's own); latency on the histograms of
+    ``latencies`` = (baseline's, candidate's) counts over the same stretch (default: all);
+    quality on ``quality`` = (baseline's, candidate's) client-side data when given.
+
+    The latency test asks the same question as the canary's (are more than ``1 -
+    latency_quantile`` of the candidate's requests slower than ``max_latency_ratio`` times
+    the baseline's quantile at its upper bound?) at bucket resolution: the baseline's
+    quantile is its bucket's upper edge, and the candidate's slow requests are those above
+    the first edge at or over the limit, so a slow-down that stays inside one bucket is not
+    seen."""
+    g = guardrails
+    base_h, cand_h = latencies or (baseline, candidate)
+    if not baseline.requests or not candidate.requests or not base_h.timed:
+        raise ValueError(
+            "histogram_checks needs requests from both arms: baseline "
+            f"{baseline.requests}, candidate {candidate.requests}"
+        )
+    arms = [ArmData(requests=c.requests, errors=c.errors) for c in (baseline, candidate)]
+    checks = [_error_check(arms[0], arms[1], g, threshold)]
+    if cand_h.timed:
+        checks.append(_histogram_latency_check(base_h, cand_h, g, threshold))
+    if quality and quality[0].quality_n and quality[1].quality_n:
+        checks.append(_quality_check(quality[0], quality[1], g, threshold))
+    return checks
+
+
+def _histogram_latency_check(
+    base: ArmCounts, cand: ArmCounts, g: Guardrails, threshold: float
+) -> GuardrailCheck:
+    rank = int(stats.binom.ppf(1 - threshold / 2, base.timed, g.latency_quantile))
+    bound = next(le for le, count in base.buckets if count > min(rank, base.timed - 1))
+    limit = g.max_latency_ratio * bound
+    edge = next(le for le, _ in cand.buckets if le >= limit)
+    slower = cand.timed - cand.at_most(edge)
+    allowed = 1 - g.latency_quantile
+    return GuardrailCheck(
+        "latency",
+        slower / cand.timed,
+        slower_p(slower, cand.timed, allowed),
+        threshold,
+        cand.timed,
+        f"{slower} of {cand.timed} candidate requests above the {edge:g} ms bucket edge, "
+        f"the first at or over {limit:g} ms (x{g.max_latency_ratio} the baseline's "
+        f"p{round(100 * g.latency_quantile)} at its upper bound, in the bucket up to "
+        f"{bound:g} ms, over {base.timed} requests); allowed {allowed:.0%}",
+    )
+
+
+@dataclass(frozen=True)
+class SourceDecision:
+    """One decision of a rollout made twice: by the canary from what the client saw and
+    from what Prometheus counted, and how long after the first the second could be made
+    (waiting for the scrape that holds every request the first one saw)."""
+
+    request: int
+    share: float
+    client: str
+    prometheus: str
+    delay_s: float
+    checks: tuple[GuardrailCheck, ...] = field(default=())
+
+    @property
+    def agree(self) -> bool:
+        return self.client == self.prometheus
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "share": self.share,
+            "client_decision": self.client,
+            "prometheus_decision": self.prometheus,
+            "agree": self.agree,
+            "prometheus_delay_s": self.delay_s,
+            **{f"prometheus_{c.name}_p": c.p_value for c in self.checks},
+        }
+
+
+def run_canary_with_prometheus(
+    canary: Canary,
+    users: Iterable[object],
+    send: Callable[[str, object], Observation],
+    source: PrometheusSource,
+    timeout_s: float = 30,
+) -> tuple[Canary, list[SourceDecision]]:
+    """Serve ``users`` through ``canary`` as :func:`run_canary` does; at each of its
+    decisions, pause the traffic until Prometheus has scraped every request the decision
+    saw, decide again from ``source`` (the same tests, the same threshold) and record both.
+    The rollout follows the canary's own decision: the Prometheus one is compared with it.
+
+    ``source`` maps ``canary.baseline`` and ``canary.candidate`` to their servers; the
+    servers' counts before the first user are taken as the start."""
+    names = (canary.baseline, canary.candidate)
+    start = source.snapshot(after=time.time(), timeout_s=timeout_s)
+    steps = [start]  # snapshots at each step's start
+    client = {name: ArmData() for name in names}  # quality, from the client's labels
+    decisions: list[SourceDecision] = []
+    for user in users:
+        if canary.status != "running":
+            break
+        variant = canary.route(user)
+        observation = send(variant, user)
+        client[variant].add(observation)
+        made = len(canary.decisions)
+        canary.observe(user, observation)
+        if len(canary.decisions) == made:
+            continue
+        decided, tic = time.time(), time.perf_counter()
+        now = source.snapshot(after=decided, timeout_s=timeout_s)
+        delay = time.perf_counter() - tic
+        total = {name: now[name] - start[name] for name in names}
+        counted = {name: total[name].requests for name in names}
+        if counted != {name: client[name].requests for name in names}:
+            raise RuntimeError(
+                f"Prometheus counted {counted} requests where the client sent "
+                f"{ {name: client[name].requests for name in names} }: another client is "
+                "sending to these servers, or a request went unanswered"
+            )
+        step = {name: now[name] - steps[-1][name] for name in names}
+        if step[names[0]].requests < MIN_BASELINE_LATENCIES and len(steps) > 1:
+            step[names[0]] = now[names[0]] - steps[-2][names[0]]  # as the canary's window
+        checks = tuple(
+            histogram_checks(
+                total[names[0]],
+                total[names[1]],
+                canary.guardrails,
+                canary.threshold,
+                (step[names[0]], step[names[1]]),
+                (client[names[0]], client[names[1]]),
+            )
+        )
+        last = canary.decisions[-1]
+        fired = next((c for c in checks if c.fired), None)
+        if fired:
+            ours = "rollback"
+        elif last.decision != "rollback":
+            ours = last.decision
+        elif last.share < 1:
+            ours = f"advance to {canary.steps[canary.steps.index(last.share) + 1]:.0%}"
+        else:
+            ours = "complete"
+        decisions.append(
+            SourceDecision(last.request, last.share, last.decision, ours, delay, checks)
+        )
+        steps.append(now)
+    return canary, decisions
