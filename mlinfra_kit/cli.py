@@ -92,6 +92,53 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from mlinfra_kit import sweep
+    from mlinfra_kit.runner import discover, parse_parameter, select
+
+    try:
+        (notebook,) = select(discover(args.notebooks), [args.name])
+        values, fixed = sweep.sweep_file(args.file) if args.file else ({}, {})
+        for text in args.parameter:
+            key, _, raw = text.partition("=")
+            parse_parameter(text)  # the same KEY=VALUE check as `mlinfra run`
+            values[key.strip()] = sweep.parse_values(raw)
+        if args.seeds:
+            values["SEED"] = tuple(sweep.parse_seeds(args.seeds))
+        points = sweep.grid(values) if values else [{}]
+    except (ValueError, FileNotFoundError) as err:
+        print(f"mlinfra sweep: {err}", file=sys.stderr)
+        return 2
+
+    def report(event, summary):
+        line = sweep.format_point(summary)
+        marks = {"skip": "  done before:", "start": "▶", "end": "  "}
+        print(f"{marks[event]} {line}", flush=True)
+
+    print(f"{notebook.name}: {len(points)} point(s), {args.parallel} at a time -> {args.out}")
+    try:
+        summaries = sweep.run_sweep(
+            notebook,
+            points,
+            args.out,
+            fixed=fixed,
+            quick=args.quick,
+            parallel=args.parallel,
+            retry_failed=args.retry_failed,
+            cell_timeout=args.cell_timeout,
+            on_point=report,
+        )
+        path = sweep.write_sweep_report(args.out, args.metric)
+    except ValueError as err:
+        print(f"mlinfra sweep: {err}", file=sys.stderr)
+        return 2
+    failed = [s for s in summaries if s["status"] != "ok"]
+    print(f"{len(summaries) - len(failed)}/{len(summaries)} point(s) ok; report: {path}")
+    for s in failed:
+        print(f"failed: {s['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from mlinfra_kit.report import write_report
 
@@ -309,6 +356,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--notebooks", type=Path, help=notebooks_help)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run one notebook over a grid of parameters and seeds; one report",
+        description="Run NAME once per point of a grid (-p KEY=V1,V2 per parameter, --seeds, or "
+        "a sweep file), each point in DIR/points/<hash of its parameters>/; run again, it "
+        "skips the finished points. Writes DIR/sweep.json and DIR/report.md.",
+    )
+    p.add_argument("name", metavar="NAME", help="the notebook: 01_serving, 01 or serving")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a swept parameter and its values, e.g. -p MAX_BATCH_SIZE=8,32,64 (repeatable)",
+    )
+    p.add_argument("--seeds", metavar="0-9", help="run every point with these seeds (SEED)")
+    p.add_argument(
+        "--file", type=Path, metavar="FILE", help="a sweep file (YAML): grid, fixed, seeds"
+    )
+    p.add_argument("--quick", action="store_true", help="QUICK=True for every point")
+    p.add_argument(
+        "--out", default="runs/sweep", metavar="DIR", help="output folder (default: runs/sweep)"
+    )
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="points run at once, each in a process of its own (default: 1: timings stay clean)",
+    )
+    p.add_argument("--retry-failed", action="store_true", help="rerun the points that failed")
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a recorded metric to tabulate and plot against the swept parameters (repeatable)",
+    )
+    p.add_argument(
+        "--cell-timeout", type=int, default=1200, metavar="SECONDS", help="(default: 1200)"
+    )
+    p.add_argument("--notebooks", type=Path, help=notebooks_help)
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="write DIR/report.md from a run's results")
     p.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of `mlinfra run`")

@@ -109,6 +109,24 @@ def features(text: str, ngrams: int = 2, char_ngrams: tuple[int, int] | None = N
     return grams
 
 
+class _WordCache:
+    """Word -> n-gram ids, bounded to :data:`CHAR_CACHE_BYTES`: full, it starts afresh."""
+
+    __slots__ = ("bytes", "entries")
+
+    def __init__(self):
+        self.entries: dict[str, tuple[int, ...]] = {}
+        self.bytes = 0
+
+    def put(self, word: str, ids: tuple[int, ...]) -> None:
+        size = _ENTRY_BYTES + len(word) + 8 * len(ids)
+        if self.bytes + size > CHAR_CACHE_BYTES:
+            self.entries.clear()
+            self.bytes = 0
+        self.entries[word] = ids
+        self.bytes += size
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """Feature -> id mapping with each feature's inverse document frequency; id 0 is
@@ -154,8 +172,7 @@ class Vocabulary:
             raise ValueError(f"idf has {len(self.idf)} values for {len(self.tokens)} tokens")
         object.__setattr__(self, "char_ngrams", _check_char_ngrams(self.char_ngrams))
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
-        object.__setattr__(self, "_char_cache", {})
-        object.__setattr__(self, "_char_cache_bytes", [0])
+        object.__setattr__(self, "_char_cache", _WordCache())
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -199,21 +216,16 @@ class Vocabulary:
         (:data:`CHAR_CACHE_BYTES`; full, it starts afresh): a stream of huge or unique
         words costs neither unbounded time nor unbounded memory."""
         cache = self._char_cache
-        ids = cache.get(word)
+        ids = cache.entries.get(word)
         if ids is None:
             index = self._index
             ids = tuple(i for i in map(index.get, _char_grams(word, self.char_ngrams)) if i)
-            size = _ENTRY_BYTES + len(word) + 8 * len(ids)
-            if self._char_cache_bytes[0] + size > CHAR_CACHE_BYTES:
-                cache.clear()
-                self._char_cache_bytes[0] = 0
-            cache[word] = ids
-            self._char_cache_bytes[0] += size
+            cache.put(word, ids)
         return ids
 
     def char_cache_bytes(self) -> int:
         """About how many bytes the remembered words' n-gram ids take now."""
-        return self._char_cache_bytes[0]
+        return self._char_cache.bytes
 
     def unknown_rate(self, texts: Sequence[str]) -> float:
         """Share of word features not in the vocabulary, a simple input-drift signal."""

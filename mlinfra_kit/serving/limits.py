@@ -27,6 +27,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "NON_BLANK",
     "cut",
+    "encodable",
     "excerpt",
     "json_depth",
     "loads_bounded",
@@ -59,14 +60,23 @@ def excerpt(value: Any) -> str:
     return cut(ascii(value))
 
 
-def safe_text(value: Any) -> str:
-    """``str(value)`` cut to EXCERPT_CHARS, escaped only if UTF-8 cannot encode it."""
-    text = str(value)
+def encodable(text: str) -> bool:
+    """Whether UTF-8 can encode ``text`` (it cannot encode a lone surrogate).
+
+    >>> encodable("naïve"), encodable("\\ud800")
+    (True, False)
+    """
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = ascii(text)
-    return cut(text)
+        return False
+    return True
+
+
+def safe_text(value: Any) -> str:
+    """``str(value)`` cut to EXCERPT_CHARS, escaped only if UTF-8 cannot encode it."""
+    text = str(value)
+    return cut(text if encodable(text) else ascii(text))
 
 
 def json_depth(value: Any) -> int:

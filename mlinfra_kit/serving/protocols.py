@@ -40,7 +40,14 @@ from pydantic import (
 )
 
 from mlinfra_kit.serving.config import workers_loaded
-from mlinfra_kit.serving.limits import NON_BLANK, cut, excerpt, loads_bounded, safe_text
+from mlinfra_kit.serving.limits import (
+    NON_BLANK,
+    cut,
+    encodable,
+    excerpt,
+    loads_bounded,
+    safe_text,
+)
 
 #: The model's name on the v2 routes.
 V2_MODEL_NAME = "tag-classifier"
@@ -106,11 +113,8 @@ _ModelName = Annotated[str, Path(json_schema_extra={"enum": [V2_MODEL_NAME]})]
 
 def _encodable(value: str | None) -> str | None:
     """A string the answer can repeat: UTF-8 encodable (no lone surrogates)."""
-    if value is not None:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("must be valid Unicode text (it has a lone surrogate)") from None
+    if value is not None and not encodable(value):
+        raise ValueError("must be valid Unicode text (it has a lone surrogate)")
     return value
 
 
@@ -297,11 +301,16 @@ def add_open_protocols(
         ready = loaded() is not None and done >= expected
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
+    def unknown(name: str) -> JSONResponse | None:
+        if name == V2_MODEL_NAME:
+            return None
+        return _v2_error(
+            404, f"unknown model {excerpt(name)}; this server serves {V2_MODEL_NAME!r}"
+        )
+
     def known(name: str) -> JSONResponse | None:
-        if name != V2_MODEL_NAME:
-            return _v2_error(
-                404, f"unknown model {excerpt(name)}; this server serves {V2_MODEL_NAME!r}"
-            )
+        if (problem := unknown(name)) is not None:
+            return problem
         if loaded() is None:
             return _v2_error(503, f"model {V2_MODEL_NAME!r} is loading; retry when it is ready")
         return None
@@ -331,10 +340,8 @@ def add_open_protocols(
         responses=_UNKNOWN | _LOADING,
     )
     async def v2_model_ready(name: _ModelName):
-        if name != V2_MODEL_NAME:
-            return _v2_error(
-                404, f"unknown model {excerpt(name)}; this server serves {V2_MODEL_NAME!r}"
-            )
+        if (problem := unknown(name)) is not None:
+            return problem
         ready = loaded() is not None
         status = 200 if ready else 503
         return JSONResponse({"name": V2_MODEL_NAME, "ready": ready}, status_code=status)

@@ -1,0 +1,117 @@
+"""Sweeps: a small notebook run over a grid and seeds, for real, through papermill."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import make_notebook
+
+from mlinfra_kit import sweep
+from mlinfra_kit.notebooks import discover
+
+#: Records ``value`` = 10 x SIZE + SEED and a lesson that holds when SIZE > 1; SIZE 13 fails.
+BODY = """
+from mlinfra_kit import results
+from mlinfra_kit.results import Lesson
+if SIZE == 13:
+    raise ValueError("13 is unlucky")
+results.record("01_sized", dict(QUICK=QUICK, SEED=SEED, SIZE=SIZE), {"value": 10 * SIZE + SEED},
+               results_dir=RESULTS_DIR, environment={"python": "test"},
+               lessons=[Lesson("Bigger is bigger", f"size {SIZE}", SIZE > 1)])
+"""
+
+
+@pytest.fixture
+def sized(tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    make_notebook(folder / "01_sized.ipynb", BODY, metrics=("value",), parameters="SIZE = 1\n")
+    (notebook,) = discover(folder)
+    return notebook
+
+
+def test_a_grid_over_seeds_runs_every_point_and_reports_them(sized, tmp_path):
+    out = tmp_path / "sweep"
+    points = sweep.grid({"SIZE": (1, 2), "SEED": (0, 1)})
+    events = []
+    summaries = sweep.run_sweep(
+        sized, points, out, quick=True, parallel=2, on_point=lambda e, s: events.append(e)
+    )
+    assert [s["status"] for s in summaries] == ["ok"] * 4
+    assert [s["metrics"]["value"] for s in summaries] == [10, 11, 20, 21]
+    assert [s["lessons"]["bigger_is_bigger"] for s in summaries] == ["not_held"] * 2 + ["held"] * 2
+    assert events.count("start") == events.count("end") == 4
+    for s in summaries:  # each point whole in its own folder, nothing half-written beside
+        assert json.loads((out / "points" / s["id"] / "point.json").read_text()) == s
+        assert (out / "points" / s["id"] / "01_sized.ipynb").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["points", "sweep.json"]
+    assert sweep.load_sweep(out)["points"] == summaries
+
+    report = sweep.write_sweep_report(out, metrics=["value"]).read_text()
+    assert "4 point(s), 4 ok, 0 failed; quick mode." in report
+    assert "| bigger_is_bigger | 2 | 2 | 0 | 0.5 |" in report
+    assert "![value.png](value.png)" in report and (out / "value.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="metric.* nope not recorded"):
+        sweep.render_sweep_report(out, metrics=["nope"])
+
+
+def test_a_sweep_run_again_skips_finished_points_and_retries_failed_ones(sized, tmp_path):
+    out = tmp_path / "sweep"
+    points = sweep.grid({"SIZE": (2, 13)})
+    first = sweep.run_sweep(sized, points, out, quick=True)
+    assert [s["status"] for s in first] == ["ok", "failed"]
+    assert "13 is unlucky" in first[1]["error"]
+    (out / ".interrupted-point").mkdir()  # what a killed sweep leaves: not a finished point
+    events = []
+    again = sweep.run_sweep(sized, points, out, quick=True, on_point=lambda e, s: events.append(e))
+    assert events == ["skip", "skip"] and again == first
+    events.clear()
+    sweep.run_sweep(
+        sized, points, out, quick=True, retry_failed=True, on_point=lambda e, s: events.append(e)
+    )
+    assert events == ["skip", "start", "end"]
+
+
+def test_bad_sweeps_are_refused_with_what_to_fix(sized, tmp_path):
+    with pytest.raises(ValueError, match="no parameter BATCH; it takes"):
+        sweep.run_sweep(sized, [{"BATCH": 1}], tmp_path)
+    with pytest.raises(ValueError, match="SIZE is both swept and fixed"):
+        sweep.run_sweep(sized, [{"SIZE": 1}], tmp_path, fixed={"SIZE": 2})
+    with pytest.raises(ValueError, match="parallel must be 1 or more"):
+        sweep.run_sweep(sized, [{"SIZE": 1}], tmp_path, parallel=0)
+    with pytest.raises(ValueError, match="no values to sweep for SIZE"):
+        sweep.grid({"SIZE": ()})
+    with pytest.raises(ValueError, match="give a range"):
+        sweep.parse_seeds("a-b")
+    with pytest.raises(ValueError, match="empty range"):
+        sweep.parse_seeds("5-2")
+    with pytest.raises(ValueError, match="at least one value"):
+        sweep.parse_values(" ")
+    with pytest.raises(ValueError, match="no sweep in"):
+        sweep.load_sweep(tmp_path / "nothing")
+
+
+def test_a_sweep_file(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("grid: {SIZE: [1, 2]}\nfixed: {QUICK: true}\nseeds: 0-1\n")
+    assert sweep.sweep_file(path) == ({"SIZE": (1, 2), "SEED": (0, 1)}, {"QUICK": True})
+    path.write_text("grid: {SIZE: [1]}\nrandom: {SIZE: [1]}\n")
+    with pytest.raises(ValueError, match=r"not \['random'\]"):
+        sweep.sweep_file(path)
+
+
+def test_the_command_line_sweeps_and_resumes(sized, tmp_path):
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "mlinfra_kit.cli", "sweep", "sized", "-p", "SIZE=2,13"]
+    command += ["--seeds", "0-1", "--quick", "--out", str(out), "--metric", "value"]
+    command += ["--notebooks", str(sized.path.parent)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr
+    assert "4 point(s), 1 at a time" in done.stdout and "2/4 point(s) ok" in done.stdout
+    assert "failed: " in done.stderr and "13 is unlucky" in done.stderr
+    assert "| value |" in (out / "report.md").read_text()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.stdout.count("done before:") == 4
+    bad = subprocess.run([*command[:6], "SIZE", *command[-2:]], capture_output=True, text=True)
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
