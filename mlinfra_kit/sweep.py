@@ -374,10 +374,9 @@ def _figures(
             if any(label for label in (ax.get_legend_handles_labels()[1])):
                 ax.legend(fontsize=8)
         seeds = sorted({p["parameters"].get("SEED") for p in ok} - {None})
-        fig.suptitle(
-            f"{metric}: mean" + (f" over seeds {seeds}, band min–max" if len(seeds) > 1 else ""),
-            fontsize=9,
-        )
+        over_seeds = len(seeds) > 1 and axes_of != ["SEED"]
+        title = f"{metric}: mean over seeds {seeds}, band min–max" if over_seeds else metric
+        fig.suptitle(title, fontsize=9)
         fig.tight_layout()
         name = f"{metric}.png"
         fig.savefig(out / name, dpi=100)
