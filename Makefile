@@ -24,9 +24,10 @@ test: lint  ## lint, then the whole test suite (unit, servers, notebooks)
 test-fast: install  ## every test except the notebook executions and the browser (a few minutes)
 	$(BIN)/python -m pytest -m "not notebooks and not browser"
 
-lint: install  ## ruff's checks and its formatting, as CI runs them
+lint: install  ## ruff's checks and its formatting, and mypy over the notebooks, as CI runs them
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check mlinfra_kit tests
+	$(BIN)/nbqa mypy notebooks --no-error-summary
 
 $(VENV)/.lab: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[lab,dev,scale]"

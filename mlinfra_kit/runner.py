@@ -14,7 +14,7 @@ import ast
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from mlinfra_kit.notebooks import (
 __all__ = [
     "NotebookInfo",  # from mlinfra_kit.notebooks, kept here for existing imports
     "NotebookResult",
+    "check_parameters",
     "notebooks_dir",
     "discover",
     "parameter_names",
@@ -90,6 +91,28 @@ def _failure_message(nb: NotebookInfo, err: BaseException, output: Path) -> str:
     return f"{nb.name} failed: {type(err).__name__}: {err}"
 
 
+def check_parameters(
+    notebooks: Sequence[NotebookInfo], parameters: Iterable[str]
+) -> dict[str, set[str]]:
+    """Refuse ``parameters`` that the runner sets itself or that none of ``notebooks``
+    has (probably misspelled), saying which they take; return each notebook's."""
+    parameters = set(parameters)
+    reserved = sorted(parameters & set(RESERVED_PARAMETERS))
+    if reserved:
+        raise ValueError(
+            f"{', '.join(reserved)} is set by the runner; use --out to choose where results go"
+        )
+    known = {nb.name: set(notebook_parameters(nb.path)) for nb in notebooks}
+    unknown = sorted(k for k in parameters if not any(k in names for names in known.values()))
+    if unknown:
+        everything = sorted(set().union(*known.values())) if known else []
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)}; the selected notebooks "
+            f"take: {', '.join(everything)}"
+        )
+    return known
+
+
 def run_notebooks(
     notebooks: Sequence[NotebookInfo],
     out_dir: str | os.PathLike,
@@ -114,20 +137,7 @@ def run_notebooks(
     from mlinfra_kit.results import load
 
     parameters = dict(parameters or {})
-    reserved = sorted(set(parameters) & set(RESERVED_PARAMETERS))
-    if reserved:
-        raise ValueError(
-            f"{', '.join(reserved)} is set by the runner; use --out to choose where results go"
-        )
-    known = {nb.name: notebook_parameters(nb.path) for nb in notebooks}
-    unknown = sorted(k for k in parameters if not any(k in names for names in known.values()))
-    if unknown:
-        everything = sorted(set().union(*known.values())) if known else []
-        raise ValueError(
-            f"unknown parameter(s) {', '.join(unknown)}; the selected notebooks "
-            f"take: {', '.join(everything)}"
-        )
-
+    known = check_parameters(notebooks, parameters)
     out = Path(out_dir).resolve()
     results_dir = out / "results"
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -198,7 +198,7 @@ def run_sweep(
     Finished points already in ``out_dir/points`` are not run again (failed ones are with
     ``retry_failed``). ``on_point("skip"|"start"|"end", summary)`` reports progress
     (``summary`` holds only ``id`` and ``parameters`` at the start)."""
-    from mlinfra_kit.notebooks import notebook_parameters
+    from mlinfra_kit.runner import check_parameters
 
     if parallel < 1:
         raise ValueError(f"parallel must be 1 or more, got {parallel}")
@@ -208,13 +208,7 @@ def run_sweep(
     overlap = sorted(set(fixed) & set(points[0]))
     if overlap:
         raise ValueError(f"{', '.join(overlap)} is both swept and fixed: choose one")
-    takes = notebook_parameters(notebook.path)
-    unknown = sorted(({k for point in points for k in point} | set(fixed)) - set(takes))
-    if unknown:
-        raise ValueError(
-            f"{notebook.name} has no parameter {', '.join(unknown)}; it takes: "
-            f"{', '.join(sorted(takes))}"
-        )
+    check_parameters([notebook], {k for point in points for k in point} | set(fixed))
     out = Path(out_dir).resolve()
     done_dir = out / "points"
     done_dir.mkdir(parents=True, exist_ok=True)

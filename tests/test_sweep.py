@@ -74,7 +74,9 @@ def test_a_sweep_run_again_skips_finished_points_and_retries_failed_ones(sized, 
 
 
 def test_bad_sweeps_are_refused_with_what_to_fix(sized, tmp_path):
-    with pytest.raises(ValueError, match="no parameter BATCH; it takes"):
+    with pytest.raises(
+        ValueError, match=r"unknown parameter\(s\) BATCH; the selected notebooks take"
+    ):
         sweep.run_sweep(sized, [{"BATCH": 1}], tmp_path)
     with pytest.raises(ValueError, match="SIZE is both swept and fixed"):
         sweep.run_sweep(sized, [{"SIZE": 1}], tmp_path, fixed={"SIZE": 2})

@@ -338,7 +338,7 @@ class TagClassifier:
         forked = [self.device_] if _device.is_cuda(self.device_) else []
         with torch.random.fork_rng(devices=forked):
             torch.manual_seed(self.seed)
-            self.net_ = TextClassifierNet(
+            self.net_: nn.Module = TextClassifierNet(
                 len(self.vocab_), len(self.tags), self.embed_dim, self.hidden_dim, self.dropout
             ).to(self.device_)
             optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.lr)

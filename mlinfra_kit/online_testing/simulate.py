@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -157,7 +158,7 @@ def canary_simulation(
     guardrails: Guardrails | None = None,
     seed: int = 0,
     latency_sigma: float = 0.5,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Simulated canary rollouts of a candidate against a baseline: ``error_rate`` and
     ``quality`` are (baseline, candidate) rates; latencies are lognormal (``latency_sigma``:
     1.0 is a heavy tail), the candidate's scaled by ``latency_scale``. Each step draws

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from mlinfra_kit.progress import bar as progress_bar
+
+_Net = TypeVar("_Net", bound=nn.Module)
 
 
 def mlp(sizes: Sequence[int] = (64, 1024, 1024, 10), seed: int = 0) -> nn.Sequential:
@@ -92,7 +95,7 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> ImageData:
 
 
 def train(
-    model: nn.Module,
+    model: _Net,
     x: torch.Tensor,
     y: torch.Tensor,
     epochs: int = 20,
@@ -101,7 +104,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     desc: str = "training",
-) -> nn.Module:
+) -> _Net:
     """Adam on cross-entropy; deterministic under ``seed``; returns the model in eval mode."""
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x and y must be non-empty and the same length ({len(x)}, {len(y)})")
