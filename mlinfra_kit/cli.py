@@ -128,6 +128,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             cell_timeout=args.cell_timeout,
             on_point=report,
         )
+        if not args.no_track:
+            from mlinfra_kit.tracking import TRACK_HINT, tracking_available, tracking_uri
+
+            if tracking_available():
+                uri = tracking_uri(args.out)
+                run_id = sweep.track_sweep(args.out, uri)
+                print(f"MLflow: the sweep is run {run_id} in {uri}, one child run per point")
+            else:
+                print(f"tracking off: {TRACK_HINT}", flush=True)
         path = sweep.write_sweep_report(args.out, args.metric)
     except ValueError as err:
         print(f"mlinfra sweep: {err}", file=sys.stderr)
@@ -389,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="points run at once, each in a process of its own (default: 1: timings stay clean)",
     )
     p.add_argument("--retry-failed", action="store_true", help="rerun the points that failed")
+    p.add_argument(
+        "--no-track",
+        action="store_true",
+        help="do not log the sweep to MLflow (default: $MLFLOW_TRACKING_URI, else DIR/mlflow.db)",
+    )
     p.add_argument(
         "--metric",
         action="append",

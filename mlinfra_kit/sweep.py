@@ -58,6 +58,7 @@ __all__ = [
     "render_sweep_report",
     "run_sweep",
     "sweep_file",
+    "track_sweep",
     "write_sweep_report",
 ]
 
@@ -170,9 +171,7 @@ def _run_point(
             [notebook], work, {**fixed, **point}, quick=quick, cell_timeout=cell_timeout
         )
         summary = _summary(point, result, work / "results")
-        (work / "point.json").write_text(
-            json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
-        )
+        _write_json(work / "point.json", summary)
         final = out / "points" / name
         shutil.rmtree(final, ignore_errors=True)  # a failed point being retried
         os.replace(work, final)  # the point lands whole, or not at all
@@ -255,10 +254,61 @@ def run_sweep(
                     ended(future.result())
     ordered = [summaries[point_id(point)] for point in points]
     document = {"notebook": notebook.name, "quick": quick, "fixed": fixed, "points": ordered}
-    tmp = out / "sweep.json.tmp"
-    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "sweep.json")
+    if (out / "sweep.json").exists():  # a resumed sweep stays the same MLflow run
+        tracked = load_sweep(out).get("mlflow_run_id")
+        document |= {"mlflow_run_id": tracked} if tracked else {}
+    _write_json(out / "sweep.json", document)
     return ordered
+
+
+def _write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Write ``document`` to ``path`` whole: to a temporary name, then renamed."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def track_sweep(out_dir: str | os.PathLike, uri: str) -> str:
+    """Log the sweep in ``out_dir`` to MLflow at ``uri``: one run for the sweep (its swept
+    values, the points that ran, each lesson's share of points held), kept in
+    ``sweep.json`` and reused when the sweep is resumed, and a child run per point that
+    recorded results and is not logged yet (its id kept in its ``point.json``). Returns
+    the sweep's run id."""
+    from mlinfra_kit.tracking import log_notebook_run, log_sweep_run
+
+    out = Path(out_dir)
+    document = load_sweep(out)
+    points, name = document["points"], document["notebook"]
+    ok = [p for p in points if p["status"] == "ok"]
+    swept = {  # each swept parameter's values, in the order the points take them
+        key: "[" + ", ".join(dict.fromkeys(json.dumps(p["parameters"][key]) for p in points)) + "]"
+        for key in (points[0]["parameters"] if points else {})
+    }
+    lessons = sorted({lesson for p in ok for lesson in p["lessons"]})
+    metrics = {"points": len(points), "points_ok": len(ok)} | {
+        f"lesson_held_share.{lesson}": sum(p["lessons"].get(lesson) == "held" for p in ok) / len(ok)
+        for lesson in lessons
+    }
+    parent = log_sweep_run(
+        uri, name, swept, document["fixed"], metrics, document.get("mlflow_run_id")
+    )
+    for p in points:
+        folder = out / "points" / p["id"]
+        recorded = folder / "results" / f"{name}.json"
+        if p.get("mlflow_run_id") or not recorded.exists():
+            continue
+        p["mlflow_run_id"] = log_notebook_run(
+            recorded,
+            uri,
+            notebook_path=folder / f"{name}.ipynb",
+            parameters={**document["fixed"], **p["parameters"]},
+            status=p["status"],
+            seconds=p["seconds"],
+            parent_run_id=parent,
+        )
+        _write_json(folder / "point.json", p)
+    _write_json(out / "sweep.json", document | {"mlflow_run_id": parent})
+    return parent
 
 
 def load_sweep(out_dir: str | os.PathLike) -> dict[str, Any]:
@@ -306,6 +356,11 @@ def render_sweep_report(
             }
         )
     lines += [markdown_table(rows), ""]
+    if sweep.get("mlflow_run_id"):
+        lines += [
+            f"Logged to MLflow as run `{sweep['mlflow_run_id']}`, one child run per point.",
+            "",
+        ]
     lessons = sorted({lesson for p in ok for lesson in p["lessons"]})
     if lessons:
         robust = [

@@ -34,6 +34,7 @@ __all__ = [
     "TRACK_HINT",
     "default_tracking_uri",
     "ensure_experiment",
+    "log_sweep_run",
     "experiment_name",
     "log_notebook_run",
     "tracking_available",
@@ -114,6 +115,7 @@ def log_notebook_run(
     parameters: Mapping[str, Any] | None = None,
     status: str = "ok",
     seconds: float | None = None,
+    parent_run_id: str | None = None,
 ) -> str:
     """Log one executed notebook as an MLflow run at ``uri``; return the run's id.
 
@@ -122,13 +124,14 @@ def log_notebook_run(
     are logged; ``notebook_path`` (the executed copy) and the JSON become artifacts. A
     notebook that failed (``status`` other than ``"ok"``) is logged as a failed run.
     With a SQLite ``uri`` (the default), artifacts are stored in ``mlartifacts`` beside
-    the database, not in the current folder.
+    the database, not in the current folder. ``parent_run_id`` nests it under that run
+    (a sweep's).
     """
     with _quiet():
-        return _log(results_path, uri, notebook_path, parameters, status, seconds)
+        return _log(results_path, uri, notebook_path, parameters, status, seconds, parent_run_id)
 
 
-def _log(results_path, uri, notebook_path, parameters, status, seconds) -> str:
+def _log(results_path, uri, notebook_path, parameters, status, seconds, parent) -> str:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -147,6 +150,8 @@ def _log(results_path, uri, notebook_path, parameters, status, seconds) -> str:
     tags = {f"env.{k}": str(v) for k, v in doc.get("environment", {}).items()}
     tags["mlinfra.notebook"] = doc["notebook"]
     tags["mlinfra.status"] = status
+    if parent:
+        tags["mlflow.parentRunId"] = parent
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     run_id = run.info.run_id
     now = int(time.time() * 1000)
@@ -170,3 +175,35 @@ def _log(results_path, uri, notebook_path, parameters, status, seconds) -> str:
         client.log_artifact(run_id, str(notebook_path))
     client.set_terminated(run_id, "FINISHED" if status == "ok" else "FAILED")
     return run_id
+
+
+def log_sweep_run(
+    uri: str,
+    notebook: str,
+    swept: Mapping[str, Any],
+    fixed: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    run_id: str | None = None,
+) -> str:
+    """Log a sweep of ``notebook`` as one MLflow run (its points are logged as its
+    children with :func:`log_notebook_run`'s ``parent_run_id``): the fixed parameters as
+    parameters, the values of each swept one as tags (``swept.KEY``: a resumed sweep may
+    add values), and ``metrics`` (e.g. the points that ran, each lesson's share of points
+    held). With ``run_id``, update that run instead (a resumed sweep); return its id."""
+    with _quiet():
+        from mlflow.entities import Metric, Param
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        if run_id is None:
+            experiment_id = ensure_experiment(client, uri, experiment_name(notebook))
+            tags = {"mlinfra.notebook": notebook, "mlinfra.sweep": "true"}
+            run = client.create_run(experiment_id, run_name=f"sweep of {notebook}", tags=tags)
+            run_id = run.info.run_id
+            client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in fixed.items()])
+        for key, values in swept.items():
+            client.set_tag(run_id, f"swept.{key}", str(values)[:5000])
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        client.set_terminated(run_id, "FINISHED")
+        return run_id

@@ -117,3 +117,28 @@ def test_the_command_line_sweeps_and_resumes(sized, tmp_path):
     assert again.stdout.count("done before:") == 4
     bad = subprocess.run([*command[:6], "SIZE", *command[-2:]], capture_output=True, text=True)
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_a_sweep_is_one_mlflow_run_with_a_child_per_point(sized, tmp_path):
+    from helpers import require_module
+
+    mlflow = require_module("mlflow", 'pip install "mlinfra-kit[track]"')
+    from mlinfra_kit.tracking import default_tracking_uri, experiment_name
+
+    out, uri = tmp_path / "sweep", default_tracking_uri(tmp_path)
+    points = sweep.grid({"SIZE": (1, 2, 13)})
+    sweep.run_sweep(sized, points[:2], out, quick=True)
+    parent = sweep.track_sweep(out, uri)
+    sweep.run_sweep(sized, points, out, quick=True)  # resumed with one more point
+    assert sweep.track_sweep(out, uri) == parent
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    (experiment,) = [client.get_experiment_by_name(experiment_name("01_sized"))]
+    runs = client.search_runs([experiment.experiment_id])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+    assert len(runs) == 3 and len(children) == 2  # the failed point recorded no results
+    assert sorted(r.data.params["SIZE"] for r in children) == ["1", "2"]
+    sweep_run = client.get_run(parent)
+    assert sweep_run.data.tags["swept.SIZE"] == "[1, 2, 13]"
+    assert sweep_run.data.metrics["points"] == 3 and sweep_run.data.metrics["points_ok"] == 2
+    assert sweep_run.data.metrics["lesson_held_share.bigger_is_bigger"] == 0.5
+    assert f"run `{parent}`" in sweep.render_sweep_report(out)
