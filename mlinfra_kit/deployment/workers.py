@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,13 +77,13 @@ def run_workers(
     seen: set[int] = set()
     tic = time.perf_counter()
     with (
-        tempfile.TemporaryDirectory(prefix="mlinfra-ready-") as ready,
+        workers_env(workers) as shared,
         child_process(
             server_command(config, port, workers),
             f"{workers} uvicorn worker(s) on port {port}",
             all_ready,
             timeout_s,
-            env={**config.to_env(), **workers_env(ready, workers)},
+            env={**config.to_env(), **shared},
         ) as process,
     ):
         yield WorkerPool(url, workers, time.perf_counter() - tic, process.pid, tuple(sorted(seen)))

@@ -423,6 +423,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             await state.batcher.close()
         if state.store is not None:
             state.store.close()
+        if state.metrics is not None:
+            state.metrics.close()
 
     app = FastAPI(title="mlinfra-kit tag prediction", lifespan=lifespan)
     app.state.mlinfra = state
@@ -667,10 +669,8 @@ def _run_uvicorn(config: ServerConfig, host: str, port: int, log_level: str, wor
 
     options = dict(host=host, port=port, log_level=log_level, **uvicorn_options(config))
     if workers > 1:  # uvicorn starts each worker from the factory, which reads the config
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="mlinfra-ready-") as ready:
-            os.environ.update({**config.to_env(), **workers_env(ready, workers)})
+        with workers_env(workers) as shared:  # one /ready and one /metrics over every worker
+            os.environ.update({**config.to_env(), **shared})
             uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
         return
     # uvicorn re-raises the signal it handled once it has shut down: exiting through this

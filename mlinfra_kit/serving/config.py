@@ -28,10 +28,12 @@ ValueError: unknown server setting(s) ['max_wait']; the settings are: model, sto
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import tempfile
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -252,6 +254,14 @@ def workers_loaded() -> tuple[int, int]:
     return len(os.listdir(folder)), int(os.environ.get(WORKERS_ENV, "1"))
 
 
-def workers_env(folder: str, workers: int) -> dict[str, str]:
-    """The environment that makes ``workers`` server processes share readiness in ``folder``."""
-    return {READY_DIR_ENV: str(folder), WORKERS_ENV: str(workers)}
+@contextlib.contextmanager
+def workers_env(workers: int) -> Iterator[dict[str, str]]:
+    """The environment that makes ``workers`` server processes share their readiness and
+    their metrics, each in a temporary folder removed when the block ends."""
+    from mlinfra_kit.serving.metrics import MULTIPROCESS_ENV
+
+    with (
+        tempfile.TemporaryDirectory(prefix="mlinfra-ready-") as ready,
+        tempfile.TemporaryDirectory(prefix="mlinfra-metrics-") as metrics,
+    ):
+        yield {READY_DIR_ENV: ready, WORKERS_ENV: str(workers), MULTIPROCESS_ENV: metrics}

@@ -16,9 +16,11 @@ What production monitoring reads from a model server, recorded as the server wor
 - ``mlinfra_model_info{version}``: the version serving now (1), and ``mlinfra_process_id``.
 
 Each app has its own registry, so several servers in one process (tests) never mix counts.
-With ``--workers N`` the workers share one port and each keeps its own counts: a scrape is
-answered by whichever worker the kernel picks, so point Prometheus at a single-worker server
-per port (as a Kubernetes pod per replica does) to sum them.
+With ``--workers N`` the workers share one port, and a scrape is answered by whichever worker
+the kernel picks: ``mlinfra serve`` then gives them one folder (:data:`MULTIPROCESS_ENV`,
+prometheus_client's multiprocess mode), where each writes its values, and any worker answers
+with the sum of all of them (in-flight requests: the live workers'; the model version: the
+highest of the live workers', 1 where one serves it).
 
 Examples
 --------
@@ -36,7 +38,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["LATENCY_BUCKETS", "METRICS_CONTENT_TYPE", "UNKNOWN_SAMPLE", "ServerMetrics"]
+__all__ = [
+    "LATENCY_BUCKETS",
+    "METRICS_CONTENT_TYPE",
+    "MULTIPROCESS_ENV",
+    "UNKNOWN_SAMPLE",
+    "ServerMetrics",
+]
 
 #: Request latency buckets (seconds), chosen for this server's range: a lone prediction
 #: answers in under a millisecond, a loaded server in a few to tens of milliseconds, a huge
@@ -49,6 +57,9 @@ _WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05)
 _SHARE_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 #: The unknown-word share is observed for one computed text in this many.
 UNKNOWN_SAMPLE = 4
+#: The folder where the workers of one server write their values (prometheus_client reads it
+#: when it is imported, so it is set before the workers start).
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: The Content-Type of Prometheus' text format.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -60,6 +71,7 @@ class ServerMetrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry(auto_describe=False)
+        self.shared = bool(os.environ.get(MULTIPROCESS_ENV))  # one of several workers
         r = self.registry
         self.requests = Counter(
             "mlinfra_requests", "Requests answered", ["route", "status"], registry=r
@@ -71,7 +83,12 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.in_flight = Gauge("mlinfra_in_flight_requests", "Requests being answered", registry=r)
+        self.in_flight = Gauge(
+            "mlinfra_in_flight_requests",
+            "Requests being answered",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.batch_size = Histogram(
             "mlinfra_batch_size", "Items per model call", buckets=_BATCH_BUCKETS, registry=r
         )
@@ -89,9 +106,18 @@ class ServerMetrics:
             registry=r,
         )
         self.model_info = Gauge(
-            "mlinfra_model_info", "The model version serving now", ["version"], registry=r
+            "mlinfra_model_info",
+            "The model version serving now",
+            ["version"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
-        Gauge("mlinfra_process_id", "This worker's process id", registry=r).set(os.getpid())
+        Gauge(
+            "mlinfra_process_id",
+            "This worker's process id",
+            registry=r,
+            multiprocess_mode="liveall",
+        ).set(os.getpid())
         self._version: str | None = None
         self._texts_seen = 0
         # Labelled children, looked up once each: labels() takes a lock and builds a key.
@@ -101,8 +127,11 @@ class ServerMetrics:
 
     def set_model(self, version: str) -> None:
         """Mark ``version`` as the one serving (1) and the one before as not (removed)."""
-        if self._version is not None:
-            self.model_info.remove(self._version)
+        if self._version is not None:  # shared: a value once written stays in the folder
+            if self.shared:
+                self.model_info.labels(self._version).set(0)
+            else:
+                self.model_info.remove(self._version)
         self.model_info.labels(version).set(1)
         self._version = version
 
@@ -138,9 +167,22 @@ class ServerMetrics:
         self._timed[route].observe(seconds)
 
     def render(self) -> bytes:
-        from prometheus_client import generate_latest
+        from prometheus_client import CollectorRegistry, generate_latest
 
-        return generate_latest(self.registry)
+        if not self.shared:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)
+        return generate_latest(every_worker)
+
+    def close(self) -> None:
+        """A worker that stops: its live gauges no longer count."""
+        if self.shared:
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(os.getpid())
 
     def middleware(self, app: Any) -> Any:
         """ASGI middleware that counts and times every HTTP request by route and status."""

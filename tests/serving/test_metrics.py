@@ -73,3 +73,18 @@ def test_a_real_prometheus_scrapes_the_server_and_answers_promql(artifact):
         assert prom.value('up{job="mlinfra"}') == 1
         with pytest.raises(ValueError, match="refused"):
             prom.query("sum(")
+
+
+def test_with_two_workers_any_scrape_counts_every_request_once(artifact):
+    from mlinfra_kit.deployment import run_workers
+
+    close = {"Connection": "close"}  # a new connection each: the kernel spreads them
+    with run_workers(artifact, workers=2) as pool:
+        for body in BODIES * 5:
+            httpx.post(pool.url + "/predict", json=body, headers=close).raise_for_status()
+        scrapes = [samples(pool.url) for _ in range(6)]  # answered by either worker
+    answered = ("mlinfra_requests_total", (("route", "/predict"), ("status", "200")))
+    assert {got[answered] for got in scrapes} == {len(BODIES) * 5}
+    pids = {got_key for got in scrapes for got_key in got if got_key[0] == "mlinfra_process_id"}
+    assert len(pids) == 2  # one series per live worker
+    assert {got[("mlinfra_model_info", (("version", "v1"),))] for got in scrapes} == {1}

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -176,21 +177,22 @@ def test_unbatched_server_and_redis_store(artifact, projects, redis_url):
         assert c.get("/metadata").json()["batching"]["enabled"] is False
 
 
-def test_ready_waits_for_every_worker(artifact, tmp_path, monkeypatch):
+def test_ready_waits_for_every_worker(artifact, monkeypatch):
     """One of two workers loaded: /ready says 503 with the count; both: 200."""
     from mlinfra_kit.services import wait_until
-    from mlinfra_kit.serving.config import workers_env
+    from mlinfra_kit.serving.config import READY_DIR_ENV, workers_env
 
-    for name, value in workers_env(str(tmp_path), 2).items():
-        monkeypatch.setenv(name, value)
-    with run_server(artifact, wait_for="/health") as server:
+    with workers_env(2) as shared:
+        for name, value in shared.items():  # as `serve --workers 2` sets for its workers
+            monkeypatch.setenv(name, value)
+        with run_server(artifact, wait_for="/health") as server:
 
-        def half_ready():
-            answer = httpx.get(server.url + "/ready")
-            return answer.status_code == 503 and "1 of 2" in answer.json()["detail"]
+            def half_ready():
+                answer = httpx.get(server.url + "/ready")
+                return answer.status_code == 503 and "1 of 2" in answer.json()["detail"]
 
-        wait_until(half_ready, 60, "the first worker's readiness")
-        assert httpx.get(server.url + "/v2/health/ready").status_code == 503
-        (tmp_path / "another-worker").touch()
-        assert httpx.get(server.url + "/ready").status_code == 200
-        assert httpx.get(server.url + "/v2/health/ready").status_code == 200
+            wait_until(half_ready, 60, "the first worker's readiness")
+            assert httpx.get(server.url + "/v2/health/ready").status_code == 503
+            Path(shared[READY_DIR_ENV], "another-worker").touch()
+            assert httpx.get(server.url + "/ready").status_code == 200
+            assert httpx.get(server.url + "/v2/health/ready").status_code == 200
