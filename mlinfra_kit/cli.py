@@ -98,14 +98,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     try:
         (notebook,) = select(discover(args.notebooks), [args.name])
-        values, fixed = sweep.sweep_file(args.file) if args.file else ({}, {})
+        spec = sweep.sweep_file(args.file) if args.file else sweep.SweepSpec()
         for text in args.parameter:
             key, _, raw = text.partition("=")
             parse_parameter(text)  # the same KEY=VALUE check as `mlinfra run`
-            values[key.strip()] = sweep.parse_values(raw)
+            spec.grid[key.strip()] = sweep.parse_values(raw)
         if args.seeds:
-            values["SEED"] = tuple(sweep.parse_seeds(args.seeds))
-        points = sweep.grid(values) if values else [{}]
+            spec.grid["SEED"] = tuple(sweep.parse_seeds(args.seeds))
+        points = spec.points()
     except (ValueError, FileNotFoundError) as err:
         print(f"mlinfra sweep: {err}", file=sys.stderr)
         return 2
@@ -115,18 +115,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         marks = {"skip": "  done before:", "start": "▶", "end": "  "}
         print(f"{marks[event]} {line}", flush=True)
 
-    print(f"{notebook.name}: {len(points)} point(s), {args.parallel} at a time -> {args.out}")
+    where = f"on Ray ({args.ray})" if args.ray else f"{args.parallel} at a time"
+    print(f"{notebook.name}: {len(points)} point(s), {where} -> {args.out}")
     try:
         summaries = sweep.run_sweep(
             notebook,
             points,
             args.out,
-            fixed=fixed,
+            fixed=spec.fixed,
             quick=args.quick,
             parallel=args.parallel,
             retry_failed=args.retry_failed,
             cell_timeout=args.cell_timeout,
             on_point=report,
+            ray_address=args.ray,
+            cpus_per_point=args.cpus_per_point,
         )
         if not args.no_track:
             from mlinfra_kit.tracking import TRACK_HINT, tracking_available, tracking_uri
@@ -384,7 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", metavar="0-9", help="run every point with these seeds (SEED)")
     p.add_argument(
-        "--file", type=Path, metavar="FILE", help="a sweep file (YAML): grid, fixed, seeds"
+        "--file",
+        type=Path,
+        metavar="FILE",
+        help="a sweep file (YAML): grid, random choices with samples, fixed, seeds",
     )
     p.add_argument("--quick", action="store_true", help="QUICK=True for every point")
     p.add_argument(
@@ -396,6 +402,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="points run at once, each in a process of its own (default: 1: timings stay clean)",
+    )
+    p.add_argument(
+        "--ray",
+        metavar="local|auto|ADDRESS",
+        help="run each point as a Ray task: on a Ray started here (local), the cluster this "
+        "machine belongs to (auto) or one at ADDRESS; DIR must be shared by its nodes",
+    )
+    p.add_argument(
+        "--cpus-per-point",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="CPUs Ray reserves for each point (default: 1)",
     )
     p.add_argument("--retry-failed", action="store_true", help="rerun the points that failed")
     p.add_argument(

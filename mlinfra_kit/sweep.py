@@ -10,9 +10,10 @@ through the same runner as ``mlinfra run``, and answers with one table and one f
   error and does not stop the others;
 - the same command run again skips the finished points (``--retry-failed`` reruns the
   failed ones), so a killed sweep is resumed by running it again;
-- ``--parallel N`` runs N points at once, each in a process of its own (the kit's notebooks
-  choose their own torch threads, mostly one); the default is one at a time, as the kit's
-  notebooks measure timings that parallel points would disturb;
+- ``--parallel N`` runs N points at once, each in a process of its own whose kernel's math
+  libraries get ``cores // N`` threads (their default, one per core, makes parallel points
+  spin against each other); the default is one at a time, as the kit's notebooks measure
+  timings that parallel points would disturb;
 - ``DIR/sweep.json`` and ``DIR/report.md``: a row per point (its parameters, chosen
   metrics and lesson outcomes), each lesson's robustness (the share of points where it
   held), and with ``metrics`` a figure per metric against each swept parameter (the mean
@@ -37,12 +38,15 @@ import ast
 import hashlib
 import itertools
 import json
+import math
 import os
+import random
 import shutil
 import statistics
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +54,23 @@ from mlinfra_kit.notebooks import NotebookInfo
 from mlinfra_kit.results import format_value, markdown_table
 
 __all__ = [
+    "SweepSpec",
     "grid",
     "load_sweep",
     "parse_seeds",
     "parse_values",
     "point_id",
     "render_sweep_report",
+    "robustness",
     "run_sweep",
     "sweep_file",
     "track_sweep",
     "write_sweep_report",
 ]
+
+
+#: The variables that set how many threads torch, NumPy's BLAS and OpenMP code start with.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def parse_values(raw: str) -> tuple[Any, ...]:
@@ -107,30 +117,99 @@ def point_id(parameters: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def sweep_file(path: str | os.PathLike) -> tuple[dict[str, tuple[Any, ...]], dict[str, Any]]:
-    """Read a sweep file (YAML or JSON): ``grid`` (parameter -> list of values),
-    ``fixed`` (parameter -> value) and ``seeds`` (a list, or ``"0-9"``). Returns the grid,
-    seeds included as ``SEED``, and the fixed parameters.
+@dataclass
+class SweepSpec:
+    """What a sweep runs: a ``grid`` (parameter -> values, every combination; seeds as
+    ``SEED``), ``random`` parameters drawn ``samples`` times (parameter -> a list of choices,
+    or ``{low, high}`` for a number between, ``log: true`` on a log scale, ``integer: true``
+    rounded), and ``fixed`` parameters for every point. The draws come from ``sample_seed``,
+    so the same spec gives the same points: a rerun resumes them.
+
+    >>> spec = SweepSpec(grid={"SEED": (0, 1)}, random={"LR": {"low": 1e-3, "high": 1e-1,
+    ...     "log": True}, "SIZE": [8, 32]}, samples=2)
+    >>> points = spec.points()
+    >>> len(points), [p["SEED"] for p in points], points == spec.points()
+    (4, [0, 1, 0, 1], True)
+    >>> all(1e-3 <= p["LR"] <= 1e-1 and p["SIZE"] in (8, 32) for p in points)
+    True
+    """
+
+    grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    random: dict[str, Any] = field(default_factory=dict)
+    samples: int = 0
+    sample_seed: int = 0
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every point: each random draw (one when nothing is random) at every grid point."""
+        both = sorted(set(self.grid) & set(self.random))
+        if both:
+            raise ValueError(f"{', '.join(both)} is both in the grid and random: choose one")
+        if self.random and self.samples < 1:
+            raise ValueError("random parameters need samples: the number of points to draw")
+        rng = random.Random(self.sample_seed)
+        draws = [
+            {key: _draw(key, self.random[key], rng) for key in sorted(self.random)}
+            for _ in range(self.samples if self.random else 1)
+        ]
+        base = grid(self.grid) if self.grid else [{}]
+        return [{**draw, **point} for draw in draws for point in base]
+
+
+def _draw(key: str, spec: Any, rng: random.Random) -> Any:
+    """One value of a random parameter (see :class:`SweepSpec`)."""
+    if isinstance(spec, list) and spec:
+        return rng.choice(spec)
+    if not (isinstance(spec, dict) and {"low", "high"} <= set(spec) <= _RANGE_KEYS):
+        raise ValueError(
+            f"random {key}: give a list of choices or {{low, high}} (with log, integer), "
+            f"not {spec!r}"
+        )
+    low, high = float(spec["low"]), float(spec["high"])
+    if not low < high or (spec.get("log") and low <= 0):
+        raise ValueError(f"random {key}: need low < high (both above 0 with log), got {spec!r}")
+    if spec.get("log"):
+        value = math.exp(rng.uniform(math.log(low), math.log(high)))
+    else:
+        value = rng.uniform(low, high)
+    return round(value) if spec.get("integer") else float(f"{value:.4g}")
+
+
+_RANGE_KEYS = {"low", "high", "log", "integer"}
+_FILE_KEYS = {"grid", "fixed", "seeds", "random", "samples", "sample_seed"}
+
+
+def sweep_file(path: str | os.PathLike) -> SweepSpec:
+    """Read a sweep file (YAML or JSON) into a :class:`SweepSpec`: ``grid``, ``random``
+    with ``samples`` (and ``sample_seed``), ``fixed``, and ``seeds`` (a list, or ``"0-9"``).
 
     A file such as::
 
         grid: {MAX_BATCH_SIZE: [8, 32, 64]}
-        fixed: {MAX_WAIT_MS: 2.0}
+        random: {MAX_WAIT_MS: {low: 0.5, high: 8, log: true}}
+        samples: 3
+        fixed: {CONCURRENCY: 64}
         seeds: 0-2
     """
     import yaml
 
     spec = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    unknown = sorted(set(spec) - {"grid", "fixed", "seeds"}) if isinstance(spec, dict) else spec
+    unknown = sorted(set(spec) - _FILE_KEYS) if isinstance(spec, dict) else spec
     if unknown:
-        raise ValueError(f"{path}: a sweep file has grid, fixed and seeds, not {unknown}")
+        raise ValueError(f"{path}: a sweep file has {', '.join(sorted(_FILE_KEYS))}, not {unknown}")
     values: dict[str, tuple[Any, ...]] = {}
     for key, options in (spec.get("grid") or {}).items():
         values[key] = tuple(options) if isinstance(options, list) else (options,)
     seeds = spec.get("seeds")
     if seeds is not None:
         values["SEED"] = tuple(parse_seeds(str(seeds)) if isinstance(seeds, str | int) else seeds)
-    return values, dict(spec.get("fixed") or {})
+    return SweepSpec(
+        grid=values,
+        fixed=dict(spec.get("fixed") or {}),
+        random=dict(spec.get("random") or {}),
+        samples=int(spec.get("samples") or 0),
+        sample_seed=int(spec.get("sample_seed") or 0),
+    )
 
 
 def _summary(parameters: Mapping[str, Any], result: Any, results_dir: Path) -> dict[str, Any]:
@@ -160,10 +239,14 @@ def _run_point(
     out: Path,
     quick: bool,
     cell_timeout: int,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Run one point in a folder of its own and move it, whole, to ``out/points/<id>``."""
+    """Run one point in a folder of its own and move it, whole, to ``out/points/<id>``;
+    with ``threads``, its kernel's math libraries (torch, NumPy) use that many threads."""
     from mlinfra_kit.runner import run_notebooks
 
+    if threads is not None:  # read by the kernel this process starts, when it loads them
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
     name = point_id(point)
     work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
     try:
@@ -190,13 +273,20 @@ def run_sweep(
     retry_failed: bool = False,
     cell_timeout: int = 1200,
     on_point: Callable[[str, dict[str, Any]], None] | None = None,
+    ray_address: str | None = None,
+    cpus_per_point: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Run ``notebook`` once per point (each with ``fixed`` too) into ``out_dir`` and
     return every point's summary, in the points' order; also writes ``sweep.json``.
 
     Finished points already in ``out_dir/points`` are not run again (failed ones are with
     ``retry_failed``). ``on_point("skip"|"start"|"end", summary)`` reports progress
-    (``summary`` holds only ``id`` and ``parameters`` at the start)."""
+    (``summary`` holds only ``id`` and ``parameters`` at the start).
+
+    With ``ray_address`` (``"local"``: a Ray started here; ``"auto"``: the cluster this
+    machine belongs to; or an address), each point is a Ray task needing ``cpus_per_point``
+    CPUs and Ray decides how many run at once (``parallel`` is not used); ``out_dir`` must
+    then be a folder every node of the cluster writes to."""
     from mlinfra_kit.runner import check_parameters
 
     if parallel < 1:
@@ -230,17 +320,27 @@ def run_sweep(
         if on_point:
             on_point("skip", earlier)
 
+    # Points side by side share the cores: each kernel's math libraries get its share
+    # (their default, a thread per core, makes parallel points spin against each other).
+    if ray_address is not None:
+        threads: int | None = max(1, int(cpus_per_point))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
+
     def started(point: Mapping[str, Any]) -> tuple[Any, ...]:
         if on_point:
             on_point("start", {"id": point_id(point), "parameters": dict(point)})
-        return (notebook, point, fixed, out, quick, cell_timeout)
+        return (notebook, point, fixed, out, quick, cell_timeout, threads)
 
     def ended(summary: dict[str, Any]) -> None:
         summaries[summary["id"]] = summary
         if on_point:
             on_point("end", summary)
 
-    if parallel == 1:
+    if ray_address is not None:
+        for summary in _on_ray(ray_address, cpus_per_point, [started(p) for p in todo]):
+            ended(summary)
+    elif parallel == 1:
         for point in todo:
             ended(_run_point(*started(point)))
     else:  # processes, not threads: papermill changes the working folder of its process
@@ -259,6 +359,23 @@ def run_sweep(
         document |= {"mlflow_run_id": tracked} if tracked else {}
     _write_json(out / "sweep.json", document)
     return ordered
+
+
+def _on_ray(
+    address: str, cpus: float, calls: Sequence[tuple[Any, ...]]
+) -> Iterator[dict[str, Any]]:
+    """Run ``_run_point(*call)`` for every call as a Ray task of ``cpus`` CPUs, yielding each
+    summary as its task ends: Ray's scheduler, not the kit's, decides what runs when."""
+    from mlinfra_kit.scale.cluster import ray_cluster
+
+    with ray_cluster(None if address == "local" else address):
+        import ray
+
+        task = ray.remote(num_cpus=cpus, max_retries=0)(_run_point)
+        pending = [task.remote(*call) for call in calls]
+        while pending:
+            (done,), pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done)
 
 
 def _write_json(path: Path, document: Mapping[str, Any]) -> None:
@@ -361,18 +478,8 @@ def render_sweep_report(
             f"Logged to MLflow as run `{sweep['mlflow_run_id']}`, one child run per point.",
             "",
         ]
-    lessons = sorted({lesson for p in ok for lesson in p["lessons"]})
-    if lessons:
-        robust = [
-            {
-                "lesson": lesson,
-                "held": sum(p["lessons"].get(lesson) == "held" for p in ok),
-                "not held": sum(p["lessons"].get(lesson) == "not_held" for p in ok),
-                "inconclusive": sum(p["lessons"].get(lesson) == "inconclusive" for p in ok),
-                "share held": sum(p["lessons"].get(lesson) == "held" for p in ok) / len(ok),
-            }
-            for lesson in lessons
-        ]
+    robust = robustness(ok)
+    if robust:
         lines += ["## How robust each lesson is over the points", "", markdown_table(robust), ""]
     failed = [p for p in points if p["status"] != "ok"]
     if failed:
@@ -384,20 +491,41 @@ def render_sweep_report(
     return "\n".join(lines)
 
 
+def robustness(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per lesson of the finished ``points``: at how many it held, did not hold, was
+    inconclusive (or was not recorded), and the share where it held.
+
+    >>> robustness([{"lessons": {"a": "held"}}, {"lessons": {"a": "not_held"}}])
+    [{'lesson': 'a', 'held': 1, 'not held': 1, 'inconclusive': 0, 'share held': 0.5}]
+    """
+    lessons = sorted({lesson for p in points for lesson in p["lessons"]})
+    rows = []
+    for lesson in lessons:
+        outcomes = [p["lessons"].get(lesson) for p in points]
+        rows.append(
+            {
+                "lesson": lesson,
+                "held": outcomes.count("held"),
+                "not held": outcomes.count("not_held"),
+                "inconclusive": outcomes.count("inconclusive"),
+                "share held": outcomes.count("held") / len(points),
+            }
+        )
+    return rows
+
+
 def _figures(
     out: Path, ok: Sequence[dict[str, Any]], swept: Sequence[str], metrics: Sequence[str]
 ) -> list[str]:
     """One PNG per metric: its mean over seeds (band: min-max) against each swept
     parameter but the seed, the other parameters as separate lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook's backend stays as it is
 
     axes_of = [k for k in swept if k != "SEED"] or ["SEED"]
     names = []
     for metric in metrics:
-        fig, axes = plt.subplots(1, len(axes_of), figsize=(4.5 * len(axes_of), 3.4), squeeze=False)
+        fig = Figure(figsize=(4.5 * len(axes_of), 3.4))
+        axes = fig.subplots(1, len(axes_of), squeeze=False)
         for ax, key in zip(axes[0], axes_of, strict=True):
             others = [k for k in swept if k not in (key, "SEED")]
             groups: dict[tuple, dict[Any, list[float]]] = {}
@@ -429,7 +557,6 @@ def _figures(
         fig.tight_layout()
         name = f"{metric}.png"
         fig.savefig(out / name, dpi=100)
-        plt.close(fig)
         names.append(name)
     return names
 

@@ -1,8 +1,10 @@
 """Sweeps: a small notebook run over a grid and seeds, for real, through papermill."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import make_notebook
@@ -16,7 +18,16 @@ from mlinfra_kit import results
 from mlinfra_kit.results import Lesson
 if SIZE == 13:
     raise ValueError("13 is unlucky")
-results.record("01_sized", dict(QUICK=QUICK, SEED=SEED, SIZE=SIZE), {"value": 10 * SIZE + SEED},
+import os, pathlib, time
+block = os.environ.get("SWEEP_BLOCK")  # the killed-sweep test holds SIZE 3 here
+if block and SIZE == 3:
+    pathlib.Path(block + ".reached").touch()
+    while pathlib.Path(block).exists():
+        time.sleep(0.05)
+import os
+threads = int(os.environ.get("OMP_NUM_THREADS", 0))
+results.record("01_sized", dict(QUICK=QUICK, SEED=SEED, SIZE=SIZE),
+               {"value": 10 * SIZE + SEED, "threads": threads},
                results_dir=RESULTS_DIR, environment={"python": "test"},
                lessons=[Lesson("Bigger is bigger", f"size {SIZE}", SIZE > 1)])
 """
@@ -40,6 +51,8 @@ def test_a_grid_over_seeds_runs_every_point_and_reports_them(sized, tmp_path):
     )
     assert [s["status"] for s in summaries] == ["ok"] * 4
     assert [s["metrics"]["value"] for s in summaries] == [10, 11, 20, 21]
+    share = max(1, (os.cpu_count() or 1) // 2)  # two points side by side: half the cores each
+    assert {s["metrics"]["threads"] for s in summaries} == {share}
     assert [s["lessons"]["bigger_is_bigger"] for s in summaries] == ["not_held"] * 2 + ["held"] * 2
     assert events.count("start") == events.count("end") == 4
     for s in summaries:  # each point whole in its own folder, nothing half-written beside
@@ -97,10 +110,41 @@ def test_bad_sweeps_are_refused_with_what_to_fix(sized, tmp_path):
 def test_a_sweep_file(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text("grid: {SIZE: [1, 2]}\nfixed: {QUICK: true}\nseeds: 0-1\n")
-    assert sweep.sweep_file(path) == ({"SIZE": (1, 2), "SEED": (0, 1)}, {"QUICK": True})
-    path.write_text("grid: {SIZE: [1]}\nrandom: {SIZE: [1]}\n")
-    with pytest.raises(ValueError, match=r"not \['random'\]"):
+    spec = sweep.sweep_file(path)
+    assert (spec.grid, spec.fixed) == ({"SIZE": (1, 2), "SEED": (0, 1)}, {"QUICK": True})
+    assert spec.points() == sweep.grid(spec.grid)
+    path.write_text("grid: {SIZE: [1]}\nrandoms: {SIZE: [1]}\n")
+    with pytest.raises(ValueError, match=r"not \['randoms'\]"):
         sweep.sweep_file(path)
+
+
+def test_random_choices_are_drawn_once_each_and_the_same_on_every_read(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        "random: {WAIT: {low: 0.5, high: 8, log: true}, SIZE: [8, 32], N: {low: 1, high: 9, "
+        "integer: true}}\nsamples: 5\nseeds: [0, 1, 2]\n"
+    )
+    points = sweep.sweep_file(path).points()
+    assert points == sweep.sweep_file(path).points()  # a rerun resumes the same points
+    assert len(points) == 15 and len({sweep.point_id(p) for p in points}) == 15
+    for draw in range(5):  # each draw at every seed, the same values
+        same = points[3 * draw : 3 * draw + 3]
+        assert [p.pop("SEED") for p in same] == [0, 1, 2]
+        assert same[0] == same[1] == same[2]
+        assert 0.5 <= same[0]["WAIT"] <= 8 and same[0]["SIZE"] in (8, 32)
+        assert isinstance(same[0]["N"], int) and 1 <= same[0]["N"] <= 9
+    other = sweep.SweepSpec(random={"SIZE": [8, 32, 64, 128]}, samples=5, sample_seed=1)
+    assert other.points() != sweep.SweepSpec(random=other.random, samples=5).points()
+    for bad, match in [
+        (sweep.SweepSpec(random={"SIZE": [1]}), "need samples"),
+        (sweep.SweepSpec(grid={"SIZE": (1,)}, random={"SIZE": [1]}, samples=1), "both in"),
+        (sweep.SweepSpec(random={"W": {"low": 2, "high": 1}}, samples=1), "low < high"),
+        (sweep.SweepSpec(random={"W": {"low": 0, "high": 1, "log": True}}, samples=1), "above 0"),
+        (sweep.SweepSpec(random={"W": {"low": 0}}, samples=1), "list of choices or"),
+        (sweep.SweepSpec(random={"W": []}, samples=1), "list of choices or"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            bad.points()
 
 
 def test_the_command_line_sweeps_and_resumes(sized, tmp_path):
@@ -117,6 +161,52 @@ def test_the_command_line_sweeps_and_resumes(sized, tmp_path):
     assert again.stdout.count("done before:") == 4
     bad = subprocess.run([*command[:6], "SIZE", *command[-2:]], capture_output=True, text=True)
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_a_killed_sweep_run_again_runs_only_what_did_not_finish(sized, tmp_path):
+    import signal
+
+    from mlinfra_kit.services import wait_until
+
+    out, block = tmp_path / "sweep", tmp_path / "block"
+    block.touch()
+    command = [sys.executable, "-m", "mlinfra_kit.cli", "sweep", "sized", "-p", "SIZE=2,3"]
+    command += ["--quick", "--no-track", "--out", str(out), "--notebooks", str(sized.path.parent)]
+    env = {**os.environ, "SWEEP_BLOCK": str(block)}
+    sweeping = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:  # SIZE 2 has finished when SIZE 3 starts: kill the sweep there
+        wait_until(lambda: Path(f"{block}.reached").exists(), 300, "the second point")
+    finally:
+        os.killpg(sweeping.pid, signal.SIGKILL)
+        sweeping.wait()
+    (first,) = (out / "points").iterdir()
+    landed = (first / "point.json").stat().st_mtime_ns
+    block.unlink()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("done before:") == 1 and "2/2 point(s) ok" in again.stdout
+    assert (first / "point.json").stat().st_mtime_ns == landed  # not run again
+    points = sweep.load_sweep(out)["points"]
+    assert [p["parameters"]["SIZE"] for p in points] == [2, 3]
+    assert sorted(p.name for p in (out / "points").iterdir()) == sorted(p["id"] for p in points)
+
+
+def test_on_a_local_ray_a_sweep_gives_the_same_table(sized, tmp_path):
+    from helpers import skip_unless_ci
+
+    from mlinfra_kit.scale.cluster import INSTALL_HINT, ray_available
+
+    if not ray_available():
+        skip_unless_ci(INSTALL_HINT)
+    points = sweep.grid({"SIZE": (1, 2, 13), "SEED": (0, 1)})
+    here = sweep.run_sweep(sized, points, tmp_path / "here", quick=True, parallel=2)
+    on_ray = sweep.run_sweep(sized, points, tmp_path / "ray", quick=True, ray_address="local")
+
+    def table(summaries):  # what does not depend on the machine: not the threads given
+        return [(s["id"], s["status"], s["metrics"].get("value"), s["lessons"]) for s in summaries]
+
+    assert table(on_ray) == table(here)
+    assert "13 is unlucky" in on_ray[4]["error"]
 
 
 def test_a_sweep_is_one_mlflow_run_with_a_child_per_point(sized, tmp_path):

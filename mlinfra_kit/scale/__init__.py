@@ -12,14 +12,20 @@ what they compute, run on a Ray cluster (a local one by default, a real one by a
 - :func:`ray_serve`: the kit's model behind a Ray Serve deployment with ``@serve.batch`` and
   N replicas, answering the kit server's API;
 - :func:`raycluster_manifest` / :func:`validate_raycluster`: the KubeRay ``RayCluster`` that
-  points the same code at Kubernetes.
+  points the same code at Kubernetes; :func:`rayjob_manifest` / :func:`validate_rayjob`: a
+  ``RayJob``, a cluster made for one command (``mlinfra sweep ... --ray auto``).
 
 Ray is an optional extra: ``pip install "mlinfra-kit[scale]"``.
 """
 
 from mlinfra_kit.scale.cluster import RayCluster, ray_available, ray_cluster
 from mlinfra_kit.scale.jobs import RayPredictorPool, ray_batch_features, ray_predict_into_store
-from mlinfra_kit.scale.kuberay import raycluster_manifest, validate_raycluster
+from mlinfra_kit.scale.kuberay import (
+    raycluster_manifest,
+    rayjob_manifest,
+    validate_raycluster,
+    validate_rayjob,
+)
 
 __all__ = [
     "RayCluster",
@@ -29,5 +35,7 @@ __all__ = [
     "ray_cluster",
     "ray_predict_into_store",
     "raycluster_manifest",
+    "rayjob_manifest",
     "validate_raycluster",
+    "validate_rayjob",
 ]

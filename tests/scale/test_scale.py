@@ -103,3 +103,30 @@ def test_raycluster_manifest_validates_and_errors_are_caught():
     assert "expected apiVersion" in validate_raycluster({"kind": "Pod"})[0]
     with pytest.raises(ValueError, match="max_workers"):
         raycluster_manifest("mlinfra", "img", workers=5, max_workers=4)
+
+
+def test_rayjob_manifest_runs_a_sweep_on_a_cluster_with_a_shared_folder():
+    from mlinfra_kit.scale import rayjob_manifest, validate_rayjob
+
+    command = "mlinfra sweep 03 --quick --seeds 0-9 --ray auto --out /runs/03"
+    doc = rayjob_manifest("sweep-03", "registry.local/mlinfra:1", command, workers=3)
+    assert validate_rayjob(doc) == []
+    cluster = doc["spec"]["rayClusterSpec"]
+    assert cluster["workerGroupSpecs"][0]["replicas"] == 3
+    for template in [
+        cluster["headGroupSpec"]["template"],
+        cluster["workerGroupSpecs"][0]["template"],
+    ]:
+        (volume,) = template["spec"]["volumes"]
+        assert volume["persistentVolumeClaim"] == {"claimName": "mlinfra-runs"}
+        assert template["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] == "/runs"
+    doc["spec"]["entrypoint"] = " "
+    doc["spec"]["submissionMode"] = "Batch"
+    doc["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["volumes"][0]["pvc"] = {}
+    errors = validate_rayjob(doc)
+    assert any("entrypoint is required" in e for e in errors)
+    assert any("unknown mode 'Batch'" in e for e in errors)
+    assert any("spec.rayClusterSpec.headGroupSpec.template" in e and "pvc" in e for e in errors)
+    assert "kind RayJob" in validate_rayjob(raycluster_manifest("c", "img"))[0]
+    with pytest.raises(ValueError, match="needs an entrypoint"):
+        rayjob_manifest("sweep-03", "img", "")
