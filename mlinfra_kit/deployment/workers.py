@@ -17,7 +17,7 @@ from typing import Any
 from mlinfra_kit.artifacts import require_artifact
 from mlinfra_kit.measure import process_rss_mb
 from mlinfra_kit.services import LOOPBACK, child_process, free_port
-from mlinfra_kit.serving.config import ServerConfig, workers_env
+from mlinfra_kit.serving.config import ServerConfig
 from mlinfra_kit.serving.process import server_command
 
 
@@ -76,14 +76,11 @@ def run_workers(
 
     seen: set[int] = set()
     tic = time.perf_counter()
-    with (
-        workers_env(workers) as shared,
-        child_process(
-            server_command(config, port, workers),
-            f"{workers} uvicorn worker(s) on port {port}",
-            all_ready,
-            timeout_s,
-            env={**config.to_env(), **shared},
-        ) as process,
-    ):
+    with child_process(  # the command makes the workers' shared folders (workers_env)
+        server_command(config, port, workers),
+        f"{workers} uvicorn worker(s) on port {port}",
+        all_ready,
+        timeout_s,
+        env=config.to_env(),
+    ) as process:
         yield WorkerPool(url, workers, time.perf_counter() - tic, process.pid, tuple(sorted(seen)))

@@ -630,6 +630,25 @@ def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
     }
 
 
+def _supervisor_class() -> type:
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        """uvicorn's supervisor of worker processes, which on SIGTERM also closes its own
+        copy of the listening socket before stopping the workers. uvicorn's keeps it open
+        until it exits: once the workers have closed theirs, a client that reconnects (its
+        keep-alive connection closed by the shutdown) is queued on a socket that no process
+        accepts from, and reset when the supervisor exits. Closed, the port refuses it at
+        once, and the client goes elsewhere, as with one process."""
+
+        def terminate_all(self) -> None:
+            for sock in self.sockets:
+                sock.close()
+            super().terminate_all()
+
+    return Supervisor
+
+
 def serve(
     config: ServerConfig,
     host: str = "127.0.0.1",
@@ -655,13 +674,16 @@ def serve(
         token_file = write_admin_token(config.admin_token, port)
         print(f"admin token for POST /admin/model: in {token_file} (yours only)", flush=True)
     try:
-        _run_uvicorn(config, host, port, log_level, workers)
+        run_uvicorn(config, host, port, log_level, workers)
     finally:  # the token dies with the server
         if token_file is not None:
             os.unlink(token_file)
 
 
-def _run_uvicorn(config: ServerConfig, host: str, port: int, log_level: str, workers: int) -> None:
+def run_uvicorn(config: ServerConfig, host: str, port: int, log_level: str, workers: int) -> None:
+    """Serve ``config`` with uvicorn in ``workers`` processes until SIGTERM or Ctrl-C (exit
+    0): what :func:`serve` runs once the admin token is settled, and what
+    ``python -m mlinfra_kit.serving`` runs for a config from the environment."""
     import signal
     import sys
 
@@ -671,9 +693,11 @@ def _run_uvicorn(config: ServerConfig, host: str, port: int, log_level: str, wor
     if workers > 1:  # uvicorn starts each worker from the factory, which reads the config
         with workers_env(workers) as shared:  # one /ready and one /metrics over every worker
             os.environ.update({**config.to_env(), **shared})
-            uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+            settings = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options)
+            _supervisor_class()(settings, sockets=[settings.bind_socket()]).run()
         return
     # uvicorn re-raises the signal it handled once it has shut down: exiting through this
     # handler makes a requested stop a clean exit (status 0), not a death by signal (143).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    os.environ.update(config.to_env())  # the HTTP protocol reads its head limits from it
     uvicorn.run(create_app(config), **options)

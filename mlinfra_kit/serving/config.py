@@ -87,6 +87,14 @@ class ServerConfig:
     max_items: int = _setting(256, "most projects in one /predict/batch request", "N")
     max_text_chars: int = _setting(5000, "longest title or description accepted", "N")
     max_body_bytes: int = _setting(1_000_000, "larger request bodies get 413", "BYTES")
+    #: Bounds on one request's head, checked while it is read (a million header lines would
+    #: otherwise all be kept before the app sees the request): browsers and proxies send a
+    #: few dozen lines; 32 KB is nginx's default header buffers.
+    max_headers: int = _setting(100, "requests with more header lines get 431", "N")
+    max_header_bytes: int = _setting(
+        32 * 1024, "requests with more bytes of header names and values get 431", "BYTES"
+    )
+    max_url_bytes: int = _setting(8 * 1024, "longer request targets (path, query) get 414", "BYTES")
     device: str = _setting("cpu", "cpu, cuda, cuda:N or auto")
     #: torch intra-op threads. 1 by default: a server runs many tiny model calls, and idle
     #: intra-op threads spin between them on the cores the event loop (and clients) need.
@@ -136,7 +144,8 @@ class ServerConfig:
     )
 
     def __post_init__(self):
-        for name in ("max_batch_size", "max_items", "max_text_chars", "max_body_bytes", "threads"):
+        positive = ("max_batch_size", "max_items", "max_text_chars", "max_body_bytes", "threads")
+        for name in (*positive, "max_headers", "max_header_bytes", "max_url_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.cache_size < 0:

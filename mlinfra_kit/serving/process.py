@@ -69,24 +69,15 @@ def _answers(url: str, status: int = 200) -> bool:
 
 
 def server_command(config: ServerConfig, port: int, workers: int = 1) -> list[str]:
-    """The command that starts uvicorn on the kit's app factory (which reads a
-    :class:`ServerConfig` from :data:`~mlinfra_kit.serving.config.CONFIG_ENV`), on loopback,
-    with ``workers`` processes. :func:`run_server` and
-    :func:`~mlinfra_kit.deployment.run_workers` both start servers with it."""
-    from mlinfra_kit.serving.app import APP_FACTORY, uvicorn_options  # as `serve` does
-
-    flags: list[str] = []
-    for name, value in uvicorn_options(config).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(flag if value else "--no-" + flag[2:])
-        else:
-            flags += [flag, str(value)]
-    return [
-        sys.executable, "-m", "uvicorn", APP_FACTORY, "--factory",
-        "--host", LOOPBACK, "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", *flags,
-    ]  # fmt: skip
+    """The command that serves ``config`` on loopback with ``workers`` processes as
+    ``mlinfra serve`` does (``python -m mlinfra_kit.serving``, which reads the config from
+    :data:`~mlinfra_kit.serving.config.CONFIG_ENV`: give it ``config.to_env()``).
+    :func:`run_server` and :func:`~mlinfra_kit.deployment.run_workers` both start servers
+    with it."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    command = [sys.executable, "-m", "mlinfra_kit.serving", "--port", str(port)]
+    return [*command, "--workers", str(workers)]
 
 
 @contextlib.contextmanager

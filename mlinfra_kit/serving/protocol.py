@@ -8,10 +8,14 @@ server's ``keep_alive_s``) from its first byte (or from the connection, for the 
 to complete its headers, and closes the connection otherwise. The body has its own
 deadline in the app (``body_timeout_s``, answered 408).
 
-It also bounds what one request's head may hold: more than :data:`MAX_HEADERS` header lines
-or :data:`MAX_HEADER_BYTES` bytes of them get a 431, a target URL over :data:`MAX_URL_BYTES`
-a 414, and the connection is closed without reading further (a million ``a: b`` lines would
-otherwise all be kept in memory before the app saw the request).
+It also bounds what one request's head may hold: more header lines than the server's
+``max_headers`` or bytes of them than ``max_header_bytes`` get a 431, a target URL over
+``max_url_bytes`` a 414, and the connection is closed without reading further (a million
+``a: b`` lines would otherwise all be kept in memory before the app saw the request). uvicorn
+builds the protocol from its own settings, so the limits are read from the
+:class:`~mlinfra_kit.serving.config.ServerConfig` in the process's environment
+(:data:`~mlinfra_kit.serving.config.CONFIG_ENV`, set by every way of starting the server),
+else its defaults (:data:`MAX_HEADERS`, :data:`MAX_HEADER_BYTES`, :data:`MAX_URL_BYTES`).
 
 On shutdown it also gives an idle keep-alive connection :data:`SHUTDOWN_GRACE_S` before
 closing it: a request the client wrote just before the signal, not read yet, is then
@@ -21,7 +25,9 @@ answered (and the connection closed after it) instead of being cut off unanswere
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -31,6 +37,7 @@ __all__ = [
     "MAX_URL_BYTES",
     "SHUTDOWN_GRACE_S",
     "HeaderTimeoutProtocol",
+    "head_limits",
 ]
 
 #: How long an idle connection stays open after shutdown begins, for a request in transit.
@@ -43,6 +50,18 @@ MAX_HEADER_BYTES = 32 * 1024
 MAX_URL_BYTES = 8 * 1024
 #: How long a refused connection is read (and dropped) before it is closed.
 LINGER_S = 1.0
+
+
+@functools.lru_cache(maxsize=4)
+def head_limits(raw_config: str | None) -> tuple[int, int, int]:
+    """``(max_headers, max_header_bytes, max_url_bytes)`` of a server config in its JSON form
+    (the value of ``CONFIG_ENV``), the defaults for ``None``."""
+    config = json.loads(raw_config) if raw_config else {}
+    return (
+        int(config.get("max_headers", MAX_HEADERS)),
+        int(config.get("max_header_bytes", MAX_HEADER_BYTES)),
+        int(config.get("max_url_bytes", MAX_URL_BYTES)),
+    )
 
 
 def _refusal(status: int, reason: str, detail: str) -> bytes:
@@ -64,6 +83,11 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        from mlinfra_kit.serving.config import CONFIG_ENV
+
+        self._max_headers, self._max_head_bytes, self._max_url_bytes = head_limits(
+            os.environ.get(CONFIG_ENV)
+        )
         self._arm_headers_deadline()
 
     def on_message_begin(self) -> None:
@@ -81,18 +105,21 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         if self._refused:
             return
         super().on_url(url)
-        if len(self.url) > MAX_URL_BYTES:
-            self._refuse(414, "URI Too Long", f"the request target is over {MAX_URL_BYTES} bytes")
+        if len(self.url) > self._max_url_bytes:
+            self._refuse(
+                414, "URI Too Long", f"the request target is over {self._max_url_bytes} bytes"
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._refused:
             return
         self._head_bytes += len(name) + len(value)
-        if len(self.headers) >= MAX_HEADERS or self._head_bytes > MAX_HEADER_BYTES:
+        if len(self.headers) >= self._max_headers or self._head_bytes > self._max_head_bytes:
             self._refuse(
                 431,
                 "Request Header Fields Too Large",
-                f"send at most {MAX_HEADERS} header lines and {MAX_HEADER_BYTES} bytes of them",
+                f"send at most {self._max_headers} header lines and {self._max_head_bytes} "
+                "bytes of them",
             )
             return
         super().on_header(name, value)

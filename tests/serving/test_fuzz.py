@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from mlinfra_kit.serving import run_server
+from mlinfra_kit.serving.config import ServerConfig
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
@@ -219,3 +220,19 @@ def test_a_header_flood_is_refused_before_it_is_kept(server):
     assert _raw(server.port, long_url).startswith(b"HTTP/1.1 414")
     fine = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"a: b\r\n" * 50 + b"Connection: close\r\n\r\n"
     assert _raw(server.port, fine).startswith(b"HTTP/1.1 200")
+
+
+def test_the_head_limits_are_the_servers_settings(artifact):
+    with run_server(artifact, max_headers=10, max_header_bytes=1_000, max_url_bytes=64) as tight:
+        head = b"GET /health HTTP/1.1\r\nHost: x\r\n"
+        refused = _raw(tight.port, head + b"a: b\r\n" * 12 + b"\r\n")
+        assert refused.startswith(b"HTTP/1.1 431") and b"at most 10 header lines" in refused
+        big = _raw(tight.port, head + b"x-big: " + b"v" * 1_200 + b"\r\n\r\n")
+        assert big.startswith(b"HTTP/1.1 431") and b"1000 bytes" in big
+        assert _raw(tight.port, b"GET /" + b"p" * 80 + b" HTTP/1.1\r\n\r\n").startswith(
+            b"HTTP/1.1 414"
+        )
+        fine = head + b"a: b\r\n" * 5 + b"Connection: close\r\n\r\n"
+        assert _raw(tight.port, fine).startswith(b"HTTP/1.1 200")
+    with pytest.raises(ValueError, match="max_headers must be at least 1"):
+        ServerConfig.of(artifact, max_headers=0)

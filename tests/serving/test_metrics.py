@@ -76,13 +76,23 @@ def test_a_real_prometheus_scrapes_the_server_and_answers_promql(artifact):
 
 
 def test_with_two_workers_any_scrape_counts_every_request_once(artifact):
-    from mlinfra_kit.deployment import run_workers
+    from helpers import skip_unless_ci
 
+    from mlinfra_kit.deployment import run_workers
+    from mlinfra_kit.services import prometheus_available, prometheus_server, wait_until
+
+    if not prometheus_available():
+        skip_unless_ci("prometheus is not installed (apt-get install prometheus)")
     close = {"Connection": "close"}  # a new connection each: the kernel spreads them
-    with run_workers(artifact, workers=2) as pool:
+    with (
+        run_workers(artifact, workers=2) as pool,
+        prometheus_server([pool.url.removeprefix("http://")]) as prom,
+    ):
         for body in BODIES * 5:
             httpx.post(pool.url + "/predict", json=body, headers=close).raise_for_status()
         scrapes = [samples(pool.url) for _ in range(6)]  # answered by either worker
+        answered = 'sum(mlinfra_requests_total{route="/predict", status="200"})'
+        wait_until(lambda: prom.value(answered) == len(BODIES) * 5, 30, "Prometheus' count")
     answered = ("mlinfra_requests_total", (("route", "/predict"), ("status", "200")))
     assert {got[answered] for got in scrapes} == {len(BODIES) * 5}
     pids = {got_key for got in scrapes for got_key in got if got_key[0] == "mlinfra_process_id"}

@@ -178,11 +178,12 @@ def test_a_client_that_never_finishes_its_headers_is_disconnected(serve):
     assert httpx.post(url + "/predict", json=BODY).status_code == 200  # others unaffected
 
 
-def test_requests_around_sigterm_are_answered_or_refused_never_reset(serve):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_requests_around_sigterm_are_answered_or_refused_never_reset(serve, workers):
     """Unbatched requests on open keep-alive connections, SIGTERM while they arrive:
     each is answered, or (if it had not reached the server yet) refused at connect;
-    none is cut off mid-request."""
-    url, process, _ = serve("--no-batching")
+    none is cut off mid-request, with one process or several."""
+    url, process, _ = serve("--no-batching", "--workers", workers)
     clients = [httpx.Client(base_url=url, timeout=30) for _ in range(40)]
     for client in clients:
         client.get("/health")  # the connection is open and idle
