@@ -73,7 +73,7 @@ class WindowReport:
             "size": self.size,
             "labelled": self.labelled,
             **self.stats,
-            "alerts": ", ".join(a.check for a in self.alerts),
+            "alerts": ", ".join(a.check for a in self.alerts) or "none",
         }
 
 
