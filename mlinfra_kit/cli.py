@@ -115,7 +115,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         marks = {"skip": "  done before:", "start": "▶", "end": "  "}
         print(f"{marks[event]} {line}", flush=True)
 
-    where = f"on Ray ({args.ray})" if args.ray else f"{args.parallel} at a time"
+    parallel = args.parallel or notebook.runs_at_once()
+    declared = (
+        "" if args.parallel else (" (the notebook's declared cores)" if notebook.cores else "")
+    )
+    where = f"on Ray ({args.ray})" if args.ray else f"{parallel} at a time{declared}"
     print(f"{notebook.name}: {len(points)} point(s), {where} -> {args.out}")
     try:
         summaries = sweep.run_sweep(
@@ -124,7 +128,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             args.out,
             fixed=spec.fixed,
             quick=args.quick,
-            parallel=args.parallel,
+            parallel=parallel,
             retry_failed=args.retry_failed,
             cell_timeout=args.cell_timeout,
             on_point=report,
@@ -399,9 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--parallel",
         type=int,
-        default=1,
         metavar="N",
-        help="points run at once, each in a process of its own (default: 1: timings stay clean)",
+        help="points run at once, each in a process of its own (default: as many as the "
+        "notebook's declared cores fit here; 1 for a notebook that measures timings)",
     )
     p.add_argument(
         "--ray",

@@ -39,6 +39,21 @@ class NotebookInfo:
     requires: tuple[str, ...] = ()
     #: The extra that installs them (``metadata.mlinfra.extra``).
     extra: str | None = None
+    #: The cores one run needs to itself (``metadata.mlinfra.cores``); None (the default,
+    #: or ``"all"``): the whole machine, as a notebook whose verdicts rest on timings does.
+    cores: int | None = None
+
+    def runs_at_once(self, cpu_count: int | None = None) -> int:
+        """How many runs of it fit this machine side by side: ``cpu_count // cores``, or 1
+        for a notebook that needs the whole machine.
+
+        >>> NotebookInfo(Path("03_x.ipynb"), "x", (), cores=1).runs_at_once(4)
+        4
+        >>> NotebookInfo(Path("01_x.ipynb"), "x", ()).runs_at_once(4)
+        1
+        """
+        cpus = cpu_count or os.cpu_count() or 1
+        return max(1, cpus // self.cores) if self.cores else 1
 
     @property
     def name(self) -> str:
@@ -71,12 +86,16 @@ def _info(path: Path) -> NotebookInfo:
                 title = first[0].lstrip("#").strip()
                 break
     meta = nb.get("metadata", {}).get("mlinfra", {})
+    cores = meta.get("cores", "all")
+    if cores != "all" and not (isinstance(cores, int) and cores >= 1):
+        raise ValueError(f"{path.name}: metadata mlinfra.cores must be a number of cores or 'all'")
     return NotebookInfo(
         path,
         title,
         tuple(meta.get("metrics", ())),
         tuple(meta.get("requires", ())),
         meta.get("extra"),
+        None if cores == "all" else cores,
     )
 
 

@@ -12,8 +12,10 @@ through the same runner as ``mlinfra run``, and answers with one table and one f
   failed ones), so a killed sweep is resumed by running it again;
 - ``--parallel N`` runs N points at once, each in a process of its own whose kernel's math
   libraries get ``cores // N`` threads (their default, one per core, makes parallel points
-  spin against each other); the default is one at a time, as the kit's notebooks measure
-  timings that parallel points would disturb;
+  spin against each other); the default is what the notebook declares
+  (``metadata.mlinfra.cores``: a run of ``03_learning`` needs one core, so as many at once
+  as there are cores), else one at a time, as most of the kit's notebooks measure timings
+  that parallel points would disturb;
 - ``DIR/sweep.json`` and ``DIR/report.md``: a row per point (its parameters, chosen
   metrics and lesson outcomes), each lesson's robustness (the share of points where it
   held), and with ``metrics`` a figure per metric against each swept parameter (the mean
@@ -269,7 +271,7 @@ def run_sweep(
     out_dir: str | os.PathLike,
     fixed: Mapping[str, Any] | None = None,
     quick: bool = False,
-    parallel: int = 1,
+    parallel: int | None = None,
     retry_failed: bool = False,
     cell_timeout: int = 1200,
     on_point: Callable[[str, dict[str, Any]], None] | None = None,
@@ -279,7 +281,10 @@ def run_sweep(
     """Run ``notebook`` once per point (each with ``fixed`` too) into ``out_dir`` and
     return every point's summary, in the points' order; also writes ``sweep.json``.
 
-    Finished points already in ``out_dir/points`` are not run again (failed ones are with
+    ``parallel`` points run at once (default: as many as the notebook's declared cores fit
+    this machine, :meth:`~mlinfra_kit.notebooks.NotebookInfo.runs_at_once`; one for a
+    notebook whose verdicts rest on timings). Finished points already in ``out_dir/points``
+    are not run again (failed ones are with
     ``retry_failed``). ``on_point("skip"|"start"|"end", summary)`` reports progress
     (``summary`` holds only ``id`` and ``parameters`` at the start).
 
@@ -289,6 +294,8 @@ def run_sweep(
     then be a folder every node of the cluster writes to."""
     from mlinfra_kit.runner import check_parameters
 
+    if parallel is None:
+        parallel = notebook.runs_at_once()
     if parallel < 1:
         raise ValueError(f"parallel must be 1 or more, got {parallel}")
     if not points:

@@ -232,3 +232,11 @@ def test_a_sweep_is_one_mlflow_run_with_a_child_per_point(sized, tmp_path):
     assert sweep_run.data.metrics["points"] == 3 and sweep_run.data.metrics["points_ok"] == 2
     assert sweep_run.data.metrics["lesson_held_share.bigger_is_bigger"] == 0.5
     assert f"run `{parent}`" in sweep.render_sweep_report(out)
+
+
+def test_a_sweep_runs_as_many_points_at_once_as_the_notebook_s_declared_cores_fit():
+    kit = {nb.name: nb for nb in discover()}
+    assert kit["03_learning"].cores == 1  # accuracy on streams: one core a run
+    assert kit["03_learning"].runs_at_once(4) == 4
+    assert kit["01_serving"].cores is None  # its verdicts rest on timings: the whole machine
+    assert kit["01_serving"].runs_at_once(4) == 1
