@@ -21,8 +21,8 @@ tour: install  ## build the peer and engine environments, run every notebook in 
 test: lint  ## lint, then the whole test suite (unit, servers, notebooks)
 	$(BIN)/python -m pytest
 
-test-fast: install  ## every test except the notebook executions and the browser (a few minutes)
-	$(BIN)/python -m pytest -m "not notebooks and not browser"
+test-fast: install  ## no notebook executions, browser or slow integration tests (under 3 minutes)
+	$(BIN)/python -m pytest -m "not notebooks and not browser and not slow"
 
 lint: install  ## ruff's checks and its formatting, and mypy over the notebooks, as CI runs them
 	$(BIN)/ruff check .

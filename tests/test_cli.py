@@ -35,6 +35,7 @@ def test_list(tiny_notebooks):
     assert "00_quickstart" in mlinfra("list").stdout
 
 
+@pytest.mark.slow
 def test_run_then_report(tiny_notebooks, tmp_path):
     out = tmp_path / "run"
     done = mlinfra(
@@ -100,6 +101,7 @@ def test_serve_rejects_bad_settings(artifact):
     assert done.returncode == 2 and "max_batch_size must be at least 1" in done.stderr
 
 
+@pytest.mark.slow
 def test_envs_build_list_and_remove_in_a_scratch_folder(tmp_path):
     # MLflow's own packages are in the kit's environment: its build is the quick one (a venv,
     # a no-op pip install, the commands written and checked), with every step of a real one.

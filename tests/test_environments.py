@@ -15,6 +15,7 @@ from mlinfra_kit.environments import InstallFailed, environment_python
 PACKAGES = ("tqdm",)
 
 
+@pytest.mark.slow
 def test_a_command_from_the_kits_environment_gets_a_script_run_by_its_own_python(tmp_path):
     python = environment_python("demo", PACKAGES, home=tmp_path, commands=("tqdm",))
     script = Path(python).parent / "tqdm"
@@ -30,6 +31,7 @@ def test_a_command_from_the_kits_environment_gets_a_script_run_by_its_own_python
     assert which[0] == str(tmp_path / "demo") and which[1].startswith(sys.prefix)
 
 
+@pytest.mark.slow
 def test_a_built_environment_is_reused_and_rebuilt_when_a_command_is_gone(tmp_path):
     python = environment_python("demo", PACKAGES, home=tmp_path, commands=("tqdm",))
     stamp = tmp_path / "demo" / "mlinfra-packages.json"

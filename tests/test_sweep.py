@@ -42,6 +42,7 @@ def sized(tmp_path):
     return notebook
 
 
+@pytest.mark.slow
 def test_a_grid_over_seeds_runs_every_point_and_reports_them(sized, tmp_path):
     out = tmp_path / "sweep"
     points = sweep.grid({"SIZE": (1, 2), "SEED": (0, 1)})
@@ -147,6 +148,7 @@ def test_random_choices_are_drawn_once_each_and_the_same_on_every_read(tmp_path)
             bad.points()
 
 
+@pytest.mark.slow
 def test_the_command_line_sweeps_and_resumes(sized, tmp_path):
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "mlinfra_kit.cli", "sweep", "sized", "-p", "SIZE=2,13"]
@@ -163,6 +165,7 @@ def test_the_command_line_sweeps_and_resumes(sized, tmp_path):
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_run_again_runs_only_what_did_not_finish(sized, tmp_path):
     import signal
 
@@ -191,6 +194,7 @@ def test_a_killed_sweep_run_again_runs_only_what_did_not_finish(sized, tmp_path)
     assert sorted(p.name for p in (out / "points").iterdir()) == sorted(p["id"] for p in points)
 
 
+@pytest.mark.slow
 def test_on_a_local_ray_a_sweep_gives_the_same_table(sized, tmp_path):
     from helpers import skip_unless_ci
 
@@ -240,3 +244,13 @@ def test_a_sweep_runs_as_many_points_at_once_as_the_notebook_s_declared_cores_fi
     assert kit["03_learning"].runs_at_once(4) == 4
     assert kit["01_serving"].cores is None  # its verdicts rest on timings: the whole machine
     assert kit["01_serving"].runs_at_once(4) == 1
+
+
+def test_a_grid_has_every_combination_once_in_a_stable_order():
+    values = {"A": (1, 2, 3), "B": ("x", "y"), "SEED": (0, 1)}
+    points = sweep.grid(values)
+    combos = {tuple(p[k] for k in values) for p in points}
+    assert len(points) == len(combos) == 3 * 2 * 2
+    assert points == sweep.grid(values)
+    assert len({sweep.point_id(p) for p in points}) == len(points)
+    assert sweep.point_id({"A": 1}) != sweep.point_id({"A": "1"})  # a value's type counts

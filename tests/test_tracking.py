@@ -4,6 +4,7 @@ is comparable runs in one experiment."""
 
 import json
 
+import pytest
 from helpers import make_notebook, require_module
 
 from mlinfra_kit import results
@@ -60,6 +61,7 @@ def test_a_results_file_is_logged_whole(tmp_path):
     assert (tmp_path / "mlartifacts").is_dir()  # beside the database, not in the cwd
 
 
+@pytest.mark.slow
 def test_a_three_seed_sweep_is_three_comparable_runs(tmp_path):
     folder = tmp_path / "nbs"
     folder.mkdir()

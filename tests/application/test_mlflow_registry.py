@@ -77,6 +77,7 @@ def test_the_champion_alias_resolves_to_the_promoted_version(registry, trained):
         resolve_model("models:/tag-classifier@champion", None, registry.cache)
 
 
+@pytest.mark.slow
 def test_mlinfra_serve_loads_the_champion_by_alias(registry, trained, tmp_path):
     registry.promote(registry.register(trained, {"macro_f1": 0.8}))
     port = free_port()

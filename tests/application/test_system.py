@@ -48,6 +48,7 @@ def test_registry_versions_and_production(setting, tmp_path):
         registry.promote("v9")
 
 
+@pytest.mark.slow
 def test_the_whole_system_runs_and_reports(setting, tmp_path):
     train_rows, stream, v1 = setting
     registry = registry_with(v1, tmp_path)
@@ -68,6 +69,7 @@ def test_the_whole_system_runs_and_reports(setting, tmp_path):
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_without_an_alert_the_schedule_retrains(setting, tmp_path):
     train_rows, stream, v1 = setting
     registry = registry_with(v1, tmp_path)
@@ -86,6 +88,7 @@ def mislabelled(rows):
     return train([dataclasses.replace(r, tag=shift[r.tag]) for r in rows], epochs=30)
 
 
+@pytest.mark.slow
 def test_a_failed_candidate_is_rolled_back_and_v1_keeps_serving(setting, tmp_path):
     train_rows, stream, v1 = setting
     registry = registry_with(v1, tmp_path)
@@ -112,6 +115,7 @@ def test_a_failed_candidate_is_rolled_back_and_v1_keeps_serving(setting, tmp_pat
     assert after and all(s.version == "v1" for s in after)
 
 
+@pytest.mark.slow
 def test_without_the_shadow_gate_the_canarys_quality_guardrail_rolls_back(setting, tmp_path):
     train_rows, stream, v1 = setting
     registry = registry_with(v1, tmp_path)

@@ -42,6 +42,7 @@ def comparable(answer: httpx.Response, path: str):
     return answer.status_code, data
 
 
+@pytest.mark.slow
 def test_the_function_answers_what_the_kits_server_answers(artifact):
     with run_server(artifact, batching=False) as server:
         expected = [comparable(send(server.url, *case), case[1]) for case in CASES]

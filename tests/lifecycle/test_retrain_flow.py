@@ -21,6 +21,7 @@ def stored_versions(path) -> dict[str, int]:
     return dict(rows)
 
 
+@pytest.mark.slow
 def test_the_flow_promotes_only_a_better_model_and_fills_the_store(tmp_path):
     registry = f"sqlite:///{tmp_path / 'mlflow.db'}"
     store = tmp_path / "predictions.db"

@@ -59,6 +59,7 @@ def test_the_time_split_trains_on_the_past_only(projects):
         cross_validate(projects, fit, fit, kind="random")
 
 
+@pytest.mark.slow
 def test_the_fair_reference_reads_character_ngrams_and_chooses_its_c(projects):
     reference = TfidfLogReg(char_ngrams=(2, 5), C="cv", class_weight="balanced")
     reference.fit(projects.texts, projects.tags)

@@ -89,6 +89,7 @@ def test_histogram_tests_pass_an_identical_candidate_and_catch_a_broken_one():
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["good", "failing"])
+@pytest.mark.slow
 def test_a_rollout_decided_from_a_real_prometheus_agrees_with_the_client(artifact, broken):
     from mlinfra_kit.services import prometheus_available, prometheus_server
     from mlinfra_kit.serving import run_server

@@ -98,6 +98,7 @@ def test_static_int8_cnn(digits):
         static_int8(cnn, [])
 
 
+@pytest.mark.slow
 def test_torchao_and_pt2e_paths(small_mlp, digits):
     flat = digits.flat()
     ao = torchao_int8(small_mlp)

@@ -17,6 +17,7 @@ def java():
         skip_unless_ci("Flink needs Java 11 or newer: apt-get install default-jre-headless")
 
 
+@pytest.mark.slow
 def test_flinks_sliding_windows_equal_the_kits(java):
     events = to_milliseconds(simulate_events(n_users=4, duration_s=2 * 3600, seed=5).events)
     run = flink_window_features(events, window_s=300, slide_s=60, out_of_orderness_s=60)

@@ -24,6 +24,7 @@ def cluster():
         yield info
 
 
+@pytest.mark.slow
 def test_ray_batch_predictions_equal_the_single_process_ones(
     cluster, artifact, trained, projects, tmp_path
 ):
@@ -38,6 +39,7 @@ def test_ray_batch_predictions_equal_the_single_process_ones(
         assert [store.get(str(i)).tag for i in ids] == expected
 
 
+@pytest.mark.slow
 def test_a_warm_pool_gives_the_same_answers_job_after_job(
     cluster, artifact, trained, projects, tmp_path
 ):
@@ -59,6 +61,7 @@ def test_a_warm_pool_gives_the_same_answers_job_after_job(
         pool.predict_into_store(ids, texts, store)
 
 
+@pytest.mark.slow
 def test_ray_batch_features_equal_the_single_process_ones(cluster):
     from mlinfra_kit.scale import ray_batch_features
 
@@ -68,6 +71,7 @@ def test_ray_batch_features_equal_the_single_process_ones(cluster):
     assert ray_batch_features(log.events, -1.0) == {}
 
 
+@pytest.mark.slow
 def test_ray_serve_answers_the_kits_api(cluster, artifact, trained):
     from mlinfra_kit.scale.serve import ray_serve
 

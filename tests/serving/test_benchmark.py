@@ -31,6 +31,7 @@ def test_two_twins_closed_loop_keep_every_measured_round_and_are_not_called_diff
     assert c.verdict(at_least=1.5) != "held"
 
 
+@pytest.mark.slow
 def test_open_loop_compares_a_latency_percentile():
     with run_trivial_server() as a, run_trivial_server() as b:
         compared = compare_open_loop(

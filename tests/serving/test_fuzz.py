@@ -23,6 +23,7 @@ def server(artifact):
         yield running
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_nothing_with_all_checks(server):
     cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert cli, "schemathesis is part of the dev extra: pip install -e '.[dev]'"

@@ -53,6 +53,7 @@ def test_metrics_can_be_turned_off(artifact):
         assert httpx.post(server.url + "/predict", json=BODIES[0]).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_real_prometheus_scrapes_the_server_and_answers_promql(artifact):
     from helpers import skip_unless_ci
 
@@ -75,6 +76,7 @@ def test_a_real_prometheus_scrapes_the_server_and_answers_promql(artifact):
             prom.query("sum(")
 
 
+@pytest.mark.slow
 def test_with_two_workers_any_scrape_counts_every_request_once(artifact):
     from helpers import skip_unless_ci
 

@@ -9,6 +9,7 @@ from mlinfra_kit.serving.peers import PEERS, _alive, run_peer
 
 
 @pytest.mark.parametrize("name", sorted(PEERS))
+@pytest.mark.slow
 def test_a_peer_serves_the_kits_answers_and_stops_whole(name, artifact, trained):
     peer = PEERS[name]
     with run_peer(peer, artifact, timeout_s=300) as running:
@@ -25,6 +26,7 @@ def test_a_peer_serves_the_kits_answers_and_stops_whole(name, artifact, trained)
     assert not alive, f"{name} left processes behind: {alive}"
 
 
+@pytest.mark.slow
 def test_load_profile_sends_at_least_min_requests_at_the_top_concurrency():
     from mlinfra_kit.serving import run_trivial_server
     from mlinfra_kit.serving.loadgen import post_json

@@ -78,6 +78,7 @@ def test_a_stalled_body_gets_408(serve):
     assert httpx.post(url + "/predict", json=BODY).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_trickled_body_is_cut_off_at_the_deadline(serve):
     import select
 
@@ -96,6 +97,7 @@ def test_a_trickled_body_is_cut_off_at_the_deadline(serve):
     assert answer.startswith(b"HTTP/1.1 408") and b"after the headers" in answer
 
 
+@pytest.mark.slow
 def test_sigterm_with_a_thousand_stalled_clients_exits_0_in_bound(serve):
     _, process, port = serve("--body-timeout-s", "2", "--shutdown-timeout-s", "5")
     stalled = []

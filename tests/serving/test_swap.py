@@ -18,6 +18,7 @@ def second_artifact(trained, tmp_path_factory):
     return trained.save(tmp_path_factory.mktemp("v2") / "tag-classifier", version="v2")
 
 
+@pytest.mark.slow
 def test_a_swap_under_load_drops_and_mislabels_nothing(artifact, second_artifact, models_root):
     with run_server(artifact, cache_size=16, model_root=models_root) as server:
         report = swap_under_load(

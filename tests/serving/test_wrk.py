@@ -53,6 +53,7 @@ def test_the_script_quotes_every_body_so_nothing_inside_can_close_it():
         lua_script([])
 
 
+@pytest.mark.slow
 def test_closed_loop_repeats_with_the_chosen_client(server):
     from mlinfra_kit.serving.loadgen import closed_loop, pick_client
 
