@@ -357,7 +357,8 @@ class _Application:
         run.candidate = self.registry.register(
             trained.model,
             trained.evaluation.metrics(),
-            notes=f"retrained at stream index {index} ({reason}) on {len(rows)} projects",
+            notes=f"retrained at stream index {index} ({reason}) on {len(rows)} projects "
+            f"({trained.train_size} to train, the rest to validate)",
         )
         run.event(
             index,
