@@ -116,10 +116,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{marks[event]} {line}", flush=True)
 
     parallel = args.parallel or notebook.runs_at_once()
-    declared = (
-        "" if args.parallel else (" (the notebook's declared cores)" if notebook.cores else "")
-    )
-    where = f"on Ray ({args.ray})" if args.ray else f"{parallel} at a time{declared}"
+    where = f"on Ray ({args.ray})" if args.ray else f"{parallel} at a time"
     print(f"{notebook.name}: {len(points)} point(s), {where} -> {args.out}")
     try:
         summaries = sweep.run_sweep(

@@ -499,8 +499,8 @@ def render_sweep_report(
 
 
 def robustness(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per lesson of the finished ``points``: at how many it held, did not hold, was
-    inconclusive (or was not recorded), and the share where it held.
+    """Per lesson of the finished ``points``: at how many it held, did not hold and was
+    inconclusive, and the share of all of them where it held.
 
     >>> robustness([{"lessons": {"a": "held"}}, {"lessons": {"a": "not_held"}}])
     [{'lesson': 'a', 'held': 1, 'not held': 1, 'inconclusive': 0, 'share held': 0.5}]

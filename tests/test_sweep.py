@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from helpers import make_notebook
@@ -18,13 +17,11 @@ from mlinfra_kit import results
 from mlinfra_kit.results import Lesson
 if SIZE == 13:
     raise ValueError("13 is unlucky")
-import os, pathlib, time
-block = os.environ.get("SWEEP_BLOCK")  # the killed-sweep test holds SIZE 3 here
-if block and SIZE == 3:
-    pathlib.Path(block + ".reached").touch()
-    while pathlib.Path(block).exists():
-        time.sleep(0.05)
-import os
+import os, pathlib, threading
+reached = os.environ.get("SWEEP_REACHED")  # the killed-sweep test holds SIZE 3 here
+if reached and SIZE == 3:  # until the sweep is killed: the kernel then sees its parent
+    pathlib.Path(reached).touch()  # gone and exits
+    threading.Event().wait()
 threads = int(os.environ.get("OMP_NUM_THREADS", 0))
 results.record("01_sized", dict(QUICK=QUICK, SEED=SEED, SIZE=SIZE),
                {"value": 10 * SIZE + SEED, "threads": threads},
@@ -171,21 +168,19 @@ def test_a_killed_sweep_run_again_runs_only_what_did_not_finish(sized, tmp_path)
 
     from mlinfra_kit.services import wait_until
 
-    out, block = tmp_path / "sweep", tmp_path / "block"
-    block.touch()
+    out, reached = tmp_path / "sweep", tmp_path / "reached"
     command = [sys.executable, "-m", "mlinfra_kit.cli", "sweep", "sized", "-p", "SIZE=2,3"]
     command += ["--quick", "--no-track", "--out", str(out), "--notebooks", str(sized.path.parent)]
-    env = {**os.environ, "SWEEP_BLOCK": str(block)}
+    env = {**os.environ, "SWEEP_REACHED": str(reached)}
     sweeping = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
     try:  # SIZE 2 has finished when SIZE 3 starts: kill the sweep there
-        wait_until(lambda: Path(f"{block}.reached").exists(), 300, "the second point")
+        wait_until(reached.exists, 300, "the second point")
     finally:
         os.killpg(sweeping.pid, signal.SIGKILL)
         sweeping.wait()
     (first,) = (out / "points").iterdir()
     landed = (first / "point.json").stat().st_mtime_ns
-    block.unlink()
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # not held
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("done before:") == 1 and "2/2 point(s) ok" in again.stdout
     assert (first / "point.json").stat().st_mtime_ns == landed  # not run again

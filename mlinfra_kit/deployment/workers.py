@@ -77,7 +77,7 @@ def run_workers(
     seen: set[int] = set()
     tic = time.perf_counter()
     with child_process(  # the command makes the workers' shared folders (workers_env)
-        server_command(config, port, workers),
+        server_command(port, workers),
         f"{workers} uvicorn worker(s) on port {port}",
         all_ready,
         timeout_s,

@@ -86,11 +86,10 @@ def raycluster_manifest(
         {"containerPort": 10001, "name": "client"},
         {"containerPort": 8000, "name": "serve"},
     ]
-    return {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayCluster",
-        "metadata": {"name": name},
-        "spec": {
+    return _document(
+        "RayCluster",
+        name,
+        {
             "rayVersion": RAY_VERSION,
             "enableInTreeAutoscaling": True,
             "headGroupSpec": {
@@ -108,7 +107,12 @@ def raycluster_manifest(
                 }
             ],
         },
-    }
+    )
+
+
+def _document(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A KubeRay resource of ``kind``: the ``ray.io/v1`` envelope around ``spec``."""
+    return {"apiVersion": "ray.io/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 def _check_fields(obj: Any, fields: dict[str, type], where: str, errors: list[str]) -> None:
@@ -207,18 +211,17 @@ def rayjob_manifest(
     cluster = raycluster_manifest(
         name, image, workers, max_workers, shared_claim=shared_claim, mount=mount
     )
-    return {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayJob",
-        "metadata": {"name": name},
-        "spec": {
+    return _document(
+        "RayJob",
+        name,
+        {
             "entrypoint": entrypoint,
             "shutdownAfterJobFinishes": True,
             "ttlSecondsAfterFinished": 600,
             "activeDeadlineSeconds": deadline_s,
             "rayClusterSpec": cluster["spec"],
         },
-    }
+    )
 
 
 _JOB_FIELDS = {

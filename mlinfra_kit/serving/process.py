@@ -68,14 +68,12 @@ def _answers(url: str, status: int = 200) -> bool:
     return httpx.get(url, timeout=1.0).status_code == status
 
 
-def server_command(config: ServerConfig, port: int, workers: int = 1) -> list[str]:
-    """The command that serves ``config`` on loopback with ``workers`` processes as
+def server_command(port: int, workers: int = 1) -> list[str]:
+    """The command that serves a config on loopback with ``workers`` processes as
     ``mlinfra serve`` does (``python -m mlinfra_kit.serving``, which reads the config from
-    :data:`~mlinfra_kit.serving.config.CONFIG_ENV`: give it ``config.to_env()``).
+    :data:`~mlinfra_kit.serving.config.CONFIG_ENV`: run it with ``config.to_env()``).
     :func:`run_server` and :func:`~mlinfra_kit.deployment.run_workers` both start servers
     with it."""
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
     command = [sys.executable, "-m", "mlinfra_kit.serving", "--port", str(port)]
     return [*command, "--workers", str(workers)]
 
@@ -102,7 +100,7 @@ def run_server(
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
     with child_process(
-        server_command(config, port),
+        server_command(port),
         f"model server on port {port}",
         lambda: _answers(url + wait_for),
         timeout_s,

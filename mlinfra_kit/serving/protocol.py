@@ -31,6 +31,8 @@ import os
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mlinfra_kit.serving.config import CONFIG_ENV, ServerConfig
+
 __all__ = [
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
@@ -42,12 +44,11 @@ __all__ = [
 
 #: How long an idle connection stays open after shutdown begins, for a request in transit.
 SHUTDOWN_GRACE_S = 0.25
-#: Most header lines in one request (browsers and proxies send a few dozen at most).
-MAX_HEADERS = 100
-#: Most bytes of header names and values in one request (nginx's default buffers: 32 KB).
-MAX_HEADER_BYTES = 32 * 1024
-#: Longest request target (path and query) in bytes.
-MAX_URL_BYTES = 8 * 1024
+#: The head limits of a server started without a config in its environment: the
+#: defaults of the ServerConfig fields max_headers, max_header_bytes and max_url_bytes.
+MAX_HEADERS: int = ServerConfig.max_headers
+MAX_HEADER_BYTES: int = ServerConfig.max_header_bytes
+MAX_URL_BYTES: int = ServerConfig.max_url_bytes
 #: How long a refused connection is read (and dropped) before it is closed.
 LINGER_S = 1.0
 
@@ -83,8 +84,6 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        from mlinfra_kit.serving.config import CONFIG_ENV
-
         self._max_headers, self._max_head_bytes, self._max_url_bytes = head_limits(
             os.environ.get(CONFIG_ENV)
         )
