@@ -336,11 +336,31 @@ def redis_server(port: int | None = None, timeout_s: float = 20) -> Iterator[Red
 
 @dataclass(frozen=True)
 class PrometheusServer:
-    """A running Prometheus scraping the servers it was given: ask it with :meth:`query`."""
+    """A running Prometheus scraping the servers it was given: ask it with :meth:`query`;
+    scrape more with :meth:`add_targets`."""
 
     url: str
     process: subprocess.Popen
     scrape_interval_s: float
+    config: Path
+    targets: list[str]
+
+    def add_targets(self, targets: Sequence[str], timeout_s: float = 30) -> None:
+        """Scrape ``targets`` (``host:port``) too, from now on: the configuration is rewritten
+        and reloaded (SIGHUP, as a config management tool would), and this returns once
+        Prometheus has scraped each new target once (its ``up`` series exists)."""
+        new = [t for t in targets if t not in self.targets]
+        if not new:
+            return
+        self.targets.extend(new)
+        self.config.write_text(prometheus_config(self.targets, self.scrape_interval_s) + "\n")
+        self.process.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: all(self.query(f'up{{instance="{t}"}}') for t in new),
+            timeout_s,
+            f"prometheus scraping {', '.join(new)}",
+            self.process,
+        )
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The result of an instant PromQL query: one ``{"labels": {...}, "value": float}``
@@ -383,8 +403,6 @@ def prometheus_config(targets: Sequence[str], scrape_interval_s: float = 1.0) ->
         static_configs:
           - targets: ["127.0.0.1:8000"]
     """
-    if not targets:
-        raise ValueError("Prometheus needs at least one target to scrape (host:port)")
     if scrape_interval_s <= 0:
         raise ValueError(f"scrape_interval_s must be more than 0, got {scrape_interval_s}")
     interval = f"{round(scrape_interval_s * 1000)}ms"
@@ -408,7 +426,9 @@ def prometheus_server(
 ) -> Iterator[PrometheusServer]:
     """Start a real ``prometheus`` on loopback scraping ``targets`` (``host:port``) with a
     generated config, its data in ``data_dir`` (default: a temporary folder); stop it on
-    exit. Raises ``RuntimeError`` with the install command when it is missing."""
+    exit; ``targets`` may be empty, to be added as servers start
+    (:meth:`PrometheusServer.add_targets`). Raises ``RuntimeError`` with the install command
+    when it is missing."""
     binary = _require(
         "prometheus", "apt-get install prometheus (or download it from prometheus.io)"
     )
@@ -432,4 +452,4 @@ def prometheus_server(
             lambda: httpx.get(url + "/-/ready", timeout=1).status_code == 200,
             timeout_s,
         ) as process:
-            yield PrometheusServer(url, process, scrape_interval_s)
+            yield PrometheusServer(url, process, scrape_interval_s, config, list(targets))

@@ -29,14 +29,19 @@ Examples
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from mlinfra_kit.models.evaluation import evaluate
 from mlinfra_kit.models.text import Vocabulary, tokenize
+
+#: Fewest sampled texts :meth:`Monitor.check_scraped` tests unknown words on.
+MIN_SAMPLED = 5
 
 
 @dataclass(frozen=True)
@@ -181,11 +186,9 @@ class Monitor:
                 "Mann-Whitney U",
                 float(stats.mannwhitneyu(oov, ref["oov"], alternative="greater").pvalue),
             )
-            observed = Counter(predictions)
-            expected = [ref["shares"][t] * n for t in self.tags]
-            chi = stats.chisquare([observed.get(t, 0) for t in self.tags], expected)
-            out["output_chi2"] = float(chi.statistic)
-            test("output_mix", "chi-square", float(chi.pvalue))
+            statistic, p_value = self._output_mix(Counter(predictions))
+            out["output_chi2"] = statistic
+            test("output_mix", "chi-square", p_value)
         pairs = [(y, p) for y, p in zip(labels or (), predictions, strict=False) if y is not None]
         known = [(y, p) for y, p in pairs if y in self.tags]
         out["unknown_labels"] = len(pairs) - len(known)
@@ -197,3 +200,76 @@ class Monitor:
                 if quality.macro_f1 < floor:
                     alerts.append(Alert(window, "quality", "macro F1", quality.macro_f1, floor))
         return WindowReport(window, n, len(known), out, tuple(alerts))
+
+    def _output_mix(self, observed: Mapping[str, int]) -> tuple[float, float]:
+        """Chi-square statistic and p-value of tag counts against the reference's shares."""
+        from scipy import stats
+
+        n = sum(observed.values())
+        expected = [self._reference["shares"][t] * n for t in self.tags]
+        chi = stats.chisquare([observed.get(t, 0) for t in self.tags], expected)
+        return float(chi.statistic), float(chi.pvalue)
+
+    def check_scraped(
+        self,
+        predicted: Mapping[str, int],
+        unknown: Sequence[tuple[float, int]],
+        window: int = 0,
+    ) -> WindowReport:
+        """The output and input drift tests on what a server's metrics counted over one
+        window, as a monitor reading Prometheus would: ``predicted``, its answers by tag
+        (``mlinfra_predictions_total``); ``unknown``, its histogram of unknown-word shares
+        (cumulative ``(le, count)`` pairs, the last at infinity;
+        ``mlinfra_unknown_word_share``, a sample of the texts).
+
+        The output mix is the same chi-square test as :meth:`check`'s, on the same counts.
+        The unknown-word test is :meth:`check`'s Mann-Whitney U at bucket resolution: each
+        text's share, the window's and the reference's alike, is replaced by its bucket, so
+        it sees a shift across bucket edges only, on the sampled texts only.
+
+        >>> from mlinfra_kit.models.text import Vocabulary
+        >>> reference = ["object detection with yolo", "text classification with bert"] * 50
+        >>> vocab = Vocabulary.build(reference, min_freq=1)
+        >>> monitor = Monitor(reference, ["cv", "nlp"] * 50, vocab, tags=["cv", "nlp"])
+        >>> unknown = [(0.0, 0), (0.5, 0), (1.0, 15), (math.inf, 15)]  # 15 texts, all unknown
+        >>> shifted = monitor.check_scraped({"cv": 60}, unknown)
+        >>> sorted(a.check for a in shifted.alerts)
+        ['oov_rate', 'output_mix']
+        """
+        from scipy import stats
+
+        if any(count < 0 for count in predicted.values()):
+            raise ValueError(f"tag counts cannot be negative: {dict(predicted)}")
+        unknown_tags = sorted(set(predicted) - set(self.tags))
+        if unknown_tags:
+            raise ValueError(f"predictions {unknown_tags} are not among the tags")
+        edges = [le for le, _ in unknown]
+        if edges and edges[-1] != math.inf:
+            raise ValueError("a histogram's last bucket is +Inf: pass every bucket, in order")
+        n = sum(predicted.values())
+        out: dict[str, float] = {}
+        alerts: list[Alert] = []
+        if n >= self.min_window:
+            statistic, p_value = self._output_mix(predicted)
+            out["output_chi2"], out["output_mix_p"] = statistic, p_value
+            if p_value < self.alpha:
+                alerts.append(
+                    Alert(window, "output_mix", "chi-square p-value", p_value, self.alpha)
+                )
+        cumulative = [c for _, c in unknown]
+        counts = [c - before for c, before in zip(cumulative, [0, *cumulative[:-1]], strict=True)]
+        if any(count < 0 for count in counts):
+            raise ValueError(f"a histogram's counts are cumulative, never falling: {list(unknown)}")
+        sampled = [level for level, count in enumerate(counts) for _ in range(count)]
+        out["oov_sampled"] = len(sampled)
+        if len(sampled) >= MIN_SAMPLED:
+            reference = [bisect.bisect_left(edges, rate) for rate in self._reference["oov"]]
+            p_value = float(stats.mannwhitneyu(sampled, reference, alternative="greater").pvalue)
+            out["oov_rate_p"] = p_value
+            if p_value < self.alpha:
+                alerts.append(
+                    Alert(
+                        window, "oov_rate", "Mann-Whitney U (bucketed) p-value", p_value, self.alpha
+                    )
+                )
+        return WindowReport(window, n, 0, out, tuple(alerts))

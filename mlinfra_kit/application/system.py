@@ -27,6 +27,11 @@ from mlinfra_kit.data.projects import Project, Projects, train_val_split
 from mlinfra_kit.models import TagClassifier, evaluate
 from mlinfra_kit.models.evaluation import Evaluation
 from mlinfra_kit.online_testing.canary import Canary, Guardrails, Observation
+from mlinfra_kit.online_testing.prometheus import (
+    PrometheusCanary,
+    PrometheusSource,
+    SourceDecision,
+)
 from mlinfra_kit.online_testing.shadow import ShadowReport, run_shadow
 
 
@@ -160,6 +165,10 @@ class ApplicationRun:
     shadow: ShadowReport | None = None
     canary: Canary | None = None
     rejected_labels: int = 0
+    #: With Prometheus: each canary decision made again from its counts, and each window
+    #: served by production alone tested again on what Prometheus scraped from it.
+    prometheus_decisions: list[SourceDecision] = field(default_factory=list)
+    scraped_windows: list[WindowReport] = field(default_factory=list)
 
     @property
     def rejected_requests(self) -> int:
@@ -190,9 +199,11 @@ class _Servers:
         quantize: str | None,
         stack: contextlib.ExitStack,
         warm_up_bodies: list[dict[str, str]],
+        prometheus: Any = None,
     ):
         self.registry, self.quantize, self.stack = registry, quantize, stack
-        self.warm_up_bodies = warm_up_bodies
+        self.warm_up_bodies, self.prometheus = warm_up_bodies, prometheus
+        self.targets: dict[str, str] = {}  # each version's server as Prometheus scrapes it
         self.urls: dict[str, str] = {}
         self.clients: dict[str, Any] = {}
         self.servers: dict[str, Any] = {}  # the server process of each version
@@ -213,6 +224,9 @@ class _Servers:
         )
         server.warm_up(self.warm_up_bodies)
         self.urls[version], self.servers[version] = server.url, server
+        self.targets[version] = server.url.removeprefix("http://")
+        if self.prometheus is not None:
+            self.prometheus.add_targets([self.targets[version]])
         self.clients[version] = self.stack.enter_context(httpx.Client(timeout=30))
         return server.url
 
@@ -229,8 +243,15 @@ class _Servers:
         if response.status_code != 200:
             raise RuntimeError(f"the swap to {to} failed ({response.status_code}): {response.text}")
         self.urls[to], self.clients[to] = self.urls[serving], self.clients[serving]
-        self.servers[to] = self.servers[serving]
+        self.servers[to], self.targets[to] = self.servers[serving], self.targets[serving]
         return time.perf_counter() - tic
+
+    def source(self, *versions: str) -> PrometheusSource:
+        """Prometheus' view of the servers of ``versions`` (server errors only: a client's
+        bad input is not the model's failure)."""
+        return PrometheusSource(
+            self.prometheus, {v: self.targets[v] for v in versions}, error_status="5.."
+        )
 
     def send(self, version: str, project: Project) -> tuple[int, str | None, float]:
         tic = time.perf_counter()
@@ -271,6 +292,9 @@ class _Application:
         self.label_queue: deque[tuple[int, Project]] = deque()  # (arrives at, project)
         self.pending: deque[tuple[int, int, Observation]] = deque()  # canary, awaiting labels
         self.shadow_batch: list[tuple[int, Project]] = []
+        self.watching = servers.prometheus is not None
+        self.prometheus_canary: PrometheusCanary | None = None
+        self.scraped = self.scrape() if self.watching else None  # at the window's start
 
     def project(self, index: int, project: Project) -> None:
         """A new project arrives at stream position ``index``."""
@@ -341,11 +365,32 @@ class _Application:
         self.run.windows.append(report)
         for alert in report.alerts:
             self.run.event(index, "alert", str(alert))
+        if self.watching:
+            self.check_scraped(len(window), report.window)
         if self.run.retrain_at is not None or self.phase is not Phase.SERVING:
             return
         due = self.config.retrain_after is not None and index + 1 >= self.config.retrain_after
         if report.alerts or due:
             self.retrain(index, "an alert" if report.alerts else "the schedule")
+
+    def scrape(self) -> tuple[dict[str, int], tuple[tuple[float, int], ...]]:
+        """Production's server's outputs, as Prometheus scraped them after now."""
+        source = self.servers.source(self.production)
+        source.wait(after=time.time())
+        return source.outputs(self.production)
+
+    def check_scraped(self, answered: int, window: int) -> None:
+        """Test the window again on what Prometheus scraped from the production server, when
+        that server answered the whole window (not so in a canary phase, where the candidate
+        answers some of it)."""
+        (tags, unknown), (tags_before, unknown_before) = self.scrape(), self.scraped
+        self.scraped = tags, unknown
+        tags = {t: n - tags_before.get(t, 0) for t, n in tags.items()}
+        if sum(tags.values()) != answered:
+            return
+        before = dict(unknown_before)
+        unknown = tuple((le, n - before.get(le, 0)) for le, n in unknown)
+        self.run.scraped_windows.append(self.monitor.check_scraped(tags, unknown, window))
 
     def retrain(self, index: int, reason: str) -> None:
         """Train a candidate on everything labelled so far, register it, start its server,
@@ -429,6 +474,10 @@ class _Application:
             candidate=run.candidate,
         )
         self.phase = Phase.CANARY
+        if self.watching:
+            source = self.servers.source(self.production, run.candidate)
+            self.prometheus_canary = PrometheusCanary(run.canary, source)
+            run.prometheus_decisions = self.prometheus_canary.decisions
         run.event(last, "canary", f"canary starts at {run.canary.share:.0%}")
 
     def canary_step(self, index: int) -> None:
@@ -441,7 +490,13 @@ class _Application:
             before = len(canary.decisions)
             canary.observe(user, observation)
             for decision in canary.decisions[before:]:
-                run.event(index, "canary", f"{decision.decision} (share {canary.share:.0%})")
+                detail = f"{decision.decision} (share {canary.share:.0%})"
+                if self.prometheus_canary is not None:
+                    again = self.prometheus_canary.decide()
+                    detail += (
+                        f"; from Prometheus: {again.prometheus}, read {again.delay_s:.2f} s later"
+                    )
+                run.event(index, "canary", detail)
         if canary.status == "completed":
             self.registry.promote(run.candidate)
             seconds = self.servers.swap(self.production, run.candidate)
@@ -477,12 +532,18 @@ def run_application(
     retrain: Callable[[Sequence[Project]], Trained] | None = None,
     redis_url: str | None = None,
     progress: bool = True,
+    prometheus: Any = None,
 ) -> ApplicationRun:
     """Run the whole system over ``stream`` with ``registry.production`` serving first.
 
     ``retrain(rows)`` builds the candidate (default: :func:`train` with the config's epochs
     and seed); pass another to rehearse a bad candidate. With ``redis_url``, the projects
-    travel through a Redis Stream (consumer group, acknowledged once handled).
+    travel through a Redis Stream (consumer group, acknowledged once handled). With
+    ``prometheus`` (a running :class:`~mlinfra_kit.services.PrometheusServer`), every server
+    becomes its scrape target, each canary decision is made again from its counts
+    (``run.prometheus_decisions``) and each window production answered alone is tested
+    again on what it scraped (``run.scraped_windows``); the application acts on its own
+    readings, and the notebook compares the two.
     """
     from mlinfra_kit.progress import bar as progress_bar
 
@@ -490,7 +551,8 @@ def run_application(
         raise ValueError("the registry has no production version: register and promote v1")
     retrain = retrain or (lambda rows: train(rows, config.epochs, config.seed))
     with contextlib.ExitStack() as stack:
-        servers = _Servers(registry, config.quantize, stack, [p.body for p in train_rows[-20:]])
+        warm_up = [p.body for p in train_rows[-20:]]
+        servers = _Servers(registry, config.quantize, stack, warm_up, prometheus)
         servers.start(registry.production)
         app = _Application(registry, v1, train_rows, config, retrain, servers)
         arriving = progress_bar(

@@ -387,6 +387,12 @@ class Canary:
     def share(self) -> float:
         return self.router.weights[self.candidate]
 
+    @property
+    def arms(self) -> tuple[ArmData, ArmData]:
+        """What the (baseline, candidate) arms have served so far, as the canary observed
+        it (the candidate's until the canary ended)."""
+        return self._baseline, self._candidate
+
     def detectable(
         self, baseline_error_rate: float = 0.01, baseline_quality: float = 0.9, power: float = 0.8
     ) -> list[dict[str, float]]:

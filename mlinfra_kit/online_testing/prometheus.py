@@ -9,9 +9,11 @@ gives a :class:`~mlinfra_kit.online_testing.canary.Canary` that view beside its 
   real Prometheus, with PromQL;
 - :func:`histogram_checks` runs the canary's error-rate and latency tests on those
   counts: exact on the counters; on the histogram, only as fine as its buckets;
-- :func:`run_canary_with_prometheus` serves a rollout as :func:`run_canary` does and, at
-  each of the canary's decisions, waits for Prometheus to have scraped every request that
-  decision saw, decides again from Prometheus and records both decisions and the wait.
+- :class:`PrometheusCanary` follows a running canary: at each of its decisions it waits for
+  Prometheus to have scraped every request answered so far, decides again from Prometheus
+  and records both decisions and the wait;
+- :func:`run_canary_with_prometheus` serves a rollout as :func:`run_canary` does, with a
+  :class:`PrometheusCanary` beside it.
 
 Quality needs the true tag, which the server never sees: it comes from the labels on the
 client's side in both decisions (in production, from the label pipeline), so the two
@@ -55,6 +57,7 @@ from mlinfra_kit.online_testing.canary import (
 
 __all__ = [
     "ArmCounts",
+    "PrometheusCanary",
     "PrometheusSource",
     "SourceDecision",
     "histogram_checks",
@@ -107,31 +110,43 @@ class PrometheusSource:
 
     ``instances`` maps a variant (``"baseline"``, ``"candidate"``) to the scrape target
     its server is (``host:port``, Prometheus' ``instance`` label); ``route`` is the route
-    the rollout's traffic takes. The queries, per variant::
+    the rollout's traffic takes; ``error_status`` the statuses that count as errors (a
+    regular expression; default every status but 2xx; ``"5.."`` leaves the client's bad
+    inputs out). The queries, per variant::
 
         sum(mlinfra_requests_total{instance="...", route="/predict"})
-        sum(mlinfra_requests_total{instance="...", route="/predict", status!~"2.."})
+        sum(mlinfra_requests_total{instance="...", route="/predict", status=~"[^2].."})
         sum by (le) (mlinfra_request_seconds_bucket{instance="...", route="/predict"})
         timestamp(up{instance="..."})  # when it last scraped the server
+        sum by (tag) (mlinfra_predictions_total{instance="..."})  # the output mix
+        sum by (le) (mlinfra_unknown_word_share_bucket{instance="..."})  # unknown words
     """
 
     def __init__(
-        self, prometheus: Queryable, instances: Mapping[str, str], route: str = "/predict"
+        self,
+        prometheus: Queryable,
+        instances: Mapping[str, str],
+        route: str = "/predict",
+        error_status: str = "[^2]..",
     ):
         if not instances:
             raise ValueError("PrometheusSource needs the scrape target of every variant")
         self.prometheus, self.instances, self.route = prometheus, dict(instances), route
+        self.error_status = error_status
 
     def queries(self, variant: str) -> dict[str, str]:
         """The PromQL this source asks for ``variant``: requests, errors and buckets."""
         if variant not in self.instances:
             raise ValueError(f"unknown variant {variant!r}; known: {sorted(self.instances)}")
-        where = f'instance="{self.instances[variant]}", route="{self.route}"'
+        server = f'instance="{self.instances[variant]}"'
+        where = f'{server}, route="{self.route}"'
         return {
             "requests": f"sum(mlinfra_requests_total{{{where}}})",
-            "errors": f'sum(mlinfra_requests_total{{{where}, status!~"2.."}})',
+            "errors": f'sum(mlinfra_requests_total{{{where}, status=~"{self.error_status}"}})',
             "buckets": f"sum by (le) (mlinfra_request_seconds_bucket{{{where}}})",
-            "scraped": f'timestamp(up{{instance="{self.instances[variant]}"}})',
+            "scraped": f"timestamp(up{{{server}}})",
+            "tags": f"sum by (tag) (mlinfra_predictions_total{{{server}}})",
+            "unknown": f"sum by (le) (mlinfra_unknown_word_share_bucket{{{server}}})",
         }
 
     def counts(self, variant: str) -> ArmCounts:
@@ -141,11 +156,27 @@ class PrometheusSource:
         def total(promql: str) -> int:
             return round(sum(series["value"] for series in self.prometheus.query(promql)))
 
-        buckets = sorted(
-            (1000 * float(series["labels"]["le"]), round(series["value"]))
-            for series in self.prometheus.query(asked["buckets"])
+        buckets = self._histogram(asked["buckets"], scale=1000)
+        return ArmCounts(total(asked["requests"]), total(asked["errors"]), buckets)
+
+    def _histogram(self, promql: str, scale: float = 1) -> tuple[tuple[float, int], ...]:
+        return tuple(
+            sorted(
+                (scale * float(series["labels"]["le"]), round(series["value"]))
+                for series in self.prometheus.query(promql)
+            )
         )
-        return ArmCounts(total(asked["requests"]), total(asked["errors"]), tuple(buckets))
+
+    def outputs(self, variant: str) -> tuple[dict[str, int], tuple[tuple[float, int], ...]]:
+        """What ``variant``'s server answered so far, as the drift monitor reads it: answers
+        by tag, and its histogram of sampled unknown-word shares (cumulative ``(le,
+        count)`` pairs, the last at infinity); subtract an earlier reading for a window."""
+        asked = self.queries(variant)
+        tags = {
+            series["labels"]["tag"]: round(series["value"])
+            for series in self.prometheus.query(asked["tags"])
+        }
+        return tags, self._histogram(asked["unknown"])
 
     def scraped_at(self, variant: str) -> float:
         """When Prometheus last scraped ``variant``'s server (Unix time; 0 before the first
@@ -157,18 +188,24 @@ class PrometheusSource:
         """Every variant's counts; with ``after`` (Unix time), from scrapes that began after
         it, waiting for them: with no traffic in between, they hold every request answered
         before ``after``. A ``TimeoutError`` names the servers not scraped in time."""
+        if after is not None:
+            self.wait(after, timeout_s)
+        return {variant: self.counts(variant) for variant in self.instances}
+
+    def wait(self, after: float, timeout_s: float = 30) -> float:
+        """Wait until Prometheus has scraped every variant's server in a scrape that began
+        after ``after`` (Unix time); return the seconds waited. A ``TimeoutError`` names the
+        servers not scraped in time."""
+        tic = time.perf_counter()
         deadline = time.monotonic() + timeout_s
-        while after is not None:
-            late = [v for v in self.instances if self.scraped_at(v) < after]
-            if not late:
-                break
+        while late := [v for v in self.instances if self.scraped_at(v) < after]:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"Prometheus scraped no new /metrics from {late} in {timeout_s:g} s: are "
                     "they its scrape targets (instance host:port), with metrics on?"
                 )
             time.sleep(0.05)
-        return {variant: self.counts(variant) for variant in self.instances}
+        return time.perf_counter() - tic
 
 
 def histogram_checks(
@@ -257,6 +294,77 @@ class SourceDecision:
         }
 
 
+class PrometheusCanary:
+    """Makes each of ``canary``'s decisions again from ``source``, as a rollout controller
+    reading Prometheus would, and records both (:attr:`decisions`).
+
+    Call :meth:`decide` each time the canary has decided. It waits until Prometheus has
+    scraped every request answered so far, reads the counts since the canary started (the
+    reading when this object was made), runs the same tests at the same threshold, with the
+    latency test on the step's histogram (the step before it too while the baseline has
+    fewer than :data:`MIN_BASELINE_LATENCIES`, as the canary's own window), and quality from
+    the canary's own labelled data (a server never sees the true tag).
+
+    Prometheus counts every request answered, so where the canary decides on fewer (labels
+    that have not yet arrived), the Prometheus decision rests on more, and fresher, data.
+    ``source`` maps ``canary.baseline`` and ``canary.candidate`` to their servers.
+    """
+
+    def __init__(self, canary: Canary, source: PrometheusSource, timeout_s: float = 30):
+        missing = {canary.baseline, canary.candidate} - set(source.instances)
+        if missing:
+            raise ValueError(f"the source has no server for {sorted(missing)}")
+        self.canary, self.source, self.timeout_s = canary, source, timeout_s
+        self.names = (canary.baseline, canary.candidate)
+        self.start = source.snapshot(after=time.time(), timeout_s=timeout_s)
+        self.steps = [self.start]  # readings at each step's start
+        self.decisions: list[SourceDecision] = []
+
+    def decide(self, sent: Mapping[str, int] | None = None) -> SourceDecision:
+        """Decide the canary's last decision again from Prometheus. ``sent``: the requests
+        each variant answered since the canary started, when known: Prometheus must have
+        counted exactly these (a ``RuntimeError`` otherwise: another client is sending)."""
+        canary, names = self.canary, self.names
+        if not canary.decisions:
+            raise ValueError("the canary has not decided yet: call decide() after it has")
+        decided, tic = time.time(), time.perf_counter()
+        now = self.source.snapshot(after=decided, timeout_s=self.timeout_s)
+        delay = time.perf_counter() - tic
+        total = {name: now[name] - self.start[name] for name in names}
+        counted = {name: total[name].requests for name in names}
+        if sent is not None and counted != dict(sent):
+            raise RuntimeError(
+                f"Prometheus counted {counted} requests where the client sent {dict(sent)}: "
+                "another client is sending to these servers, or a request went unanswered"
+            )
+        step = {name: now[name] - self.steps[-1][name] for name in names}
+        if step[names[0]].requests < MIN_BASELINE_LATENCIES and len(self.steps) > 1:
+            step[names[0]] = now[names[0]] - self.steps[-2][names[0]]  # as the canary's window
+        checks = tuple(
+            histogram_checks(
+                total[names[0]],
+                total[names[1]],
+                canary.guardrails,
+                canary.threshold,
+                (step[names[0]], step[names[1]]),
+                canary.arms,
+            )
+        )
+        last = canary.decisions[-1]
+        if any(c.fired for c in checks):
+            ours = "rollback"
+        elif last.decision != "rollback":
+            ours = last.decision
+        elif last.share < 1:
+            ours = f"advance to {canary.steps[canary.steps.index(last.share) + 1]:.0%}"
+        else:
+            ours = "complete"
+        made = SourceDecision(last.request, last.share, last.decision, ours, delay, checks)
+        self.decisions.append(made)
+        self.steps.append(now)
+        return made
+
+
 def run_canary_with_prometheus(
     canary: Canary,
     users: Iterable[object],
@@ -266,62 +374,20 @@ def run_canary_with_prometheus(
 ) -> tuple[Canary, list[SourceDecision]]:
     """Serve ``users`` through ``canary`` as :func:`run_canary` does; at each of its
     decisions, pause the traffic until Prometheus has scraped every request the decision
-    saw, decide again from ``source`` (the same tests, the same threshold) and record both.
-    The rollout follows the canary's own decision: the Prometheus one is compared with it.
+    saw, decide again from ``source`` (a :class:`PrometheusCanary`) and record both. The
+    rollout follows the canary's own decision: the Prometheus one is compared with it.
 
     ``source`` maps ``canary.baseline`` and ``canary.candidate`` to their servers; the
     servers' counts before the first user are taken as the start."""
-    names = (canary.baseline, canary.candidate)
-    start = source.snapshot(after=time.time(), timeout_s=timeout_s)
-    steps = [start]  # snapshots at each step's start
-    client = {name: ArmData() for name in names}  # quality, from the client's labels
-    decisions: list[SourceDecision] = []
+    reader = PrometheusCanary(canary, source, timeout_s)
     for user in users:
         if canary.status != "running":
             break
-        variant = canary.route(user)
-        observation = send(variant, user)
-        client[variant].add(observation)
+        observation = send(canary.route(user), user)
         made = len(canary.decisions)
         canary.observe(user, observation)
-        if len(canary.decisions) == made:
-            continue
-        decided, tic = time.time(), time.perf_counter()
-        now = source.snapshot(after=decided, timeout_s=timeout_s)
-        delay = time.perf_counter() - tic
-        total = {name: now[name] - start[name] for name in names}
-        counted = {name: total[name].requests for name in names}
-        if counted != {name: client[name].requests for name in names}:
-            raise RuntimeError(
-                f"Prometheus counted {counted} requests where the client sent "
-                f"{ {name: client[name].requests for name in names} }: another client is "
-                "sending to these servers, or a request went unanswered"
+        if len(canary.decisions) > made:
+            reader.decide(
+                {name: arm.requests for name, arm in zip(reader.names, canary.arms, strict=True)}
             )
-        step = {name: now[name] - steps[-1][name] for name in names}
-        if step[names[0]].requests < MIN_BASELINE_LATENCIES and len(steps) > 1:
-            step[names[0]] = now[names[0]] - steps[-2][names[0]]  # as the canary's window
-        checks = tuple(
-            histogram_checks(
-                total[names[0]],
-                total[names[1]],
-                canary.guardrails,
-                canary.threshold,
-                (step[names[0]], step[names[1]]),
-                (client[names[0]], client[names[1]]),
-            )
-        )
-        last = canary.decisions[-1]
-        fired = next((c for c in checks if c.fired), None)
-        if fired:
-            ours = "rollback"
-        elif last.decision != "rollback":
-            ours = last.decision
-        elif last.share < 1:
-            ours = f"advance to {canary.steps[canary.steps.index(last.share) + 1]:.0%}"
-        else:
-            ours = "complete"
-        decisions.append(
-            SourceDecision(last.request, last.share, last.decision, ours, delay, checks)
-        )
-        steps.append(now)
-    return canary, decisions
+    return canary, reader.decisions

@@ -1,5 +1,7 @@
 """The monitor's statistics on hand-computed cases, a stationary stream, and injected shifts."""
 
+import math
+
 import pytest
 from scipy import stats
 
@@ -95,3 +97,30 @@ def test_bad_inputs_get_clear_errors(call, message):
     monitor = Monitor(["a b"], ["x"], Vocabulary.build(["a b"], min_freq=1), ["x", "y"])
     with pytest.raises(ValueError, match=message):
         call(monitor)
+
+
+def test_the_scraped_window_gives_the_same_output_test_and_a_bucketed_unknown_word_test(setting):
+    from collections import Counter
+
+    from mlinfra_kit.serving.metrics import _SHARE_BUCKETS
+
+    monitor, later = setting
+    texts, predicted, _ = next(windows(later))
+    inside = monitor.check(texts, predicted)
+    edges = [*_SHARE_BUCKETS, math.inf]
+    rates = [monitor.vocabulary.unknown_rate([t]) for t in texts]
+    buckets = [(le, sum(r <= le for r in rates)) for le in edges]  # as Prometheus holds them
+    scraped = monitor.check_scraped(Counter(predicted), buckets)
+    assert scraped.size == inside.size
+    assert scraped.stats["output_mix_p"] == pytest.approx(inside.stats["output_mix_p"])
+    assert scraped.stats["oov_sampled"] == len(texts) and not scraped.alerts
+    new_words = [(le, 0 if le < 0.5 else 40) for le in edges]  # 40 texts, half unknown
+    assert "oov_rate" in [a.check for a in monitor.check_scraped({}, new_words).alerts]
+    few = monitor.check_scraped(Counter(predicted[:10]), [(0.0, 2), (math.inf, 3)])
+    assert "output_mix_p" not in few.stats and "oov_rate_p" not in few.stats
+    with pytest.raises(ValueError, match="not among the tags"):
+        monitor.check_scraped({"astrology": 50}, buckets)
+    with pytest.raises(ValueError, match=r"\+Inf"):
+        monitor.check_scraped(Counter(predicted), buckets[:-1])
+    with pytest.raises(ValueError, match="cumulative"):
+        monitor.check_scraped(Counter(predicted), [(0.0, 30), (math.inf, 3)])

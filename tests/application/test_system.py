@@ -137,6 +137,51 @@ def test_without_the_shadow_gate_the_canarys_quality_guardrail_rolls_back(settin
         AppConfig(min_shadow_agreement=1.5)
 
 
+@pytest.mark.slow
+def test_read_from_prometheus_the_canary_and_the_monitor_decide_as_in_process(setting, tmp_path):
+    from helpers import skip_unless_ci
+
+    from mlinfra_kit.services import prometheus_available, prometheus_server
+
+    if not prometheus_available():
+        skip_unless_ci("prometheus is not installed (apt-get install prometheus)")
+    train_rows, stream, v1 = setting
+    registry = registry_with(v1, tmp_path)
+    config = AppConfig(
+        window=20,
+        label_delay=5,
+        shadow_requests=10,
+        canary_min_requests=15,
+        alpha=0.5,
+        epochs=3,
+        min_shadow_agreement=0.0,
+    )
+    with prometheus_server([], scrape_interval_s=0.5) as prom:
+        run = run_application(
+            registry,
+            v1,
+            train_rows,
+            stream[:240],
+            config,
+            retrain=mislabelled,
+            progress=False,
+            prometheus=prom,
+        )
+    assert run.outcome == "rolled_back"
+    decided = run.prometheus_decisions
+    assert decided and all(d.agree for d in decided), [d.row() for d in decided]
+    assert decided[-1].prometheus == "rollback" and 0 <= decided[-1].delay_s < 30
+    assert "from Prometheus: rollback" in [e for e in run.events if e.kind == "canary"][-1].detail
+    # Windows production answered alone: the same counts, so the same output-mix test.
+    by_window = {w.window: w for w in run.windows}
+    assert len(run.scraped_windows) >= 2
+    for scraped in run.scraped_windows:
+        inside = by_window[scraped.window]
+        assert scraped.size == inside.size
+        assert scraped.stats["output_mix_p"] == pytest.approx(inside.stats["output_mix_p"])
+        assert scraped.stats["oov_sampled"] <= inside.size
+
+
 def test_variant_choice_uses_measured_numbers(setting, tmp_path):
     _, stream, v1 = setting
     registry = registry_with(v1, tmp_path)

@@ -45,7 +45,11 @@ def test_counts_are_read_from_promql_results():
     source = PrometheusSource(Recorded(answers), {"baseline": "127.0.0.1:9001"})
     counts = source.counts("baseline")
     assert counts == ArmCounts(120, 3, ((0.5, 10), (1.0, 80), (INF, 120)))
-    assert 'instance="127.0.0.1:9001"' in asked["requests"] and 'status!~"2.."' in asked["errors"]
+    assert (
+        'instance="127.0.0.1:9001"' in asked["requests"] and 'status=~"[^2].."' in asked["errors"]
+    )
+    server_errors = PrometheusSource(Recorded({}), {"baseline": "x:1"}, error_status="5..")
+    assert 'status=~"5.."' in server_errors.queries("baseline")["errors"]
     assert PrometheusSource(Recorded({}), {"baseline": "x:1"}).counts("baseline").requests == 0
     scraped = {asked["scraped"]: [{"labels": {"instance": "127.0.0.1:9001"}, "value": 1.7e9}]}
     assert PrometheusSource(Recorded(scraped), {"baseline": "127.0.0.1:9001"}).scraped_at(
@@ -57,6 +61,24 @@ def test_counts_are_read_from_promql_results():
         never.snapshot(after=1.0, timeout_s=0.1)
     with pytest.raises(ValueError, match="unknown variant 'candidate'"):
         source.counts("candidate")
+
+
+def test_the_outputs_are_read_by_tag_and_unknown_word_bucket():
+    asked = PrometheusSource(Recorded({}), {"v1": "127.0.0.1:9001"}).queries("v1")
+    answers = {
+        asked["tags"]: [
+            {"labels": {"tag": "mlops"}, "value": 7.0},
+            {"labels": {"tag": "computer-vision"}, "value": 3.0},
+        ],
+        asked["unknown"]: [
+            {"labels": {"le": "+Inf"}, "value": 4.0},
+            {"labels": {"le": "0.1"}, "value": 3.0},
+            {"labels": {"le": "0.0"}, "value": 1.0},
+        ],
+    }
+    tags, unknown = PrometheusSource(Recorded(answers), {"v1": "127.0.0.1:9001"}).outputs("v1")
+    assert tags == {"mlops": 7, "computer-vision": 3}
+    assert unknown == ((0.0, 1), (0.1, 3), (INF, 4))
 
 
 def test_counts_since_a_snapshot():
