@@ -224,6 +224,12 @@ def wait_until(
         time.sleep(interval_s)
 
 
+class LoggedProcess(subprocess.Popen):
+    """A child process whose output goes to the file ``log_path``, quoted when it fails."""
+
+    log_path: str = ""
+
+
 def _tail(process: subprocess.Popen | None) -> str:
     log = getattr(process, "log_path", None)
     if not log or not os.path.exists(log):
@@ -259,7 +265,7 @@ def child_process(
     with tempfile.TemporaryDirectory(prefix="mlinfra-") as folder:
         log_path = os.path.join(folder, "output.log")
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
+            process = LoggedProcess(
                 list(args), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
             )
         process.log_path = log_path

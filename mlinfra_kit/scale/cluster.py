@@ -44,13 +44,19 @@ class RayCluster:
     address: str  # "local" for a cluster started here
     cpus: float
     startup_s: float
+    #: Where Ray's metrics agent serves the cluster's metrics (Ray Serve's included) for
+    #: Prometheus, for a local cluster started with ``metrics_port``; "" otherwise.
+    metrics_url: str = ""
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iterator[RayCluster]:
+def ray_cluster(
+    address: str | None = None, num_cpus: int | None = None, metrics_port: int | None = None
+) -> Iterator[RayCluster]:
     """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``); without one, start a
-    local cluster with ``num_cpus`` CPUs (default: all). Shut down on exit what was started
-    here; a cluster that was already up stays up."""
+    local cluster with ``num_cpus`` CPUs (default: all), its metrics for Prometheus on
+    ``metrics_port`` when given. Shut down on exit what was started here; a cluster that
+    was already up stays up."""
     ray = require_ray()
     address = address or os.environ.get("RAY_ADDRESS")
     started = not ray.is_initialized()
@@ -62,6 +68,8 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
         with quiet_loggers(("ray._private.authentication",), logging.ERROR):
             if address:
                 ray.init(address=address, **options)
+            elif metrics_port:
+                ray.init(num_cpus=num_cpus, _metrics_export_port=metrics_port, **options)
             else:
                 ray.init(num_cpus=num_cpus, **options)
     startup = time.perf_counter() - tic
@@ -74,7 +82,14 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
     os.environ["RAY_COLOR_PREFIX"] = "0"
     try:
         with quiet_ray_logs():
-            yield RayCluster(address or "local", ray.cluster_resources().get("CPU", 0.0), startup)
+            yield RayCluster(
+                address or "local",
+                ray.cluster_resources().get("CPU", 0.0),
+                startup,
+                f"http://127.0.0.1:{metrics_port}/metrics"
+                if metrics_port and started and not address
+                else "",
+            )
     finally:
         if started:
             ray.shutdown()

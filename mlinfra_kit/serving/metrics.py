@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "MULTIPROCESS_ENV",
     "UNKNOWN_SAMPLE",
     "ServerMetrics",
+    "read_exposition",
 ]
 
 #: Request latency buckets (seconds), chosen for this server's range: a lone prediction
@@ -62,6 +64,47 @@ UNKNOWN_SAMPLE = 4
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: The Content-Type of Prometheus' text format.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+#: Metric families about serving traffic (requests, latency, inference, batches, queues),
+#: by name: what a dashboard or a canary would read from a server.
+_TRAFFIC = re.compile(r"request|latency|duration|infer|batch|queue|predict", re.IGNORECASE)
+
+
+def read_exposition(url: str, prefix: str = "", timeout_s: float = 10) -> dict[str, Any]:
+    """What a server exposes at ``url`` for Prometheus, read as a scraper reads it: the
+    HTTP status, how many metric families parse from the answer (prometheus_client's
+    parser), and the names and types of those about serving traffic (requests, latency,
+    inference, batches, queues), as ``name (type)``, of those whose names start with
+    ``prefix`` (one system's, where an endpoint serves many). An endpoint that does not answer, or
+    answers something else than Prometheus' text format, says so in ``note``.
+
+    >>> read_exposition("http://127.0.0.1:9/metrics")["note"]
+    'no answer: ConnectError'
+    """
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, Any] = {"url": url, "status": None, "families": 0, "traffic": [], "note": ""}
+    try:
+        answer = httpx.get(url, timeout=timeout_s)
+    except httpx.HTTPError as err:
+        return found | {"note": f"no answer: {type(err).__name__}"}
+    found["status"] = answer.status_code
+    if answer.status_code != 200:
+        return found | {"note": f"HTTP {answer.status_code}: no metrics there"}
+    try:
+        families = list(text_string_to_metric_families(answer.text))
+    except ValueError as err:
+        return found | {"note": f"not Prometheus' text format ({str(err)[:80]})"}
+    traffic = sorted(
+        f"{f.name} ({f.type})"
+        for f in families
+        if f.name.startswith(prefix)
+        and _TRAFFIC.search(f.name)
+        and not f.name.endswith("_created")  # a counter's start time
+    )
+    return found | {"families": len(families), "traffic": traffic}
 
 
 class ServerMetrics:

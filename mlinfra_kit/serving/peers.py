@@ -43,7 +43,7 @@ from typing import Any
 from mlinfra_kit.data.projects import project_body
 from mlinfra_kit.environments import InstallFailed, environment_python, environments_home
 from mlinfra_kit.measure import process_rss_mb
-from mlinfra_kit.services import LOOPBACK, free_port, wait_until
+from mlinfra_kit.services import LOOPBACK, LoggedProcess, free_port, wait_until
 
 __all__ = [
     "PEERS",
@@ -66,13 +66,15 @@ class PeerUnavailable(RuntimeError):
 class Peer:
     """A serving system as its users run it.
 
-    ``glue`` maps file names to the code a user writes (``{port}`` and ``{model}`` are filled
-    in); ``command(python, port)`` is the start command, run in the glue's folder;
+    ``glue`` maps file names to the code a user writes (``{port}``, ``{model}``, and
+    ``{metrics_port}`` for a system that serves its metrics on a port of their own, are
+    filled in); ``command(python, port)`` is the start command, run in the glue's folder;
     ``ready_path`` answers 200 once the model can serve (None: ready once a prediction
     request answers 200, for a system whose health route says healthy too early); ``path``
     and ``body(title, description)`` make one prediction request; ``tag_of(json)`` reads the
-    tag from its answer. ``packages`` go into the peer's own environment (empty: the kit's
-    own).
+    tag from its answer. ``metrics_path`` is where it would serve Prometheus metrics (on
+    ``{metrics_port}`` when its glue has one, else on its port). ``packages`` go into the
+    peer's own environment (empty: the kit's own).
     ``workarounds`` are what it took to run it here: part of what a user pays."""
 
     name: str
@@ -94,6 +96,7 @@ class Peer:
     #: package comes from the kit's environment, and counts as built once each answers
     #: ``--help``.
     commands: tuple[str, ...] = ()
+    metrics_path: str = "/metrics"
 
     def __post_init__(self):
         # Written indented in this module; kept as a user would write them.
@@ -112,7 +115,8 @@ class Peer:
 
 @dataclass(frozen=True)
 class RunningPeer:
-    """A started peer: where to send requests, and what starting it cost."""
+    """A started peer: where to send requests, where its metrics would be, and what
+    starting it cost."""
 
     name: str
     url: str
@@ -121,6 +125,7 @@ class RunningPeer:
     cold_start_s: float
     body: Callable[[str, str], Any]
     tag_of: Callable[[Any], str]
+    metrics_url: str = ""
 
     def tree(self) -> list[int]:
         """The peer's processes: its main process and every descendant (Linux)."""
@@ -246,9 +251,12 @@ def run_peer(
     python = peer_python(peer, home)
     port = port or free_port()
     model = str(Path(artifact).resolve())
+    own_metrics = any("{metrics_port}" in text for text in peer.glue.values())
+    metrics_port = free_port() if own_metrics else port
     with tempfile.TemporaryDirectory(prefix=f"mlinfra-{peer.name}-") as folder:
         for name, text in peer.glue.items():
             text = text.replace("{port}", str(port)).replace("{model}", model)
+            text = text.replace("{metrics_port}", str(metrics_port))
             while "{free_port}" in text:  # another port the system needs (gRPC, metrics)
                 text = text.replace("{free_port}", str(free_port()), 1)
             Path(folder, name).write_text(text, encoding="utf-8")
@@ -270,7 +278,7 @@ def run_peer(
                 )
         tic = time.perf_counter()
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
+            process = LoggedProcess(
                 peer.command(python, port),
                 cwd=folder,
                 stdout=log,
@@ -290,7 +298,16 @@ def run_peer(
 
             wait_until(ready, timeout_s, f"{peer.name} on {url}", process, interval_s=0.1)
             cold = time.perf_counter() - tic
-            yield RunningPeer(peer.name, url, peer.path, process.pid, cold, peer.body, peer.tag_of)
+            yield RunningPeer(
+                peer.name,
+                url,
+                peer.path,
+                process.pid,
+                cold,
+                peer.body,
+                peer.tag_of,
+                f"http://{LOOPBACK}:{metrics_port}{peer.metrics_path}",
+            )
         finally:
             _stop_group(process)
 
@@ -492,7 +509,7 @@ MLSERVER = Peer(
         """,
         "settings.json": """\
         {"host": "127.0.0.1", "http_port": {port}, "grpc_port": {free_port},
-         "metrics_port": {free_port}, "parallel_workers": 0}
+         "metrics_port": {metrics_port}, "parallel_workers": 0}
         """,
     },
     command=lambda python, port: [_script(python, "mlserver"), "start", "."],
@@ -621,7 +638,8 @@ TORCHSERVE = Peer(
         "config.properties": """\
         inference_address=http://127.0.0.1:{port}
         management_address=http://127.0.0.1:{free_port}
-        metrics_address=http://127.0.0.1:{free_port}
+        metrics_address=http://127.0.0.1:{metrics_port}
+        metrics_mode=prometheus
         model_store=model-store
         load_models=tag.mar
         disable_token_authorization=true
@@ -652,6 +670,7 @@ TORCHSERVE = Peer(
         "--disable-token-auth (token authorization is on by default since 0.11)",
         "readiness is a real prediction: /ping answers Healthy while workers still fail",
         "archived upstream in 2025: 0.12.0 is its last release; needs Java 17",
+        "metrics_mode=prometheus for its /metrics (by default its metrics go to a log file)",
     ),
     batching="batchSize=32, maxBatchDelay=2 ms",
     commands=("torchserve", "torch-model-archiver"),
@@ -686,7 +705,8 @@ PYTRITON = Peer(
 
         config = TritonConfig(http_address="127.0.0.1", http_port={port},
                               grpc_address="127.0.0.1", grpc_port={free_port},
-                              allow_metrics=False, metrics_port={free_port})
+                              allow_metrics=True, allow_gpu_metrics=False,
+                              metrics_port={metrics_port})
         with Triton(config=config, workspace="workspace") as triton:
             triton.bind(
                 model_name="tag",

@@ -5,7 +5,11 @@ pins packages the kit's server needs newer (made once, then reused)."""
 import httpx
 import pytest
 
+from mlinfra_kit.serving.metrics import read_exposition
 from mlinfra_kit.serving.peers import PEERS, _alive, run_peer
+
+#: The peers that serve no Prometheus metrics as their users start them (09 shows it).
+WITHOUT_METRICS = {"litserve", "mlflow"}
 
 
 @pytest.mark.parametrize("name", sorted(PEERS))
@@ -21,6 +25,11 @@ def test_a_peer_serves_the_kits_answers_and_stops_whole(name, artifact, trained)
             )
             assert answer.status_code == 200, answer.text
             assert running.tag_of(answer.json()) == trained.predict([title])[0].tag
+        exposed = read_exposition(running.metrics_url)
+        if name in WITHOUT_METRICS:  # no /metrics out of the box
+            assert exposed["status"] == 404 and not exposed["families"], exposed
+        else:  # Prometheus' text format, with request counts or latencies among its families
+            assert exposed["status"] == 200 and exposed["traffic"], exposed
     assert peer.glue_lines > 5
     alive = [pid for pid in group if _alive(pid)]
     assert not alive, f"{name} left processes behind: {alive}"
