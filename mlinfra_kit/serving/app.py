@@ -23,7 +23,7 @@ import os
 import re
 import threading
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -462,16 +462,16 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.post(
         "/predict", response_model=None, responses={200: {"model": PredictionOut}, **_BODY_ERRORS}
     )
-    async def predict(project: ProjectIn):
+    async def predict(project: ProjectIn):  # type: ignore[valid-type]  # a model built above
         state.require_model()
-        answer = await predict_text(project_text(project.title, project.description))
+        answer = await predict_text(project_text(project.title, project.description))  # type: ignore[attr-defined]
         return JSONResponse(_out(answer))
 
     @app.post(
         "/predict/batch", response_model=None, responses={200: {"model": BatchOut}, **_BODY_ERRORS}
     )
-    async def predict_batch(batch: BatchIn):
-        texts = [project_text(p.title, p.description) for p in batch.projects]
+    async def predict_batch(batch: BatchIn):  # type: ignore[valid-type]  # a model built above
+        texts = [project_text(p.title, p.description) for p in batch.projects]  # type: ignore[attr-defined]
         answers = await predict_texts(texts)
         return JSONResponse(
             {"predictions": [_out(a) for a in answers], "model_version": answers[0][1]}
@@ -489,9 +489,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             answers[i] = answer
             if state.model is model:
                 state.cache.put(texts[i], answer)
+        done = cast(list[tuple[Any, str]], answers)  # every gap was filled above
         if state.metrics is not None:
-            state.metrics.count_tags(p.tag for p, _ in answers)
-        return answers
+            state.metrics.count_tags(p.tag for p, _ in done)
+        return done
 
     add_open_protocols(app, state, predict_texts, ProjectIn, _BODY_ERRORS)
 
@@ -630,25 +631,6 @@ def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
     }
 
 
-def _supervisor_class() -> type:
-    from uvicorn.supervisors import Multiprocess
-
-    class Supervisor(Multiprocess):
-        """uvicorn's supervisor of worker processes, which on SIGTERM also closes its own
-        copy of the listening socket before stopping the workers. uvicorn's keeps it open
-        until it exits: once the workers have closed theirs, a client that reconnects (its
-        keep-alive connection closed by the shutdown) is queued on a socket that no process
-        accepts from, and reset when the supervisor exits. Closed, the port refuses it at
-        once, and the client goes elsewhere, as with one process."""
-
-        def terminate_all(self) -> None:
-            for sock in self.sockets:
-                sock.close()
-            super().terminate_all()
-
-    return Supervisor
-
-
 def serve(
     config: ServerConfig,
     host: str = "127.0.0.1",
@@ -694,7 +676,9 @@ def run_uvicorn(config: ServerConfig, host: str, port: int, log_level: str, work
         with workers_env(workers) as shared:  # one /ready and one /metrics over every worker
             os.environ.update({**config.to_env(), **shared})
             settings = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options)
-            _supervisor_class()(settings, sockets=[settings.bind_socket()]).run()
+            from mlinfra_kit.serving.supervisor import Supervisor
+
+            Supervisor(settings, sockets=[settings.bind_socket()]).run()
         return
     # uvicorn re-raises the signal it handled once it has shut down: exiting through this
     # handler makes a requested stop a clean exit (status 0), not a death by signal (143).
