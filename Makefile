@@ -24,9 +24,10 @@ test: lint  ## lint, then the whole test suite (unit, servers, notebooks)
 test-fast: install  ## no notebook executions, browser or slow integration tests (under 3 minutes)
 	$(BIN)/python -m pytest -m "not notebooks and not browser and not slow"
 
-lint: install  ## ruff's checks and its formatting, and mypy over the notebooks, as CI runs them
+lint: install  ## ruff's checks and its formatting, and mypy over the package and the notebooks, as CI runs them
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check mlinfra_kit tests
+	$(BIN)/mypy mlinfra_kit --no-error-summary
 	$(BIN)/nbqa mypy notebooks --no-error-summary
 
 $(VENV)/.lab: $(VENV)/.installed

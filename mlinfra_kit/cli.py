@@ -292,8 +292,8 @@ def _cmd_envs(args: argparse.Namespace) -> int:
                 )
             else:
                 state = "not built (`mlinfra envs build " + name + "`)"
-            packages = " ".join(known[name][0]) if name in known else "-"
-            print(f"  {name:<12} {state:<44} {packages}")
+            listed = " ".join(known[name][0]) if name in known else "-"
+            print(f"  {name:<12} {state:<44} {listed}")
         return 0
     if args.action == "remove":
         names = args.names or list(environments.built_environments(home))

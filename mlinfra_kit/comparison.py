@@ -156,7 +156,7 @@ class Comparison:
 
     def threshold(self, at_least: float | None = None, within: float | None = None) -> float:
         """The threshold a verdict was decided against (for the lesson's record)."""
-        return float(at_least if at_least is not None else within)  # type: ignore[arg-type]
+        return float(at_least if at_least is not None else within)
 
     def describe(self, unit: str = "") -> str:
         """The estimate with its interval, the noise floor and the rounds, as a learner

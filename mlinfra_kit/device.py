@@ -88,6 +88,5 @@ def describe(dev: object) -> str:
         return "cpu"
     import torch
 
-    dev = torch.device(dev)
-    index = dev.index or 0
+    index = torch.device(dev).index or 0
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"

@@ -81,8 +81,8 @@ def latency_histogram(
 
     series = timings_ms if isinstance(timings_ms, Mapping) else {"latency": timings_ms}
     ax = _axes(ax, (6, 3.5))
-    for name, values in series.items():
-        values = np.asarray(values, dtype=float)
+    for name, timings in series.items():
+        values = np.asarray(timings, dtype=float)
         if values.size == 0:
             raise ValueError(f"no timings to plot for {name!r}")
         (line,) = ax.plot([], [])  # take the next colour of the cycle

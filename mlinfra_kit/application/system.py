@@ -284,6 +284,8 @@ class _Application:
         self.train_rows = list(train_rows)
         self.run = ApplicationRun()
         self.phase = Phase.SERVING
+        if registry.production is None:
+            raise ValueError("the registry has no production version: register and promote v1")
         self.production: str = registry.production
         self.monitor = _monitor(v1, config)
         self.labelled: list[Project] = []  # stream projects whose label has arrived
@@ -500,7 +502,8 @@ class _Application:
         if canary.status == "completed":
             self.registry.promote(run.candidate)
             seconds = self.servers.swap(self.production, run.candidate)
-            run.outcome, self.phase, self.production = "promoted", Phase.SERVING, run.candidate
+            run.outcome, self.phase = "promoted", Phase.SERVING
+            self.production = self.registry.production or self.production  # the candidate now
             run.event(
                 index,
                 "promote",

@@ -120,10 +120,10 @@ def _batch(encoded: Sequence[tuple[list[int], list[float]]], dev: torch.device) 
     ids = np.fromiter(chain.from_iterable(e for e, _ in encoded), dtype=np.int64, count=total)
     weights = np.fromiter(chain.from_iterable(w for _, w in encoded), np.float32, count=total)
     offsets = np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
-    ids, offsets, weights = (torch.from_numpy(a) for a in (ids, offsets, weights))
+    tensors = tuple(torch.from_numpy(a) for a in (ids, offsets, weights))
     if dev.type == "cpu":  # already there: skip three no-op moves per batch
-        return ids, offsets, weights
-    return ids.to(dev), offsets.to(dev), weights.to(dev)
+        return tensors[0], tensors[1], tensors[2]
+    return tensors[0].to(dev), tensors[1].to(dev), tensors[2].to(dev)
 
 
 @contextlib.contextmanager

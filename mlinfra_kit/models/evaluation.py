@@ -123,7 +123,7 @@ def score_difference(
     if len(truth) != len(predicted):
         raise ValueError(f"y_true has {len(truth)} labels but y_pred has {len(predicted)}")
     fixed = isinstance(against, int | float)
-    other = None if fixed else list(against)  # type: ignore[arg-type]
+    other = None if fixed else list(against)
     if other is not None and len(other) != len(truth):
         raise ValueError(f"against has {len(other)} predictions for {len(truth)} items")
 
@@ -132,7 +132,7 @@ def score_difference(
         return getattr(evaluate(picked, [items[i] for i in idx], labels), metric)
 
     def both(idx: Sequence[int]) -> tuple[float, float]:
-        a = float(against) if other is None else score(other, idx)  # type: ignore[arg-type]
+        a = float(against) if other is None else score(other, idx)
         return a, score(predicted, idx)
 
     return bootstrap_difference(len(truth), both, names=names, resamples=resamples, seed=seed)

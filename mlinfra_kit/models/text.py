@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import ClassVar
 
 __all__ = ["CHAR_MARK", "UNKNOWN", "Vocabulary", "features", "tokenize"]
 
@@ -137,6 +138,9 @@ class Vocabulary:
     char_ngrams: tuple[int, int] | None = None
     #: Inverse document frequency per id (id 0: 0.0); None weighs every feature alike.
     idf: list[float] | None = None
+    # Set in __post_init__, not fields (they are derived, never saved or compared):
+    _index: ClassVar[dict[str, int]]  # feature -> id (a ClassVar only to the type checker)
+    _char_cache: ClassVar[_WordCache]
 
     @classmethod
     def build(

@@ -210,17 +210,17 @@ def z_test_proportions(
 def welch_t_test(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> TestResult:
     """Welch's t-test (unequal variances) for a difference in means, with its interval."""
     _check_alpha(alpha)
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.size < 2 or b.size < 2:
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size < 2 or y.size < 2:
         raise ValueError("each arm needs at least 2 observations")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("welch_t_test needs finite observations: drop or fix the NaN/inf values")
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    effect = float(b.mean() - a.mean())
+    va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    effect = float(y.mean() - x.mean())
     if va + vb == 0:  # no spread in either arm: the difference is known exactly
         return TestResult(effect, effect, effect, 1.0 if effect == 0 else 0.0, alpha)
-    result = stats.ttest_ind(b, a, equal_var=False)
-    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    result = stats.ttest_ind(y, x, equal_var=False)
+    df = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
     half = stats.t.ppf(1 - alpha / 2, df) * math.sqrt(va + vb)
     return TestResult(effect, effect - half, effect + half, float(result.pvalue), alpha)
 

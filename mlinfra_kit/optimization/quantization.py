@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -81,7 +82,7 @@ def _quiet_torchao_import() -> Iterator[None]:
         yield
 
 
-def torchao_int8(model: nn.Module, compile: bool = False) -> nn.Module:
+def torchao_int8(model: nn.Module, compile: bool = False) -> Callable[..., Any]:
     """torchao's int8 dynamic-activation / int8-weight quantization of the linear layers.
 
     In eager mode its quantized tensors dispatch op by op in Python, which costs more than
@@ -147,7 +148,7 @@ def pt2e_int8(
 
 def _pt2e_graph(
     model: nn.Module, sample: torch.Tensor, calibration: Sequence[torch.Tensor]
-) -> tuple[nn.Module, nn.Module]:
+) -> tuple[Callable[..., Any], nn.Module]:
     """One static graph for ``len(sample)`` rows: exported, calibrated on the calibration
     chunks of that size, converted, compiled (and run once). Returns (compiled, converted).
     """

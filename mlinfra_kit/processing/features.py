@@ -71,8 +71,8 @@ def compute_features(
                 counts[k][c] += 1
     features: dict[str, Any] = {}
     for k, w in enumerate(windows):
-        for i, c in enumerate(CATEGORIES):
-            features[f"count_{w:g}s_{c}"] = counts[k][i]
+        for i, category in enumerate(CATEGORIES):
+            features[f"count_{w:g}s_{category}"] = counts[k][i]
         features[f"clicks_{w:g}s"] = clicks[k]
         features[f"click_rate_{w:g}s"] = clicks[k] / totals[k] if totals[k] else 0.0
     features["recency_s"] = at - last if last is not None else None

@@ -101,7 +101,7 @@ class RedisStreamSource(Generic[T]):
 
     def read(self, count: int = 500, block_ms: int = 100) -> list[tuple[bytes, T]]:
         """New entries for this consumer (they stay pending until acknowledged)."""
-        reply = self._redis.xreadgroup(
+        reply: Any = self._redis.xreadgroup(  # [[stream, [(id, fields), ...]]] or None
             self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
         )
         return [

@@ -47,7 +47,7 @@ class _Predictor:
         torch.set_num_threads(threads)
         self.model = TagClassifier.load(self.MODEL_PATH)
 
-    def version(self) -> str:
+    def version(self) -> str | None:
         return self.model.version
 
     def predict(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +109,7 @@ class RayPredictorPool:
         versions = ray.get([a.version.remote() for a in self._actors])
         self.version = versions[0]
         self.workers = workers
-        self._pool = ActorPool(self._actors)
+        self._pool: ActorPool | None = ActorPool(self._actors)
         self.startup_s = time.perf_counter() - tic
 
     def predict_into_store(

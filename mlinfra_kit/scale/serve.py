@@ -66,13 +66,14 @@ def tag_service(
 
         @api.post("/predict")
         async def predict(self, project: project_in) -> dict[str, Any]:  # type: ignore[valid-type]
-            return await self.predict_many(project_text(project.title, project.description))
+            text = project_text(project.title, project.description)  # type: ignore[attr-defined]
+            return await self.predict_many(text)
 
         @api.get("/health")
         async def health(self) -> dict[str, str]:
             return {"status": "ok"}
 
-    return TagService.bind(str(model_path))
+    return TagService.bind(str(model_path))  # type: ignore[attr-defined]  # added by @serve.deployment
 
 
 SHUTDOWN_NOTICE_S = 1.0  # how long to hold back the killed controller's late notice

@@ -162,7 +162,8 @@ class SQLiteStore(PredictionStore):
         return [str(e) for e in entity_ids if str(e) not in present]
 
     def count(self, model_version: str | None = None) -> int:
-        query, args = "SELECT COUNT(*) FROM predictions", ()
+        query = "SELECT COUNT(*) FROM predictions"
+        args: tuple[str, ...] = ()
         if model_version is not None:
             query, args = query + " WHERE model_version = ?", (model_version,)
         with self._lock:
