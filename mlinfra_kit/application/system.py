@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from mlinfra_kit.application.monitoring import Monitor, WindowReport
 from mlinfra_kit.application.registry import ModelRegistry
@@ -284,9 +284,7 @@ class _Application:
         self.train_rows = list(train_rows)
         self.run = ApplicationRun()
         self.phase = Phase.SERVING
-        if registry.production is None:
-            raise ValueError("the registry has no production version: register and promote v1")
-        self.production: str = registry.production
+        self.production = cast(str, registry.production)  # run_application checked it is set
         self.monitor = _monitor(v1, config)
         self.labelled: list[Project] = []  # stream projects whose label has arrived
         self.labelled_ids: set[int] = set()
@@ -404,8 +402,10 @@ class _Application:
         run.candidate = self.registry.register(
             trained.model,
             trained.evaluation.metrics(),
-            notes=f"retrained at stream index {index} ({reason}) on {len(rows)} projects "
-            f"({trained.train_size} to train, the rest to validate)",
+            notes=f"retrained at stream index {index} ({reason}) on {len(rows)} projects: "
+            f"{len(self.train_rows)} before the cut-off and the {len(self.labelled)} stream "
+            f"projects whose labels had arrived ({trained.train_size} to train, the rest to "
+            "validate)",
         )
         run.event(
             index,
@@ -492,7 +492,7 @@ class _Application:
             before = len(canary.decisions)
             canary.observe(user, observation)
             for decision in canary.decisions[before:]:
-                detail = f"{decision.decision} (share {canary.share:.0%})"
+                detail = f"{decision.decision} (decided at share {decision.share:.0%})"
                 if self.prometheus_canary is not None:
                     again = self.prometheus_canary.decide()
                     detail += (
@@ -502,8 +502,7 @@ class _Application:
         if canary.status == "completed":
             self.registry.promote(run.candidate)
             seconds = self.servers.swap(self.production, run.candidate)
-            run.outcome, self.phase = "promoted", Phase.SERVING
-            self.production = self.registry.production or self.production  # the candidate now
+            run.outcome, self.phase, self.production = "promoted", Phase.SERVING, canary.candidate
             run.event(
                 index,
                 "promote",

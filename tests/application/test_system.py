@@ -115,21 +115,25 @@ def test_a_failed_candidate_is_rolled_back_and_v1_keeps_serving(setting, tmp_pat
     assert after and all(s.version == "v1" for s in after)
 
 
+#: A short stream whose first window alerts (alpha=0.5) and whose candidate skips the shadow's
+#: gate, so a broken candidate reaches the canary.
+UNGATED = AppConfig(
+    window=20,
+    label_delay=5,
+    shadow_requests=10,
+    canary_min_requests=15,
+    alpha=0.5,
+    epochs=3,
+    min_shadow_agreement=0.0,
+)
+
+
 @pytest.mark.slow
 def test_without_the_shadow_gate_the_canarys_quality_guardrail_rolls_back(setting, tmp_path):
     train_rows, stream, v1 = setting
     registry = registry_with(v1, tmp_path)
-    config = AppConfig(
-        window=20,
-        label_delay=5,
-        shadow_requests=10,
-        canary_min_requests=15,
-        alpha=0.5,
-        epochs=3,
-        min_shadow_agreement=0.0,
-    )
     run = run_application(
-        registry, v1, train_rows, stream[:240], config, retrain=mislabelled, progress=False
+        registry, v1, train_rows, stream[:240], UNGATED, retrain=mislabelled, progress=False
     )
     assert run.outcome == "rolled_back" and registry.production == "v1"
     assert "quality" in next(e.detail for e in run.events if e.kind == "rollback")
@@ -147,22 +151,13 @@ def test_read_from_prometheus_the_canary_and_the_monitor_decide_as_in_process(se
         skip_unless_ci("prometheus is not installed (apt-get install prometheus)")
     train_rows, stream, v1 = setting
     registry = registry_with(v1, tmp_path)
-    config = AppConfig(
-        window=20,
-        label_delay=5,
-        shadow_requests=10,
-        canary_min_requests=15,
-        alpha=0.5,
-        epochs=3,
-        min_shadow_agreement=0.0,
-    )
     with prometheus_server([], scrape_interval_s=0.5) as prom:
         run = run_application(
             registry,
             v1,
             train_rows,
             stream[:240],
-            config,
+            UNGATED,
             retrain=mislabelled,
             progress=False,
             prometheus=prom,
