@@ -1,7 +1,9 @@
 """Other serving systems, serving the same artifact, started as their users start them.
 
 Each :class:`Peer` is what a user of that system writes (its *glue*: a service file, a
-runtime class, a settings file) and the command its docs give to start it. :func:`run_peer`
+runtime class, a settings file, kept as real files under ``serving/peer_code/<peer>/``, so
+they are linted and type-checked with the kit) and the command its docs give to start it.
+:func:`run_peer`
 writes the glue beside a model artifact, starts the command as a real process (in its own
 process group: some systems leave worker processes behind otherwise), waits until it answers
 its readiness route, and yields a :class:`RunningPeer` with its URL, the request to send and
@@ -33,10 +35,10 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -62,19 +64,41 @@ class PeerUnavailable(RuntimeError):
     """A serving system that cannot run here; the message says exactly why."""
 
 
+#: The environment variables a peer's code reads its ports from (its settings files have
+#: the same names as placeholders: ``{port}``...).
+PORT_VARIABLES = {
+    "port": "MLINFRA_PORT",
+    "grpc_port": "MLINFRA_GRPC_PORT",
+    "management_port": "MLINFRA_MANAGEMENT_PORT",
+    "metrics_port": "MLINFRA_METRICS_PORT",
+}
+
+
+def _glue(name: str) -> dict[str, str]:
+    """The files a user of peer ``name`` writes, by file name: ``peer_code/<name>/``."""
+    folder = resources.files("mlinfra_kit.serving") / "peer_code" / name
+    return {
+        f.name: f.read_text(encoding="utf-8")
+        for f in sorted(folder.iterdir(), key=str)
+        if f.is_file() and not f.name.startswith(".")
+    }
+
+
 @dataclass(frozen=True)
 class Peer:
     """A serving system as its users run it.
 
-    ``glue`` maps file names to the code a user writes (``{port}``, ``{model}``, and
-    ``{metrics_port}`` for a system that serves its metrics on a port of their own, are
-    filled in); ``command(python, port)`` is the start command, run in the glue's folder;
+    ``glue`` maps file names to the code a user writes (:func:`_glue`: the files of
+    ``peer_code/<name>/``). The code reads its model and ports from the environment
+    (:data:`PORT_VARIABLES`, ``MLINFRA_MODEL``); in the settings files, ``{port}``,
+    ``{grpc_port}``, ``{management_port}`` and ``{metrics_port}`` are filled in.
+    ``command(python, port)`` is the start command, run in the glue's folder;
     ``ready_path`` answers 200 once the model can serve (None: ready once a prediction
     request answers 200, for a system whose health route says healthy too early); ``path``
     and ``body(title, description)`` make one prediction request; ``tag_of(json)`` reads the
-    tag from its answer. ``metrics_path`` is where it would serve Prometheus metrics (on
-    ``{metrics_port}`` when its glue has one, else on its port). ``packages`` go into the
-    peer's own environment (empty: the kit's own).
+    tag from its answer. ``metrics_path`` is where it would serve Prometheus metrics (on a
+    metrics port of its own where ``own_metrics_port``, else on its port). ``packages`` go
+    into the peer's own environment (empty: the kit's own).
     ``workarounds`` are what it took to run it here: part of what a user pays."""
 
     name: str
@@ -97,10 +121,7 @@ class Peer:
     #: ``--help``.
     commands: tuple[str, ...] = ()
     metrics_path: str = "/metrics"
-
-    def __post_init__(self):
-        # Written indented in this module; kept as a user would write them.
-        object.__setattr__(self, "glue", {k: textwrap.dedent(v) for k, v in self.glue.items()})
+    own_metrics_port: bool = False
 
     @property
     def glue_lines(self) -> int:
@@ -251,18 +272,22 @@ def run_peer(
     python = peer_python(peer, home)
     port = port or free_port()
     model = str(Path(artifact).resolve())
-    own_metrics = any("{metrics_port}" in text for text in peer.glue.values())
-    metrics_port = free_port() if own_metrics else port
+    ports = {
+        "port": port,
+        "grpc_port": free_port(),
+        "management_port": free_port(),
+        "metrics_port": free_port() if peer.own_metrics_port else port,
+    }
     with tempfile.TemporaryDirectory(prefix=f"mlinfra-{peer.name}-") as folder:
         for name, text in peer.glue.items():
-            text = text.replace("{port}", str(port)).replace("{model}", model)
-            text = text.replace("{metrics_port}", str(metrics_port))
-            while "{free_port}" in text:  # another port the system needs (gRPC, metrics)
-                text = text.replace("{free_port}", str(free_port()), 1)
+            if not name.endswith(".py"):  # a settings file: its ports filled in
+                for key, value in ports.items():
+                    text = text.replace("{" + key + "}", str(value))
             Path(folder, name).write_text(text, encoding="utf-8")
         log_path = Path(folder, "output.log")
         env = {
             **os.environ,
+            **{PORT_VARIABLES[key]: str(value) for key, value in ports.items()},
             "MLINFRA_MODEL": model,
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -306,7 +331,7 @@ def run_peer(
                 cold,
                 peer.body,
                 peer.tag_of,
-                f"http://{LOOPBACK}:{metrics_port}{peer.metrics_path}",
+                f"http://{LOOPBACK}:{ports['metrics_port']}{peer.metrics_path}",
             )
         finally:
             _stop_group(process)
@@ -381,38 +406,7 @@ def _script(python: str, name: str) -> str:
 LITSERVE = Peer(
     name="litserve",
     packages=(),  # no pins that clash with the kit's: it runs in the kit's environment
-    glue={
-        "server.py": """\
-        import os
-
-        import litserve as ls
-        import torch
-
-        from mlinfra_kit.data import project_text
-        from mlinfra_kit.models import TagClassifier
-
-
-        class TagAPI(ls.LitAPI):
-            def setup(self, device):
-                torch.set_num_threads(1)
-                self.model = TagClassifier.load(os.environ["MLINFRA_MODEL"])
-
-            def decode_request(self, request):
-                return project_text(request["title"], request.get("description", ""))
-
-            def predict(self, texts):  # a list: LitServe batches requests
-                return self.model.predict(texts)
-
-            def encode_response(self, prediction):
-                return {"tag": prediction.tag, "probabilities": prediction.probabilities}
-
-
-        if __name__ == "__main__":
-            api = TagAPI(max_batch_size=32, batch_timeout=0.002)
-            server = ls.LitServer(api, accelerator="cpu", workers_per_device=1)
-            server.run(host="127.0.0.1", port={port}, generate_client_file=False)
-        """,
-    },
+    glue=_glue("litserve"),
     command=lambda python, port: [python, "server.py"],
     ready_path="/health",
     path="/predict",
@@ -429,28 +423,7 @@ BENTOML = Peer(
     name="bentoml",
     # Its own environment: it pins OpenTelemetry versions that Ray Serve's disagree with.
     packages=("bentoml==1.4.40",),
-    glue={
-        "service.py": """\
-        import os
-
-        import bentoml
-        import torch
-
-        from mlinfra_kit.models import TagClassifier
-
-
-        @bentoml.service(workers=1)
-        class TagService:
-            def __init__(self):
-                torch.set_num_threads(1)
-                self.model = TagClassifier.load(os.environ["MLINFRA_MODEL"])
-
-            @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)
-            def predict(self, texts: list[str]) -> list[dict]:
-                return [{"tag": p.tag, "probabilities": p.probabilities}
-                        for p in self.model.predict(texts)]
-        """,
-    },
+    glue=_glue("bentoml"),
     command=lambda python, port: [
         _script(python, "bentoml"),
         "serve",
@@ -478,40 +451,8 @@ MLSERVER = Peer(
     name="mlserver",
     # Its own environment: it needs an older FastAPI and Starlette than the kit's server.
     packages=("mlserver==1.7.1",),
-    glue={
-        "runtime.py": """\
-        import os
-
-        import torch
-        from mlserver import MLModel
-        from mlserver.codecs import StringCodec
-        from mlserver.types import InferenceRequest, InferenceResponse
-
-        from mlinfra_kit.models import TagClassifier
-
-
-        class TagRuntime(MLModel):
-            async def load(self) -> bool:
-                torch.set_num_threads(1)
-                self.model = TagClassifier.load(os.environ["MLINFRA_MODEL"])
-                return True
-
-            async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-                texts = StringCodec.decode_input(payload.inputs[0])
-                tags = [p.tag for p in self.model.predict(texts)]
-                return InferenceResponse(
-                    model_name=self.name, outputs=[StringCodec.encode_output("tag", tags)]
-                )
-        """,
-        "model-settings.json": """\
-        {"name": "tag-classifier", "implementation": "runtime.TagRuntime",
-         "max_batch_size": 32, "max_batch_time": 0.002}
-        """,
-        "settings.json": """\
-        {"host": "127.0.0.1", "http_port": {port}, "grpc_port": {free_port},
-         "metrics_port": {metrics_port}, "parallel_workers": 0}
-        """,
-    },
+    glue=_glue("mlserver"),
+    own_metrics_port=True,
     command=lambda python, port: [_script(python, "mlserver"), "start", "."],
     ready_path="/v2/models/tag-classifier/ready",
     path="/v2/models/tag-classifier/infer",
@@ -540,42 +481,7 @@ MLFLOW = Peer(
     # Its own environment: a tracking server, a registry and their database drivers, none of
     # which the kit's server needs.
     packages=("mlflow==3.17.0",),
-    glue={
-        "tag_model.py": """\
-        import torch
-        from mlflow.pyfunc import PythonModel
-
-        from mlinfra_kit.data import project_text
-        from mlinfra_kit.models import TagClassifier
-
-
-        class TagModel(PythonModel):
-            def load_context(self, context):
-                torch.set_num_threads(1)
-                self.model = TagClassifier.load(context.artifacts["model"])
-
-            def predict(self, context, model_input, params=None):
-                texts = [project_text(t, d) for t, d in
-                         zip(model_input["title"], model_input["description"])]
-                return [p.tag for p in self.model.predict(texts)]
-        """,
-        "save.py": """\
-        import os
-
-        import mlflow
-        import pandas as pd
-
-        from tag_model import TagModel
-
-        mlflow.pyfunc.save_model(
-            "tag-pyfunc",
-            python_model=TagModel(),
-            artifacts={"model": os.environ["MLINFRA_MODEL"]},
-            code_paths=["tag_model.py"],
-            input_example=pd.DataFrame([{"title": "YOLO on a webcam", "description": ""}]),
-        )
-        """,
-    },
+    glue=_glue("mlflow"),
     prepare=lambda python: [python, "save.py"],
     command=lambda python, port: [
         _script(python, "mlflow"),
@@ -611,42 +517,8 @@ TORCHSERVE = Peer(
     name="torchserve",
     # Its own environment: its archiver and Java front end are not the kit's to carry.
     packages=("torchserve==0.12.0", "torch-model-archiver==0.12.0"),
-    glue={
-        "handler.py": """\
-        import json
-
-        import torch
-        from ts.torch_handler.base_handler import BaseHandler
-
-        from mlinfra_kit.data import project_text
-        from mlinfra_kit.models import TagClassifier
-
-
-        class TagHandler(BaseHandler):
-            def initialize(self, context):
-                torch.set_num_threads(1)
-                self.model = TagClassifier.load("{model}")
-                self.initialized = True
-
-            def handle(self, data, context):  # a batch: one row per request
-                rows = [row.get("body") or row.get("data") for row in data]
-                rows = [json.loads(r) if isinstance(r, (bytes, bytearray)) else r for r in rows]
-                texts = [project_text(r["title"], r.get("description", "")) for r in rows]
-                return [{"tag": p.tag, "probabilities": p.probabilities}
-                        for p in self.model.predict(texts)]
-        """,
-        "config.properties": """\
-        inference_address=http://127.0.0.1:{port}
-        management_address=http://127.0.0.1:{free_port}
-        metrics_address=http://127.0.0.1:{metrics_port}
-        metrics_mode=prometheus
-        model_store=model-store
-        load_models=tag.mar
-        disable_token_authorization=true
-        models={"tag": {"1.0": {"marName": "tag.mar", "minWorkers": 1, "maxWorkers": 1, \\
-          "batchSize": 32, "maxBatchDelay": 2}}}
-        """,
-    },
+    glue=_glue("torchserve"),
+    own_metrics_port=True,
     prepare=lambda python: [
         "sh",
         "-c",
@@ -681,45 +553,8 @@ PYTRITON = Peer(
     # Its own environment: it requires numpy<2, older than the kit's; its wheel bundles
     # Triton Inference Server itself.
     packages=("nvidia-pytriton==0.7.0", "numpy<2"),
-    glue={
-        "serve.py": """\
-        import numpy as np
-        import torch
-        from pytriton.decorators import batch
-        from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-        from pytriton.triton import Triton, TritonConfig
-
-        from mlinfra_kit.data import project_text
-        from mlinfra_kit.models import TagClassifier
-
-        torch.set_num_threads(1)
-        model = TagClassifier.load("{model}")
-
-
-        @batch
-        def infer(title, description):  # bytes arrays of shape (batch, 1)
-            texts = [project_text(t[0].decode(), d[0].decode()) for t, d in zip(title, description)]
-            tags = [p.tag.encode() for p in model.predict(texts)]
-            return {"tag": np.array(tags, dtype=np.object_).reshape(-1, 1)}
-
-
-        config = TritonConfig(http_address="127.0.0.1", http_port={port},
-                              grpc_address="127.0.0.1", grpc_port={free_port},
-                              allow_metrics=True, allow_gpu_metrics=False,
-                              metrics_port={metrics_port})
-        with Triton(config=config, workspace="workspace") as triton:
-            triton.bind(
-                model_name="tag",
-                infer_func=infer,
-                inputs=[Tensor(name="title", dtype=bytes, shape=(1,)),
-                        Tensor(name="description", dtype=bytes, shape=(1,))],
-                outputs=[Tensor(name="tag", dtype=bytes, shape=(1,))],
-                config=ModelConfig(max_batch_size=32,
-                                   batcher=DynamicBatcher(max_queue_delay_microseconds=2000)),
-            )
-            triton.serve()
-        """,
-    },
+    glue=_glue("pytriton"),
+    own_metrics_port=True,
     command=lambda python, port: [python, "serve.py"],
     ready_path="/v2/models/tag/ready",
     path="/v2/models/tag/infer",
