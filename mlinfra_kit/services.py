@@ -162,17 +162,18 @@ def open_sqlite(path: str | os.PathLike, schema: str) -> sqlite3.Connection:
 
 
 def python_json(
-    code: str,
+    code: str = "",
     args: Sequence[str] = (),
     what: str = "the Python process",
     env: dict[str, str] | None = None,
     timeout_s: float = 600,
+    script: str | os.PathLike | None = None,
 ) -> Any:
-    """Run ``code`` in a fresh Python process (this interpreter, ``args`` as ``sys.argv[1:]``,
-    ``env`` added to the environment) and return the JSON its last line of output prints: a
-    measurement that must start from nothing (a cold start), or a library that reads its
-    settings once, at import. A failure is a ``RuntimeError`` naming ``what``, with the
-    end of its error output.
+    """Run ``code`` (or the file ``script``) in a fresh Python process (this interpreter,
+    ``args`` as ``sys.argv[1:]``, ``env`` added to the environment) and return the JSON its
+    last line of output prints: a measurement that must start from nothing (a cold start),
+    or a library that reads its settings once, at import. A failure is a ``RuntimeError``
+    naming ``what``, with the end of its error output.
 
     >>> python_json("import json, sys; print(json.dumps({'args': sys.argv[1:]}))", ["x"])
     {'args': ['x']}
@@ -181,7 +182,7 @@ def python_json(
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, *(["-c", code] if script is None else [str(script)]), *args],
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,

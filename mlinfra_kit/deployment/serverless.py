@@ -19,9 +19,9 @@ import asyncio
 import json
 import os
 import re
-import textwrap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from mlinfra_kit.artifacts import check_quantize
@@ -191,25 +191,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return _handler(event, context)
 
 
-_COLD_START = textwrap.dedent("""
-    import json, resource, sys, time
-    tic = time.perf_counter()
-    from mlinfra_kit.deployment.serverless import api_gateway_v2_event, make_handler
-    handler = make_handler(sys.argv[1], quantize=sys.argv[3] or None)
-    event = api_gateway_v2_event("POST", "/predict", {"title": "Object detection with YOLO"})
-    first = handler(event, None)
-    cold = time.perf_counter() - tic
-    warm = []
-    for _ in range(int(sys.argv[2])):
-        t = time.perf_counter()
-        handler(event, None)
-        warm.append(time.perf_counter() - t)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"cold_s": cold, "warm_s": warm, "status": first["statusCode"],
-                      "peak_rss_mb": peak_mb}))
-""")
-
-
 def measure_cold_start(
     model: str | os.PathLike, warm_calls: int = 200, quantize: str | None = None
 ) -> dict[str, Any]:
@@ -223,7 +204,8 @@ def measure_cold_start(
 
     check_quantize(quantize)
     args = [str(model), str(warm_calls), quantize or ""]
-    return python_json(_COLD_START, args, "the cold-start process")
+    script = Path(__file__).with_name("cold_start.py")
+    return python_json(script=script, args=args, what="the cold-start process")
 
 
 #: A supported Lambda Python runtime (python3.11 is deprecated for new functions since

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +67,6 @@ def run_retrain_flow(
     return flow_results(root)
 
 
-_READ = textwrap.dedent("""
-    import json
-    from metaflow import Flow, namespace
-    namespace(None)
-    run = Flow("RetrainFlow").latest_run
-    data = run.data
-    print(json.dumps({
-        "run_id": run.id, "successful": run.successful, "steps": [s.id for s in run.steps()],
-        "attempts": {s.id: s.task.current_attempt for s in run.steps()},
-        "seconds": (run.finished_at - run.created_at).total_seconds(),
-        "checks": data.checks, "version": data.version, "champion_before": data.champion,
-        "candidate_macro_f1": data.candidate_metrics["macro_f1"],
-        "champion_macro_f1": (data.champion_metrics or {}).get("macro_f1"),
-        "promoted": data.better, "serving": data.serving, "stored": data.stored,
-    }))
-""")
-
-
 def flow_results(root: str | os.PathLike) -> dict[str, Any]:
     """The latest retraining run under ``root``, read through Metaflow's client (in a
     fresh process: the client reads its datastore root once, when imported): run id,
@@ -94,4 +75,7 @@ def flow_results(root: str | os.PathLike) -> dict[str, Any]:
     how many predictions were stored."""
     from mlinfra_kit.services import python_json
 
-    return python_json(_READ, (), "reading the flow's run", env=flow_env(root), timeout_s=120)
+    script = Path(__file__).with_name("read_flow.py")
+    return python_json(
+        script=script, what="reading the flow's run", env=flow_env(root), timeout_s=120
+    )
