@@ -19,6 +19,8 @@ from pathlib import Path
 from mlinfra_kit import __version__
 from mlinfra_kit.serving.config import add_arguments
 
+__all__ = ["build_parser", "main"]
+
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from mlinfra_kit.runner import discover

@@ -26,6 +26,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "LOOPBACK",
+    "LoggedProcess",
+    "PrometheusServer",
+    "RedisServer",
+    "child_process",
+    "drop_output_lines",
+    "free_port",
+    "open_sqlite",
+    "parse_store_url",
+    "prometheus_available",
+    "prometheus_config",
+    "prometheus_server",
+    "python_json",
+    "quiet_loggers",
+    "redis_available",
+    "redis_server",
+    "run_coroutine",
+    "stop_process",
+    "wait_until",
+]
+
 LOOPBACK = "127.0.0.1"
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

@@ -88,3 +88,41 @@ def test_the_core_imports_nothing_above_it():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def top_level(body):
+    """A module's statements, those inside top-level ``with``, ``if`` and ``try`` too."""
+    for node in body:
+        yield node
+        if isinstance(node, ast.With | ast.If | ast.Try):
+            yield from top_level(node.body)
+            yield from top_level(getattr(node, "orelse", []))
+
+
+def test_every_module_declares_its_public_names():
+    """``__all__`` in every module of the package (not the peers' own code, which other
+    systems run), naming only what the module defines or imports."""
+    undeclared, unknown = [], []
+    for path in PACKAGE.rglob("*.py"):
+        if "peer_code" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = set()
+        declared = None
+        for node in top_level(tree.body):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    if isinstance(target, ast.Name):
+                        defined.add(target.id)
+                        if target.id == "__all__" and node.value is not None:
+                            declared = ast.literal_eval(node.value)
+        if declared is None:
+            undeclared.append(module_name(path))
+        else:
+            unknown += [f"{module_name(path)}.{n}" for n in declared if n not in defined]
+    assert not undeclared, f"modules without __all__: {sorted(undeclared)}"
+    assert not unknown, f"__all__ names nothing by these names: {unknown}"

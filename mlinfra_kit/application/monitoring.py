@@ -40,6 +40,8 @@ from typing import Any
 from mlinfra_kit.models.evaluation import evaluate
 from mlinfra_kit.models.text import Vocabulary, tokenize
 
+__all__ = ["Alert", "MIN_SAMPLED", "Monitor", "WindowReport"]
+
 #: Fewest sampled texts :meth:`Monitor.check_scraped` tests unknown words on.
 MIN_SAMPLED = 5
 

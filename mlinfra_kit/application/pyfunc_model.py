@@ -6,4 +6,6 @@ from mlflow.models import set_model
 
 from mlinfra_kit.application.mlflow_registry import TagModel
 
+__all__: list[str] = []  # a file MLflow runs, nothing to import
+
 set_model(TagModel())

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+__all__ = ["ModelRegistry"]
+
 
 class ModelRegistry:
     """Model versions on disk (``v1``, ``v2``, ... each a saved artifact with its metrics)

@@ -17,6 +17,8 @@ from typing import Any
 from mlinfra_kit.data.projects import Project
 from mlinfra_kit.processing.sources import RedisStreamSource, text_fields
 
+__all__ = ["ProjectCodec", "project_source", "redis_project_stream"]
+
 
 class ProjectCodec:
     """A :class:`Project` as one JSON stream field."""

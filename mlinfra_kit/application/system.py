@@ -34,6 +34,19 @@ from mlinfra_kit.online_testing.prometheus import (
 )
 from mlinfra_kit.online_testing.shadow import ShadowReport, run_shadow
 
+__all__ = [
+    "AppConfig",
+    "AppEvent",
+    "ApplicationRun",
+    "EventKind",
+    "Outcome",
+    "Phase",
+    "Served",
+    "Trained",
+    "run_application",
+    "train",
+]
+
 
 @dataclass
 class Trained:

@@ -7,6 +7,8 @@ from typing import Any
 
 from mlinfra_kit.application.system import ApplicationRun
 
+__all__ = ["timeline"]
+
 _MARKS = {
     "retrain": ("black", "-"),
     "shadow": ("gray", "--"),

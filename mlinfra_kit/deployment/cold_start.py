@@ -9,6 +9,8 @@ import resource
 import sys
 import time
 
+__all__ = ["main"]
+
 tic = time.perf_counter()
 
 from mlinfra_kit.deployment.serverless import api_gateway_v2_event, make_handler  # noqa: E402

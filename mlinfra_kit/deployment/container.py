@@ -21,6 +21,18 @@ from pathlib import Path
 
 from mlinfra_kit.artifacts import require_artifact
 
+__all__ = [
+    "BASE_IMAGE",
+    "DOCKERIGNORE",
+    "TORCH_CPU_INDEX",
+    "build_image",
+    "docker_available",
+    "dockerfile",
+    "problems",
+    "project_root",
+    "write_build_context",
+]
+
 #: A fully pinned base: the same bytes on every build (a bare "python:3.11" moves).
 BASE_IMAGE = "python:3.11.11-slim-bookworm"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"

@@ -22,6 +22,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+__all__ = [
+    "KUBERNETES_VERSION",
+    "kserve_inference_service",
+    "kubectl_commands",
+    "manifests",
+    "validate",
+    "validate_inference_service",
+]
+
 KUBERNETES_VERSION = "1.31.0"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

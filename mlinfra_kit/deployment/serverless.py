@@ -27,6 +27,19 @@ from typing import Any
 from mlinfra_kit.artifacts import check_quantize
 from mlinfra_kit.serving.config import ServerConfig
 
+__all__ = [
+    "LAMBDA_LIMITS",
+    "LAMBDA_RUNTIME",
+    "api_gateway_v1_event",
+    "api_gateway_v2_event",
+    "handler",
+    "lint_template",
+    "make_handler",
+    "measure_cold_start",
+    "package_size_bytes",
+    "sam_template",
+]
+
 #: AWS Lambda's documented limits (bytes), which decide how a model can be packaged.
 LAMBDA_LIMITS = {
     "zip_unzipped_bytes": 250 * 1024 * 1024,

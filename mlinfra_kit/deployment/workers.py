@@ -20,6 +20,8 @@ from mlinfra_kit.services import LOOPBACK, child_process, free_port
 from mlinfra_kit.serving.config import ServerConfig
 from mlinfra_kit.serving.process import server_command
 
+__all__ = ["WorkerPool", "run_workers"]
+
 
 @dataclass(frozen=True)
 class WorkerPool:

@@ -24,6 +24,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+__all__ = ["RiverBatch", "TorchMLP", "is_numeric_features"]
+
 
 def _check_window(X: Sequence[Any], y: Sequence[Any]) -> None:
     if len(X) != len(y):

@@ -28,6 +28,8 @@ from mlinfra_kit.learning.strategies import FitEvent, Strategy
 from mlinfra_kit.learning.streams import Stream
 from mlinfra_kit.progress import bar as progress_bar
 
+__all__ = ["PrequentialResult", "compare", "prequential"]
+
 
 @dataclass(frozen=True)
 class PrequentialResult:

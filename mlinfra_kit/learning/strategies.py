@@ -34,6 +34,16 @@ from typing import Any, Literal
 
 from mlinfra_kit.learning.learners import is_numeric_features
 
+__all__ = [
+    "DriftTriggered",
+    "FitEvent",
+    "Offline",
+    "Online",
+    "OnlineMiniBatch",
+    "Periodic",
+    "Strategy",
+]
+
 
 @dataclass(frozen=True)
 class FitEvent:

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["Stream", "drift_stream", "from_samples", "projects_stream", "river_dataset"]
+
 
 @dataclass(frozen=True)
 class Stream:

@@ -6,6 +6,8 @@ import json
 
 from metaflow import Flow, namespace
 
+__all__ = ["latest"]
+
 
 def latest() -> dict:
     namespace(None)

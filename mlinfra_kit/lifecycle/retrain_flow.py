@@ -16,6 +16,8 @@ remote source should.
 
 from metaflow import FlowSpec, Parameter, current, retry, step
 
+__all__ = ["RetrainFlow"]
+
 
 def _registry(where: str):
     """MLflow's registry for a tracking URI (``sqlite:///...``, ``http://...``), else the

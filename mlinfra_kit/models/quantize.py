@@ -25,6 +25,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+__all__ = ["dynamic_int8", "quiet_deprecations"]
+
 
 @contextlib.contextmanager
 def quiet_deprecations() -> Iterator[None]:

@@ -20,6 +20,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = [
+    "BanditRun",
+    "EpsilonGreedy",
+    "FixedSplit",
+    "Policy",
+    "ThompsonSampling",
+    "UCB1",
+    "simulate_bandit",
+]
+
 
 class Policy:
     """Chooses an arm per user (``choose``) and learns from the reward (``update``)."""

@@ -34,6 +34,22 @@ from scipy import stats
 from mlinfra_kit.online_testing.router import Router
 from mlinfra_kit.online_testing.stats import score_z
 
+__all__ = [
+    "ArmData",
+    "ArmSummary",
+    "Canary",
+    "CanaryDecision",
+    "CanaryStatus",
+    "GuardrailCheck",
+    "Guardrails",
+    "MIN_BASELINE_LATENCIES",
+    "Observation",
+    "guardrail_checks",
+    "latency_window",
+    "run_canary",
+    "slower_p",
+]
+
 
 @dataclass(frozen=True)
 class Observation:

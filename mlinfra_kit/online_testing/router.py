@@ -23,6 +23,8 @@ import hashlib
 import math
 from collections.abc import Mapping
 
+__all__ = ["Router", "bucket", "check_weights"]
+
 
 def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
     """Weights per variant: non-negative numbers summing to 1."""

@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+__all__ = ["ShadowReport", "run_shadow"]
+
 
 @dataclass
 class ShadowReport:

@@ -20,6 +20,14 @@ from mlinfra_kit.online_testing.canary import Guardrails
 from mlinfra_kit.online_testing.router import Router
 from mlinfra_kit.online_testing.stats import msprt_p_values
 
+__all__ = [
+    "canary_simulation",
+    "canary_sweep",
+    "interval_coverage",
+    "peeking_simulation",
+    "simulate_users",
+]
+
 
 def simulate_users(
     router: Router,

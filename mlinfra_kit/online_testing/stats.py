@@ -22,6 +22,20 @@ from scipy import optimize, stats
 
 from mlinfra_kit.online_testing.router import check_weights
 
+__all__ = [
+    "SRMResult",
+    "TestResult",
+    "mde_proportions",
+    "msprt_p_values",
+    "power_proportions",
+    "sample_size_means",
+    "sample_size_proportions",
+    "score_z",
+    "srm_check",
+    "welch_t_test",
+    "z_test_proportions",
+]
+
 
 def _check_alpha(alpha: float, name: str = "alpha") -> None:
     if not 0 < alpha < 1:

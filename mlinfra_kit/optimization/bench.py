@@ -12,6 +12,8 @@ from typing import Any
 
 from mlinfra_kit import measure
 
+__all__ = ["benchmark", "compare_variants", "pick", "speedup"]
+
 
 def benchmark(
     name: str,

@@ -23,6 +23,8 @@ from torch.nn import functional as F
 
 from mlinfra_kit.progress import bar as progress_bar
 
+__all__ = ["distill", "distillation_loss"]
+
 
 def distillation_loss(
     student_logits: torch.Tensor,

@@ -20,6 +20,8 @@ from torch import nn
 
 from mlinfra_kit.progress import bar as progress_bar
 
+__all__ = ["ImageData", "SmallCNN", "accuracy", "load_digits", "mlp", "train"]
+
 _Net = TypeVar("_Net", bound=nn.Module)
 
 

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+__all__ = ["prune_neurons", "prune_unstructured", "sparse_vs_dense", "sparsity"]
+
 
 def _check_amount(amount: float) -> None:
     if not 0 <= amount < 1:

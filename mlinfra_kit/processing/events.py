@@ -22,6 +22,8 @@ import bisect
 import random
 from dataclasses import dataclass
 
+__all__ = ["CATEGORIES", "Event", "EventLog", "simulate_events"]
+
 CATEGORIES = ("computer-vision", "natural-language-processing", "mlops", "other")
 
 

@@ -24,6 +24,15 @@ from typing import Any
 
 from mlinfra_kit.processing.events import CATEGORIES, Event
 
+__all__ = [
+    "DEFAULT_WINDOWS",
+    "EventIndex",
+    "StreamFeatures",
+    "batch_features",
+    "compute_features",
+    "feature_names",
+]
+
 DEFAULT_WINDOWS = (300, 3600)
 
 

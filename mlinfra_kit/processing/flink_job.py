@@ -8,6 +8,8 @@ OUT_OF_ORDERNESS_S``); it imports nothing from the kit, only PyFlink.
 import json
 import sys
 
+__all__ = ["CATEGORIES", "interval", "main", "query"]
+
 CATEGORIES = ("computer-vision", "natural-language-processing", "mlops", "other")
 
 

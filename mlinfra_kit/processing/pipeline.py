@@ -34,6 +34,8 @@ from mlinfra_kit.measure import latency_stats
 from mlinfra_kit.processing.events import Event
 from mlinfra_kit.processing.features import EventIndex, StreamFeatures
 
+__all__ = ["PipelineReport", "RefreshReport", "Store", "StreamPipeline", "batch_refresh"]
+
 
 class Store(Protocol):
     """Anything features can be written to and read from (the feature stores)."""

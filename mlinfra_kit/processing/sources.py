@@ -23,6 +23,16 @@ from mlinfra_kit.processing.events import Event
 from mlinfra_kit.processing.features import StreamFeatures
 from mlinfra_kit.processing.pipeline import StreamPipeline
 
+__all__ = [
+    "ConsumeReport",
+    "EventCodec",
+    "EventSource",
+    "RedisStreamSource",
+    "StreamCodec",
+    "consume",
+    "text_fields",
+]
+
 _FIELDS = ("event_id", "user_id", "category", "kind", "event_time")
 T = TypeVar("T")
 

@@ -45,6 +45,17 @@ from mlinfra_kit.processing.features import (
 from mlinfra_kit.processing.pipeline import PipelineReport, Store, StreamPipeline, batch_refresh
 from mlinfra_kit.processing.store import FeatureStore
 
+__all__ = [
+    "NextCategoryModel",
+    "Served",
+    "ceiling_accuracy",
+    "feature_vector",
+    "serve_from_batch",
+    "serve_from_pipeline",
+    "serve_from_stream",
+    "staleness_sweep",
+]
+
 
 def feature_vector(
     features: dict[str, Any], windows: Sequence[float] = DEFAULT_WINDOWS

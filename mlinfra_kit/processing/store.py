@@ -27,6 +27,8 @@ from typing import Any, Self
 
 from mlinfra_kit.services import open_sqlite, parse_store_url
 
+__all__ = ["BaseFeatureStore", "FeatureStore", "RedisFeatureStore", "open_feature_store"]
+
 
 class BaseFeatureStore(ABC):
     """What every feature store offers: write a refresh (``put_many``), read a user's

@@ -22,6 +22,8 @@ from typing import Any
 from mlinfra_kit.processing.events import Event
 from mlinfra_kit.processing.features import DEFAULT_WINDOWS, EventIndex
 
+__all__ = ["point_in_time_rows"]
+
 
 def point_in_time_rows(
     events: Iterable[Event],

@@ -12,6 +12,16 @@ from dataclasses import dataclass
 
 from mlinfra_kit.services import quiet_loggers
 
+__all__ = [
+    "INSTALL_HINT",
+    "RAY_NOISE",
+    "RayCluster",
+    "quiet_ray_logs",
+    "ray_available",
+    "ray_cluster",
+    "require_ray",
+]
+
 #: What Ray's native code and background threads print on the driver that says
 #: nothing a user of these jobs can act on: Ray Data's actor pools keep their UDF's class
 #: in the object store (flagged for restartable actors), and Serve's controller, killed on

@@ -33,6 +33,8 @@ from mlinfra_kit.services import drop_output_lines
 from mlinfra_kit.serving.batch import BatchJobReport
 from mlinfra_kit.serving.store import PredictionStore, StoredPrediction
 
+__all__ = ["RayPredictorPool", "ray_batch_features", "ray_predict_into_store"]
+
 
 class _Predictor:
     """One per actor: the model loads once, then predicts batch after batch."""

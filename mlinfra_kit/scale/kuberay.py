@@ -22,6 +22,14 @@ from typing import Any
 
 from mlinfra_kit.deployment.kubernetes import KUBERNETES_VERSION, _check_name
 
+__all__ = [
+    "RAY_VERSION",
+    "raycluster_manifest",
+    "rayjob_manifest",
+    "validate_raycluster",
+    "validate_rayjob",
+]
+
 RAY_VERSION = "2.60.0"
 
 # The RayCluster fields this kit writes, as KubeRay's ray.io/v1 API names and types them.

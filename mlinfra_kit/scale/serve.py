@@ -16,6 +16,8 @@ from typing import Any
 from mlinfra_kit.scale.cluster import RAY_NOISE, require_ray
 from mlinfra_kit.services import LOOPBACK, drop_output_lines, free_port, quiet_loggers, wait_until
 
+__all__ = ["SHUTDOWN_NOTICE_S", "ray_serve", "tag_service"]
+
 
 def tag_service(
     model_path: str,

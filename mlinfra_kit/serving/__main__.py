@@ -12,6 +12,8 @@ from mlinfra_kit.services import LOOPBACK
 from mlinfra_kit.serving.app import run_uvicorn
 from mlinfra_kit.serving.config import ServerConfig
 
+__all__ = ["main"]
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mlinfra_kit.serving")

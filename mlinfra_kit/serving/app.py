@@ -39,6 +39,30 @@ from mlinfra_kit.serving.limits import NON_BLANK, excerpt, safe_text
 from mlinfra_kit.serving.metrics import METRICS_CONTENT_TYPE, ServerMetrics
 from mlinfra_kit.serving.protocols import add_open_protocols
 
+__all__ = [
+    "APP_FACTORY",
+    "BatchOut",
+    "BodySizeLimit",
+    "FieldError",
+    "MessageOut",
+    "ModelIn",
+    "PredictionOut",
+    "StoredOut",
+    "SwapOut",
+    "VERSION_LABEL",
+    "ValidationErrorOut",
+    "app_from_env",
+    "create_app",
+    "load_model",
+    "load_now",
+    "request_models",
+    "run_uvicorn",
+    "serve",
+    "uvicorn_options",
+    "validation_errors",
+    "write_admin_token",
+]
+
 
 class MessageOut(BaseModel):
     """An error: what went wrong and what to do."""

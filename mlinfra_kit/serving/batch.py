@@ -15,6 +15,8 @@ from typing import Any
 from mlinfra_kit.progress import bar as progress_bar
 from mlinfra_kit.serving.store import PredictionStore, StoredPrediction
 
+__all__ = ["BatchJobReport", "compare_with_live", "predict_into_store"]
+
 
 @dataclass(frozen=True)
 class BatchJobReport:

@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
+__all__ = ["LRUCache"]
+
 
 class LRUCache:
     """``maxsize=0`` disables the cache (every lookup misses, nothing is kept)."""

@@ -19,6 +19,8 @@ from typing import Any
 from mlinfra_kit.services import LOOPBACK, child_process, free_port
 from mlinfra_kit.serving.config import ServerConfig
 
+__all__ = ["RunningServer", "run_server", "run_trivial_server", "server_command"]
+
 
 @dataclass(frozen=True)
 class RunningServer:

@@ -30,6 +30,8 @@ from typing import Any
 
 from mlinfra_kit.services import open_sqlite, parse_store_url
 
+__all__ = ["PredictionStore", "RedisStore", "SQLiteStore", "StoredPrediction", "open_store"]
+
 
 @dataclass(frozen=True)
 class StoredPrediction:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+__all__ = ["SwapReport", "swap_under_load"]
+
 
 @dataclass(frozen=True)
 class SwapReport:

@@ -6,6 +6,8 @@ limit from the client's. Its endpoints have the same shapes as the model server'
 
 from fastapi import FastAPI, Request
 
+__all__ = ["health", "predict"]
+
 app = FastAPI(title="mlinfra-kit trivial server")
 
 _ANSWER = {"tag": "other", "probabilities": {"other": 1.0}, "model_version": "none"}
