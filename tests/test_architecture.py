@@ -126,3 +126,17 @@ def test_every_module_declares_its_public_names():
             unknown += [f"{module_name(path)}.{n}" for n in declared if n not in defined]
     assert not undeclared, f"modules without __all__: {sorted(undeclared)}"
     assert not unknown, f"__all__ names nothing by these names: {unknown}"
+
+
+def test_tests_use_the_public_api():
+    """No test imports a private name (a leading underscore) from the package."""
+    private = []
+    for path in Path(__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mlinfra_kit"):
+                private += [
+                    f"{path.name}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert not private, private

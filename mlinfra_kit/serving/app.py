@@ -52,7 +52,9 @@ __all__ = [
     "VERSION_LABEL",
     "ValidationErrorOut",
     "app_from_env",
+    "check_admin",
     "create_app",
+    "is_loopback",
     "load_model",
     "load_now",
     "request_models",
@@ -381,7 +383,7 @@ def write_admin_token(token: str, port: int, folder: str | os.PathLike | None = 
     return str(path)
 
 
-def _check_admin(config: ServerConfig, request: Request) -> None:
+def check_admin(config: ServerConfig, request: Request) -> None:
     """Two fences before the management API: the admin token (compared in constant time),
     then a loopback peer. The token is what counts: a relay on this machine (a port
     forward, a proxy) makes any client look local."""
@@ -398,7 +400,7 @@ def _check_admin(config: ServerConfig, request: Request) -> None:
             "send the admin token: Authorization: Bearer TOKEN",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not _is_loopback(request.client.host if request.client else None):
+    if not is_loopback(request.client.host if request.client else None):
         raise HTTPException(403, "the model can be swapped from this machine only")
 
 
@@ -413,7 +415,8 @@ def _inside_root(config: ServerConfig, path: str) -> str:
     return resolved
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a client's address) is this machine's loopback (127.0.0.0/8, ::1)."""
     import ipaddress
 
     try:
@@ -541,7 +544,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         the current model keeps answering, then swapped in at once. Only with the admin
         token (``Authorization: Bearer TOKEN``), from this machine, and only an artifact
         inside the model folder (``model_root``)."""
-        _check_admin(config, request)
+        check_admin(config, request)
         state.require_model()
         path = _inside_root(config, body.path)
         if not is_artifact(path):

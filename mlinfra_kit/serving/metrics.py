@@ -43,8 +43,9 @@ __all__ = [
     "LATENCY_BUCKETS",
     "METRICS_CONTENT_TYPE",
     "MULTIPROCESS_ENV",
-    "UNKNOWN_SAMPLE",
     "ServerMetrics",
+    "UNKNOWN_SAMPLE",
+    "UNKNOWN_SHARE_BUCKETS",
     "read_exposition",
 ]
 
@@ -56,7 +57,8 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05)
-_SHARE_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+#: The buckets of the unknown-word share (a share: 0 to 1).
+UNKNOWN_SHARE_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 #: The unknown-word share is observed for one computed text in this many.
 UNKNOWN_SAMPLE = 4
 #: The folder where the workers of one server write their values (prometheus_client reads it
@@ -145,7 +147,7 @@ class ServerMetrics:
         self.unknown_share = Histogram(
             "mlinfra_unknown_word_share",
             "Share of a text's word features the vocabulary does not know",
-            buckets=_SHARE_BUCKETS,
+            buckets=UNKNOWN_SHARE_BUCKETS,
             registry=r,
         )
         self.model_info = Gauge(

@@ -52,6 +52,7 @@ __all__ = [
     "Peer",
     "PeerUnavailable",
     "RunningPeer",
+    "is_running",
     "load_profile",
     "peer_python",
     "peers_home",
@@ -346,7 +347,7 @@ def _stat_fields(stat: Path) -> list[str]:
         return []
 
 
-def _alive(pid: int) -> bool:
+def is_running(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     fields = _stat_fields(Path(f"/proc/{pid}/stat"))
     return bool(fields) and fields[0] != "Z"
@@ -365,7 +366,7 @@ def _stop_group(process: subprocess.Popen, timeout_s: float = 15) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in group) and time.monotonic() < deadline:
+    while any(is_running(p) for p in group) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

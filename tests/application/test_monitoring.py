@@ -102,12 +102,12 @@ def test_bad_inputs_get_clear_errors(call, message):
 def test_the_scraped_window_gives_the_same_output_test_and_a_bucketed_unknown_word_test(setting):
     from collections import Counter
 
-    from mlinfra_kit.serving.metrics import _SHARE_BUCKETS
+    from mlinfra_kit.serving.metrics import UNKNOWN_SHARE_BUCKETS
 
     monitor, later = setting
     texts, predicted, _ = next(windows(later))
     inside = monitor.check(texts, predicted)
-    edges = [*_SHARE_BUCKETS, math.inf]
+    edges = [*UNKNOWN_SHARE_BUCKETS, math.inf]
     rates = [monitor.vocabulary.unknown_rate([t]) for t in texts]
     buckets = [(le, sum(r <= le for r in rates)) for le in edges]  # as Prometheus holds them
     scraped = monitor.check_scraped(Counter(predicted), buckets)

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from mlinfra_kit.serving.metrics import read_exposition
-from mlinfra_kit.serving.peers import PEERS, _alive, run_peer
+from mlinfra_kit.serving.peers import PEERS, is_running, run_peer
 
 #: The peers that serve no Prometheus metrics as their users start them (09 shows it).
 WITHOUT_METRICS = {"litserve", "mlflow"}
@@ -31,7 +31,7 @@ def test_a_peer_serves_the_kits_answers_and_stops_whole(name, artifact, trained)
         else:  # Prometheus' text format, with request counts or latencies among its families
             assert exposed["status"] == 200 and exposed["traffic"], exposed
     assert peer.glue_lines > 5
-    alive = [pid for pid in group if _alive(pid)]
+    alive = [pid for pid in group if is_running(pid)]
     assert not alive, f"{name} left processes behind: {alive}"
 
 

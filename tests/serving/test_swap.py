@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from mlinfra_kit.serving import run_server, swap_under_load
-from mlinfra_kit.serving.app import _is_loopback
+from mlinfra_kit.serving.app import is_loopback
 
 BODIES = [{"title": f"object detection and segmentation, project {i}"} for i in range(50)]
 
@@ -89,12 +89,12 @@ def test_the_management_api_is_off_without_a_token(artifact):
     from fastapi import HTTPException
     from starlette.requests import Request
 
-    from mlinfra_kit.serving.app import _check_admin
+    from mlinfra_kit.serving.app import check_admin
     from mlinfra_kit.serving.config import ServerConfig
 
     local = Request({"type": "http", "headers": [], "client": ("127.0.0.1", 5000)})
     with pytest.raises(HTTPException) as refused:
-        _check_admin(ServerConfig.of(artifact), local)
+        check_admin(ServerConfig.of(artifact), local)
     assert refused.value.status_code == 403 and "off" in refused.value.detail
 
 
@@ -109,9 +109,9 @@ def test_a_secret_in_the_store_url_never_shows(artifact, tmp_path):
 
 
 def test_only_loopback_clients_may_swap():
-    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("127.8.9.10")
-    assert not _is_loopback("10.0.0.1") and not _is_loopback(None)
-    assert not _is_loopback("testclient")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("127.8.9.10")
+    assert not is_loopback("10.0.0.1") and not is_loopback(None)
+    assert not is_loopback("testclient")
 
 
 def test_a_huge_batch_does_not_starve_health(artifact):
