@@ -61,3 +61,24 @@ RECORD = (
     "results.record('{name}', dict(QUICK=QUICK, SEED=SEED), {{'answer': 42 + SEED}},\n"
     "               results_dir=RESULTS_DIR, environment={{'python': 'test'}})\n"
 )
+
+
+def _in_flight(metrics_text: str) -> float:
+    """Requests in flight on a kit server, the scrape that asked not counted."""
+    import re
+
+    found = re.search(r"^mlinfra_in_flight_requests (\S+)$", metrics_text, re.MULTILINE)
+    return float(found.group(1)) - 1 if found else 0.0
+
+
+def in_flight(url: str) -> float:
+    """Requests the kit's server at ``url`` is answering now (its ``/metrics``), this one
+    left out: a signal that a request has reached the app, to wait for instead of a sleep."""
+    import httpx
+
+    return _in_flight(httpx.get(url + "/metrics", timeout=10).text)
+
+
+async def in_flight_async(client) -> float:
+    """:func:`in_flight` through an ``httpx.AsyncClient`` with the server's base URL."""
+    return _in_flight((await client.get("/metrics")).text)

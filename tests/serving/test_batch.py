@@ -10,6 +10,7 @@ import time
 import pytest
 
 from mlinfra_kit.models import TagClassifier
+from mlinfra_kit.services import wait_until
 from mlinfra_kit.serving import SQLiteStore, open_store, predict_into_store
 
 
@@ -52,17 +53,19 @@ def test_bad_input(trained, projects, tmp_path):
             predict_into_store(trained, [1], ["a"], store, model_version="x", batch_size=0)
 
 
+# The job holds once 64 predictions are stored (an event nobody sets) until it is killed.
 SLOW_JOB = textwrap.dedent("""
-    import sys, time
+    import sys, threading
     from mlinfra_kit.data import load_projects
     from mlinfra_kit.models import TagClassifier
     from mlinfra_kit.serving import SQLiteStore, predict_into_store
 
     projects = load_projects()
     model = TagClassifier.load(sys.argv[1])
+    hold = threading.Event()
     with SQLiteStore(sys.argv[2]) as store:
         predict_into_store(model, projects.ids, projects.texts, store, batch_size=16,
-                           progress=False, on_batch=lambda written: time.sleep(0.05))
+                           progress=False, on_batch=lambda written: written >= 64 and hold.wait())
 """)
 
 
@@ -70,13 +73,14 @@ def test_sigkill_midway_leaves_whole_batches_and_rerun_completes(artifact, proje
     db = tmp_path / "p.db"
     job = subprocess.Popen([sys.executable, "-c", SLOW_JOB, str(artifact), str(db)])
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if db.exists():
-                with SQLiteStore(db) as peek:
-                    if peek.count() >= 64:
-                        break
-            time.sleep(0.05)
+
+        def stored() -> int:
+            if not db.exists():
+                return 0
+            with SQLiteStore(db) as peek:
+                return peek.count()
+
+        wait_until(lambda: stored() >= 64, 120, "the job's first 64 predictions", job)
         os.kill(job.pid, signal.SIGKILL)
     finally:
         job.wait()

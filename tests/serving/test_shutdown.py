@@ -1,6 +1,7 @@
 """Slow clients and shutdown: a stalled body gets 408, SIGTERM with a thousand stalled
 clients exits 0 within its bound, and a request in flight at SIGTERM is answered."""
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 
 import httpx
 import pytest
+from helpers import in_flight
 
 from mlinfra_kit.services import LOOPBACK, free_port, wait_until
 
@@ -97,9 +99,19 @@ def test_a_trickled_body_is_cut_off_at_the_deadline(serve):
     assert answer.startswith(b"HTTP/1.1 408") and b"after the headers" in answer
 
 
+def open_sockets(pid: int) -> int:
+    """The sockets process ``pid`` holds open (Linux: its /proc/PID/fd links)."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed while we looked
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    return count
+
+
 @pytest.mark.slow
 def test_sigterm_with_a_thousand_stalled_clients_exits_0_in_bound(serve):
     _, process, port = serve("--body-timeout-s", "2", "--shutdown-timeout-s", "5")
+    before = open_sockets(process.pid)
     stalled = []
     for i in range(1000):
         sock = socket.create_connection((LOOPBACK, port))
@@ -109,7 +121,8 @@ def test_sigterm_with_a_thousand_stalled_clients_exits_0_in_bound(serve):
             else b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
         )
         stalled.append(sock)
-    time.sleep(0.5)
+    # SIGTERM once the server has accepted all of them (queued unaccepted, they would be reset)
+    wait_until(lambda: open_sockets(process.pid) >= before + 1000, 60, "accepting 1,000 clients")
     tic = time.perf_counter()
     process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=30)
@@ -161,7 +174,7 @@ def test_a_request_in_flight_at_sigterm_is_answered(serve):
         )
     )
     worker.start()
-    time.sleep(0.3)  # the batch is being computed
+    wait_until(lambda: in_flight(url) >= 1, 60, "the batch in flight")  # being computed
     process.send_signal(signal.SIGTERM)
     worker.join(timeout=60)
     assert answers and answers[0].status_code == 200
@@ -202,8 +215,7 @@ def test_requests_around_sigterm_are_answered_or_refused_never_reset(serve, work
     for thread in threads:
         thread.start()
     start.wait()
-    time.sleep(0.01)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGTERM)  # as the requests leave
     for thread in threads:
         thread.join(timeout=60)
     for client in clients:
@@ -218,12 +230,7 @@ def test_workers_share_the_port_and_stop_together_on_sigterm(serve):
     pids = set()
     for _ in range(400):  # a new connection each time: the kernel spreads them
         with httpx.Client(base_url=url, headers={"connection": "close"}) as client:
-            answer = client.post("/predict", json=BODY)
-            # The fixture waited for one worker's /ready; the other may still be loading
-            # its model, and says so with a 503 (each worker loads its own).
-            if answer.status_code == 503 and "loading" in answer.text:
-                time.sleep(0.05)
-                continue
+            answer = client.post("/predict", json=BODY)  # /ready said every worker loaded
             assert answer.status_code == 200, answer.text
             pids.add(client.get("/health").json()["pid"])
         if len(pids) == 2:

@@ -6,6 +6,7 @@ import json
 
 import httpx
 import pytest
+from helpers import in_flight_async
 
 from mlinfra_kit.serving import run_server, swap_under_load
 from mlinfra_kit.serving.app import is_loopback
@@ -126,12 +127,12 @@ def test_a_huge_batch_does_not_starve_health(artifact):
                         "/predict/batch", content=body, headers={"content-type": "application/json"}
                     )
                 )
-                await asyncio.sleep(0.05)
+                while await in_flight_async(client) < 1:  # until the batch is being computed
+                    pass
                 answered_first = 0
                 while not batch.done():
                     health = await client.get("/health")
                     answered_first += health.status_code == 200 and not batch.done()
-                    await asyncio.sleep(0.01)
                 return (await batch), answered_first
 
         response, health_during = asyncio.run(race())
