@@ -31,6 +31,7 @@ from mlinfra_kit.online_testing.prometheus import (
     PrometheusCanary,
     PrometheusSource,
     SourceDecision,
+    buckets_since,
 )
 from mlinfra_kit.online_testing.shadow import ShadowReport, run_shadow
 
@@ -401,8 +402,7 @@ class _Application:
         tags = {t: n - tags_before.get(t, 0) for t, n in tags.items()}
         if sum(tags.values()) != answered:
             return
-        before = dict(unknown_before)
-        unknown = tuple((le, n - before.get(le, 0)) for le, n in unknown)
+        unknown = buckets_since(unknown, unknown_before)
         self.run.scraped_windows.append(self.monitor.check_scraped(tags, unknown, window))
 
     def retrain(self, index: int, reason: str) -> None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,6 +60,7 @@ __all__ = [
     "PrometheusCanary",
     "PrometheusSource",
     "SourceDecision",
+    "buckets_since",
     "histogram_checks",
     "run_canary_with_prometheus",
 ]
@@ -88,11 +89,10 @@ class ArmCounts:
             raise ValueError("a histogram's last bucket is +Inf: pass every bucket, in order")
 
     def __sub__(self, earlier: ArmCounts) -> ArmCounts:
-        before = dict(earlier.buckets)
         return ArmCounts(
             self.requests - earlier.requests,
             self.errors - earlier.errors,
-            tuple((le, count - before.get(le, 0)) for le, count in self.buckets),
+            buckets_since(self.buckets, earlier.buckets),
         )
 
     @property
@@ -103,6 +103,19 @@ class ArmCounts:
     def at_most(self, ms: float) -> int:
         """Requests the histogram puts at or under the bucket edge ``ms`` (an edge)."""
         return next(count for le, count in self.buckets if le == ms)
+
+
+def buckets_since(
+    now: tuple[tuple[float, int], ...], earlier: Sequence[tuple[float, int]]
+) -> tuple[tuple[float, int], ...]:
+    """A histogram's cumulative ``(le, count)`` pairs counted since an earlier reading (a
+    bucket the earlier reading lacks counted from 0).
+
+    >>> buckets_since(((1.0, 8), (math.inf, 10)), ((1.0, 3), (math.inf, 4)))
+    ((1.0, 5), (inf, 6))
+    """
+    before = dict(earlier)
+    return tuple((le, count - before.get(le, 0)) for le, count in now)
 
 
 class PrometheusSource:
