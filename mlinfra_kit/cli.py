@@ -168,8 +168,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from mlinfra_kit.artifacts import require_artifact
-    from mlinfra_kit.serving.app import serve
     from mlinfra_kit.serving.config import ServerConfig
+    from mlinfra_kit.serving.launch import serve
     from mlinfra_kit.serving.protocols import port_from_env
 
     try:

@@ -32,7 +32,7 @@ def tag_service(
     from ray import serve
 
     from mlinfra_kit.data.projects import project_text
-    from mlinfra_kit.serving.app import request_models
+    from mlinfra_kit.serving.schemas import request_models
 
     if replicas < 1 or max_batch_size < 1:
         raise ValueError("replicas and max_batch_size must be at least 1")

@@ -27,7 +27,7 @@ from mlinfra_kit.serving.swap import SwapReport, swap_under_load
 
 
 def create_app(config):
-    """The FastAPI app for a :class:`~mlinfra_kit.serving.app.ServerConfig` (lazy import)."""
+    """The FastAPI app for a :class:`~mlinfra_kit.serving.config.ServerConfig` (lazy import)."""
     from mlinfra_kit.serving.app import create_app as _create_app
 
     return _create_app(config)

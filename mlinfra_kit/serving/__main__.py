@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 
 from mlinfra_kit.services import LOOPBACK
-from mlinfra_kit.serving.app import run_uvicorn
 from mlinfra_kit.serving.config import ServerConfig
+from mlinfra_kit.serving.launch import run_uvicorn
 
 __all__ = ["main"]
 

@@ -103,6 +103,7 @@ class DynamicBatcher:
         self.largest_batch = 0
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the worker runs on
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -139,10 +140,11 @@ class DynamicBatcher:
         """The result for one item, computed in a batch with its concurrent neighbours."""
         if not self.enabled:
             return (await self._call([item], waits=[0.0]))[0]
-        if self._worker is None:
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.create_task(self._run())
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # the first call, or a new event loop (the last one ended)
+            self._queue = asyncio.Queue()
+            self._worker = loop.create_task(self._run())
+            self._loop = loop
         future = loop.create_future()
         await self._queue.put((item, future, loop.time()))
         return await future
@@ -207,8 +209,8 @@ class DynamicBatcher:
                     f.set_result(r)
 
     async def close(self) -> None:
-        if self._worker is not None:
+        if self._worker is not None and self._loop is asyncio.get_running_loop():
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-            self._worker = None
+        self._worker = self._loop = None

@@ -48,6 +48,7 @@ from mlinfra_kit.serving.limits import (
     loads_bounded,
     safe_text,
 )
+from mlinfra_kit.serving.schemas import BODY_ERRORS
 
 #: The model's name on the v2 routes.
 V2_MODEL_NAME = "tag-classifier"
@@ -266,24 +267,15 @@ def _check_texts(body: _V2Request, max_items: int, max_chars: int) -> list[str] 
     return list(tensor.data)
 
 
-def add_open_protocols(
-    app: FastAPI,
-    state: Any,
-    predict_texts: Any,
-    project_in: Any,
-    body_errors: dict[int, dict[str, Any]],
-) -> None:
-    """Register the v2 and SageMaker routes on ``app``.
-
-    ``state`` is the app's state (``require_model``, ``model``, ``config``);
-    ``predict_texts(texts)`` answers ``(prediction, version)`` per text through the
-    batcher and cache; ``project_in`` is the server's request model for one project and
-    ``body_errors`` the error responses its JSON routes document."""
-    config = state.config
+def add_open_protocols(app: FastAPI, predictor: Any, project_in: Any) -> None:
+    """Register the v2 and SageMaker routes on ``app``, answering through ``predictor``
+    (the server's :class:`~mlinfra_kit.serving.predictor.Predictor`: its batcher, cache and
+    version rule); ``project_in`` is the server's request model for one project."""
+    config = predictor.config
     max_chars = 2 * config.max_text_chars + 1  # a title, a space, a description
 
     def loaded() -> Any:
-        return state.model
+        return predictor.model
 
     @app.get("/v2", tags=["open inference protocol v2"])
     async def v2_server():
@@ -352,7 +344,7 @@ def add_open_protocols(
         responses=_BAD
         | _UNKNOWN
         | _LOADING
-        | {k: v for k, v in body_errors.items() if k in (413, 415)},
+        | {k: v for k, v in BODY_ERRORS.items() if k in (413, 415)},
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -382,26 +374,26 @@ def add_open_protocols(
         if isinstance(texts, str):
             return _v2_error(400, texts)
         model = loaded()
-        answers = await predict_texts(texts)
+        answers = await predictor.predict_many(texts)
         tags = list(model.tags)
         outputs = {
             "tag": {
                 "name": "tag",
                 "datatype": "BYTES",
                 "shape": [len(texts)],
-                "data": [p.tag for p, _ in answers],
+                "data": [a["tag"] for a in answers],
             },
             "probabilities": {
                 "name": "probabilities",
                 "datatype": "FP32",
                 "shape": [len(texts), len(tags)],
-                "data": [p.probabilities[t] for p, _ in answers for t in tags],
+                "data": [a["probabilities"][t] for a in answers for t in tags],
             },
         }
         wanted = [o.name for o in body.outputs] if body.outputs else list(V2_OUTPUTS)
         reply = {
             "model_name": V2_MODEL_NAME,
-            "model_version": answers[0][1],
+            "model_version": answers[0]["model_version"],
             "outputs": [outputs[w] for w in wanted],
         }
         if body.id is not None:
@@ -412,22 +404,19 @@ def add_open_protocols(
         model_config = ConfigDict(extra="forbid")
         instances: list[project_in] = Field(min_length=1, max_length=config.max_items)
 
-    @app.get("/ping", tags=["sagemaker"], responses={503: body_errors[503]})
+    @app.get("/ping", tags=["sagemaker"], responses={503: BODY_ERRORS[503]})
     async def ping():
         """SageMaker's health check: 200 once the model is loaded."""
-        state.require_model()
+        predictor.require()
         return {"status": "ok"}
 
-    @app.post("/invocations", tags=["sagemaker"], responses=body_errors)
+    @app.post("/invocations", tags=["sagemaker"], responses=BODY_ERRORS)
     async def invocations(body: project_in | Instances):
         """SageMaker's inference route: one project, or ``{"instances": [...]}``."""
         from mlinfra_kit.data.projects import project_text
 
-        state.require_model()
         many = isinstance(body, Instances)
         projects = body.instances if many else [body]
-        answers = await predict_texts([project_text(p.title, p.description) for p in projects])
-        out = [
-            {"tag": p.tag, "probabilities": p.probabilities, "model_version": v} for p, v in answers
-        ]
-        return {"predictions": out} if many else out[0]
+        texts = [project_text(p.title, p.description) for p in projects]
+        answers = await predictor.predict_many(texts)
+        return JSONResponse({"predictions": answers} if many else answers[0])

@@ -16,7 +16,7 @@ supervisor closes its own copy before it signals the workers. (A worker uvicorn 
 again after one died is uvicorn's own and leaves no mark: the others then wait the whole
 timeout before they close their connections.)
 
-This module imports uvicorn: :func:`mlinfra_kit.serving.app.run_uvicorn` imports it only
+This module imports uvicorn: :func:`mlinfra_kit.serving.launch.run_uvicorn` imports it only
 to start several workers.
 """
 

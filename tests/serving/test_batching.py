@@ -134,3 +134,12 @@ def test_lru_cache_off():
     assert cache.get("a") is None and len(cache) == 0
     with pytest.raises(ValueError):
         LRUCache(maxsize=-1)
+
+
+def test_a_batcher_outlives_its_event_loop():
+    """Each asyncio.run is a new loop: the batcher starts a worker on it, not waiting on the
+    ended loop's queue forever."""
+    b = DynamicBatcher(lambda xs: [x * 2 for x in xs], max_batch_size=4, max_wait_ms=1)
+    assert run(b.submit(1)) == 2
+    assert run(b.submit(2)) == 4
+    run(b.close())

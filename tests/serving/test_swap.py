@@ -9,7 +9,7 @@ import pytest
 from helpers import in_flight_async
 
 from mlinfra_kit.serving import run_server, swap_under_load
-from mlinfra_kit.serving.app import is_loopback
+from mlinfra_kit.serving.admin import is_loopback
 
 BODIES = [{"title": f"object detection and segmentation, project {i}"} for i in range(50)]
 
@@ -90,7 +90,7 @@ def test_the_management_api_is_off_without_a_token(artifact):
     from fastapi import HTTPException
     from starlette.requests import Request
 
-    from mlinfra_kit.serving.app import check_admin
+    from mlinfra_kit.serving.admin import check_admin
     from mlinfra_kit.serving.config import ServerConfig
 
     local = Request({"type": "http", "headers": [], "client": ("127.0.0.1", 5000)})

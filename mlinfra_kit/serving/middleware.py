@@ -1,0 +1,120 @@
+"""ASGI middleware in front of the server's routes: the request body's limits.
+
+A body larger than the limit, in a charset other than UTF-8, or that stalls, is answered
+here (413, 415, 408) before any route reads it, and a route never waits for a body that is
+not coming.
+"""
+
+import asyncio
+import json
+
+from mlinfra_kit.serving.limits import excerpt
+
+__all__ = ["BodySizeLimit", "reply"]
+
+
+def _charset(content_type: bytes) -> str | None:
+    """The ``charset`` parameter of a Content-Type header, lowercased, if any."""
+    for part in content_type.decode("latin-1").split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
+class BodySizeLimit:
+    """ASGI middleware for request bodies: 413 for one over ``max_bytes``, declared or
+    streamed; 415 for a charset other than UTF-8 (JSON is UTF-8; another charset would be
+    decoded wrongly, not rejected); 408 when the body stalls for ``timeout_s``, or has not
+    all come ``deadline_s`` after the headers (one byte every few seconds must not hold a
+    connection for hours)."""
+
+    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0, deadline_s: float = 60.0):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        content_type, declared = b"", None
+        for name, value in scope["headers"]:  # the two it needs, without copying them all
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                declared = value
+        charset = _charset(content_type)
+        if charset not in (None, "utf-8", "utf8"):
+            return await reply(
+                send,
+                415,
+                f"charset {excerpt(charset)} is not supported: send the "
+                "JSON body in UTF-8 (charset=utf-8, or none)",
+            )
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._too_large(send)
+        chunks, size, more = [], 0, True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline_s
+        while more:
+            left = deadline - loop.time()
+            try:
+                # asyncio.timeout, not wait_for: no extra Task per chunk of every body
+                async with asyncio.timeout(min(self.timeout_s, max(left, 0))):
+                    message = await receive()
+            except TimeoutError:  # a stalled client must not hold a worker (or a shutdown)
+                why = (
+                    f"no more of the body came for {self.timeout_s:g} s"
+                    if left > self.timeout_s
+                    else f"the body had not all come {self.deadline_s:g} s after the headers"
+                )
+                return await reply(send, 408, f"{why}; send the whole body at once")
+            except asyncio.CancelledError:
+                # The server is stopping and its grace period is over: the body will never
+                # come. Say so (a 408, not the 500 and traceback a cancelled app gets), and
+                # end this request's task, as the cancellation asked.
+                return await reply(
+                    send, 408, "the server is shutting down and the body had not all come"
+                )
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                return await self._too_large(send)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send):
+        await reply(
+            send,
+            413,
+            f"request body is larger than {self.max_bytes} bytes; send fewer or shorter projects",
+        )
+
+
+async def reply(send, status: int, detail: str) -> None:
+    """Answer with ``{"detail": ...}`` from an ASGI middleware."""
+    payload = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

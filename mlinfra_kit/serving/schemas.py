@@ -1,0 +1,139 @@
+"""The server's request and answer bodies, and its error bodies, as pydantic models.
+
+The request models are built per server (:func:`request_models`), since their limits are
+settings; the answer models document the routes in the OpenAPI spec. Every server of the
+kit (``mlinfra serve``, the Ray Serve deployment) validates with the same models, so it
+rejects the same input the same way: a 422 naming each field at fault
+(:func:`validation_errors`).
+
+Examples
+--------
+>>> ProjectIn, BatchIn = request_models(max_chars=100, max_items=8)
+>>> ProjectIn(title="YOLO on a webcam").description
+''
+"""
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints
+
+from mlinfra_kit.serving.limits import NON_BLANK, excerpt, safe_text
+
+__all__ = [
+    "BODY_ERRORS",
+    "BatchOut",
+    "FieldError",
+    "MessageOut",
+    "ModelIn",
+    "PredictionOut",
+    "StoredOut",
+    "SwapOut",
+    "ValidationErrorOut",
+    "request_models",
+    "validation_errors",
+]
+
+
+class MessageOut(BaseModel):
+    """An error: what went wrong and what to do."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One field at fault: where (``loc``), why (``msg``, ``type``) and a short excerpt
+    of what was sent (``input``, at most a few dozen characters, JSON-safe)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: str | None = None
+
+
+class ValidationErrorOut(BaseModel):
+    """422: every field at fault."""
+
+    detail: list[FieldError]
+
+
+def _loc(part: Any) -> str | int:
+    return part if isinstance(part, int) and not isinstance(part, bool) else safe_text(part)
+
+
+def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """FastAPI's validation errors as a short JSON body that always encodes: each field's
+    location, message, type and an excerpt of its input (never the whole input)."""
+    return {
+        "detail": [
+            {
+                "loc": [_loc(p) for p in e.get("loc", ())],
+                "msg": safe_text(e.get("msg", "invalid")),
+                "type": safe_text(e.get("type", "value_error")),
+                "input": excerpt(e["input"]) if "input" in e else None,
+            }
+            for e in errors[:20]
+        ]
+    }
+
+
+#: The error answers of a route that reads a JSON body, as the OpenAPI spec documents them.
+BODY_ERRORS = {
+    400: {"model": MessageOut, "description": "the body is not JSON that can be read"},
+    413: {"model": MessageOut, "description": "the body is larger than the limit"},
+    415: {"model": MessageOut, "description": "a charset other than UTF-8"},
+    422: {
+        "model": ValidationErrorOut,
+        "description": "a field is missing, of the wrong type, blank, too long, or unknown",
+    },
+    503: {"model": MessageOut, "description": "the model is loading or failed to load"},
+}
+
+
+class ModelIn(BaseModel):
+    """The artifact to serve from now on."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: Annotated[StrictStr, StringConstraints(min_length=1, max_length=4096)]
+
+
+class SwapOut(BaseModel):
+    model_version: str
+    previous_version: str
+
+
+class PredictionOut(BaseModel):
+    tag: str
+    probabilities: dict[str, float]
+    model_version: str
+
+
+class BatchOut(BaseModel):
+    predictions: list[PredictionOut]
+    model_version: str
+
+
+class StoredOut(PredictionOut):
+    id: str
+    created_at: float
+    age_s: float
+
+
+def request_models(max_chars: int, max_items: int) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The request bodies ``(ProjectIn, BatchIn)`` with these limits: one definition, so
+    every server of the kit (this one, Ray Serve's) rejects the same input the same way."""
+
+    class ProjectIn(BaseModel):
+        """One project to tag: a non-empty title and an optional description."""
+
+        model_config = ConfigDict(extra="forbid")
+        title: Annotated[
+            StrictStr,
+            StringConstraints(min_length=1, max_length=max_chars, pattern=NON_BLANK),
+        ]
+        description: Annotated[StrictStr, StringConstraints(max_length=max_chars)] = ""
+
+    class BatchIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        projects: Annotated[list[ProjectIn], Field(min_length=1, max_length=max_items)]
+
+    return ProjectIn, BatchIn
