@@ -120,10 +120,15 @@ def _batch(encoded: Sequence[tuple[list[int], list[float]]], dev: torch.device) 
     ids = np.fromiter(chain.from_iterable(e for e, _ in encoded), dtype=np.int64, count=total)
     weights = np.fromiter(chain.from_iterable(w for _, w in encoded), np.float32, count=total)
     offsets = np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
-    tensors = tuple(torch.from_numpy(a) for a in (ids, offsets, weights))
+    return _tensors((ids, offsets, weights), dev)
+
+
+def _tensors(arrays: tuple[np.ndarray, np.ndarray, np.ndarray], dev: torch.device) -> Batch:
+    """``(ids, offsets, weights)`` arrays as tensors on ``dev``, sharing the arrays' memory."""
+    ids, offsets, weights = (torch.from_numpy(a) for a in arrays)
     if dev.type == "cpu":  # already there: skip three no-op moves per batch
-        return tensors[0], tensors[1], tensors[2]
-    return tensors[0].to(dev), tensors[1].to(dev), tensors[2].to(dev)
+        return ids, offsets, weights
+    return ids.to(dev), offsets.to(dev), weights.to(dev)
 
 
 @contextlib.contextmanager
@@ -420,8 +425,8 @@ class TagClassifier:
         parts = []
         with torch.inference_mode(), torch_threads(self.threads):
             for i in range(0, len(texts), batch_size):
-                chunk = [self.vocab_.encode_weighted(t) for t in texts[i : i + batch_size]]
-                logits = self.net_(*_batch(chunk, self.device_))
+                arrays = self.vocab_.encode_batch(texts[i : i + batch_size])
+                logits = self.net_(*_tensors(arrays, self.device_))
                 parts.append(torch.softmax(logits, dim=1).cpu().numpy())
         if was_training:
             self.net_.train()

@@ -55,3 +55,17 @@ def test_huge_and_unique_words_cost_bounded_time_and_memory(monkeypatch):
         vocab.encode_weighted(f"w{i}" + "q" * 3_800)
         assert vocab.char_cache_bytes() <= 200_000
     assert vocab.encode_weighted("yolo detection") == vocab.encode_weighted("yolo detection")
+
+
+def test_a_batch_encodes_as_its_texts_one_by_one(projects):
+    """encode_batch gives encode_weighted's features and weights, text by text, in order."""
+    vocab = Vocabulary.build([p.text for p in projects[:300]], ngrams=2, char_ngrams=(2, 4))
+    texts = [p.text for p in projects[300:360]] + ["", "zzz qqq", "object"]
+    ids, offsets, weights = vocab.encode_batch(texts)
+    ends = [*offsets[1:].tolist(), len(ids)]
+    for text, start, end in zip(texts, offsets.tolist(), ends, strict=True):
+        one_ids, one_weights = vocab.encode_weighted(text)
+        assert ids[start:end].tolist() == one_ids
+        assert weights[start:end].tolist() == pytest.approx(one_weights, abs=1e-6)
+    empty = vocab.encode_batch([])
+    assert [len(a) for a in empty] == [0, 0, 0]
