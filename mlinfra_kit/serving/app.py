@@ -39,6 +39,7 @@ from mlinfra_kit.serving.protocols import add_open_protocols
 from mlinfra_kit.serving.schemas import (
     BODY_ERRORS,
     BatchOut,
+    JsonBody,
     MessageOut,
     ModelIn,
     PredictionOut,
@@ -133,18 +134,28 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def not_ready(request, exc: ModelNotReady) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
+    project_body, batch_body = JsonBody(ProjectIn), JsonBody(BatchIn)
+
     @app.post(
-        "/predict", response_model=None, responses={200: {"model": PredictionOut}, **BODY_ERRORS}
+        "/predict",
+        response_model=None,
+        responses={200: {"model": PredictionOut}, **BODY_ERRORS},
+        openapi_extra=project_body.openapi(),
     )
-    async def predict(project: ProjectIn):  # type: ignore[valid-type]  # a model built above
-        text = project_text(project.title, project.description)  # type: ignore[attr-defined]
+    async def predict(request: Request):
+        project = project_body.parse(await request.body())
+        text = project_text(project.title, project.description)
         return JSONResponse(await predictor.predict(text))
 
     @app.post(
-        "/predict/batch", response_model=None, responses={200: {"model": BatchOut}, **BODY_ERRORS}
+        "/predict/batch",
+        response_model=None,
+        responses={200: {"model": BatchOut}, **BODY_ERRORS},
+        openapi_extra=batch_body.openapi(),
     )
-    async def predict_batch(batch: BatchIn):  # type: ignore[valid-type]  # a model built above
-        texts = [project_text(p.title, p.description) for p in batch.projects]  # type: ignore[attr-defined]
+    async def predict_batch(request: Request):
+        batch = batch_body.parse(await request.body())
+        texts = [project_text(p.title, p.description) for p in batch.projects]
         answers = await predictor.predict_many(texts)
         return JSONResponse({"predictions": answers, "model_version": answers[0]["model_version"]})
 

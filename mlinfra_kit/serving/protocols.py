@@ -48,7 +48,7 @@ from mlinfra_kit.serving.limits import (
     loads_bounded,
     safe_text,
 )
-from mlinfra_kit.serving.schemas import BODY_ERRORS
+from mlinfra_kit.serving.schemas import BODY_ERRORS, inline_refs
 
 #: The model's name on the v2 routes.
 V2_MODEL_NAME = "tag-classifier"
@@ -144,30 +144,13 @@ class _V2Request(BaseModel):
     _id_encodable = field_validator("id")(_encodable)
 
 
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """A pydantic JSON schema with its ``$defs`` written in place: a schema that stands
-    alone inside an OpenAPI document (no recursion in these models)."""
-    defs = schema.pop("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {k: walk(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    return walk(schema)
-
-
 def v2_request_schema(max_items: int, max_chars: int) -> dict[str, Any]:
     """The v2 infer body as the OpenAPI spec documents it, with this server's limits: one
     input named ``text`` of datatype ``BYTES`` holding 1 to ``max_items`` non-blank texts,
     and outputs among :data:`V2_OUTPUTS`. (The route reads the body itself, to accept the
     binary tensor extension too, so FastAPI cannot infer it.) What JSON Schema cannot say,
     that ``shape`` counts the elements of ``data``, the route checks (a 400)."""
-    schema = _inline_refs(_V2Request.model_json_schema())
+    schema = inline_refs(_V2Request.model_json_schema())
     tensor = schema["properties"]["inputs"]["items"]["properties"]
     tensor["name"] = {"type": "string", "enum": [V2_INPUT]}
     tensor["datatype"] = {"type": "string", "enum": ["BYTES"]}
