@@ -5,13 +5,14 @@ once. Under concurrency, requests that arrive while the model is busy, or within
 ``max_wait_ms`` of the first one, share the next call, up to ``max_batch_size`` items.
 With batching off, every request is its own call.
 
-**Adaptive** batching (the default) does not wait for company that is not coming: after
-taking what is queued, it lets the event loop run a few times, so requests already received
-reach the queue, and closes the batch as soon as a turn brings nothing new. A lone request
-is then computed at once, as without batching; under load a batch still gathers everything
-that arrived while the model was busy, and ``max_wait_ms`` only bounds how long a stream of
-arrivals can keep a batch open. ``adaptive=False`` waits the full ``max_wait_ms`` for
-stragglers, as classic dynamic batching does.
+**Adaptive** batching (the default) does not wait for company that is not coming: a
+request that finds nobody else waiting lets the event loop turn once, so requests already
+received reach the batcher, and if none did it is computed at once, without the queue's
+hand-offs, as without batching. Otherwise the batch takes what is queued, lets the loop run
+a few times more, and closes as soon as a turn brings nothing new; under load a batch still
+gathers everything that arrived while the model was busy, and ``max_wait_ms`` only bounds
+how long a stream of arrivals can keep a batch open. ``adaptive=False`` waits the full
+``max_wait_ms`` for stragglers, as classic dynamic batching does.
 
 The model runs on the event loop itself, not on a worker thread: for a model this fast, a
 hand-off to another thread costs more than it saves, because the two threads queue for
@@ -104,6 +105,7 @@ class DynamicBatcher:
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the one the worker runs on
+        self._submitting = 0  # calls of submit() not yet answered
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -140,6 +142,21 @@ class DynamicBatcher:
         """The result for one item, computed in a batch with its concurrent neighbours."""
         if not self.enabled:
             return (await self._call([item], waits=[0.0]))[0]
+        if self.adaptive:
+            self._submitting += 1
+            try:
+                if self._submitting == 1 and (self._queue is None or self._queue.empty()):
+                    # Alone so far: one loop turn lets requests already received reach here;
+                    # if none did, compute at once, without the queue's hand-offs.
+                    await asyncio.sleep(0)
+                    if self._submitting == 1 and (self._queue is None or self._queue.empty()):
+                        return (await self._call([item], waits=[0.0]))[0]
+                return await self._queued(item)
+            finally:
+                self._submitting -= 1
+        return await self._queued(item)
+
+    async def _queued(self, item: Any) -> Any:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # the first call, or a new event loop (the last one ended)
             self._queue = asyncio.Queue()

@@ -143,3 +143,22 @@ def test_a_batcher_outlives_its_event_loop():
     assert run(b.submit(1)) == 2
     assert run(b.submit(2)) == 4
     run(b.close())
+
+
+def test_a_lone_item_is_computed_at_once_and_company_still_shares_a_call():
+    calls = []
+
+    def predict_many(items):
+        calls.append(list(items))
+        return items
+
+    async def main():
+        b = DynamicBatcher(predict_many, max_batch_size=8, max_wait_ms=50)
+        alone = await b.submit("a")
+        together = await asyncio.gather(*(b.submit(i) for i in range(5)))
+        await b.close()
+        return alone, together
+
+    alone, together = run(main())
+    assert alone == "a" and together == list(range(5))
+    assert calls[0] == ["a"] and sorted(calls[1]) == [0, 1, 2, 3, 4] and len(calls) == 2
