@@ -39,6 +39,7 @@ from mlinfra_kit.serving.protocols import add_open_protocols
 from mlinfra_kit.serving.schemas import (
     BODY_ERRORS,
     BatchOut,
+    JsonAnswer,
     JsonBody,
     MessageOut,
     ModelIn,
@@ -145,7 +146,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def predict(request: Request):
         project = project_body.parse(await request.body())
         text = project_text(project.title, project.description)
-        return JSONResponse(await predictor.predict(text))
+        return JsonAnswer(await predictor.predict(text))
 
     @app.post(
         "/predict/batch",
@@ -157,7 +158,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         batch = batch_body.parse(await request.body())
         texts = [project_text(p.title, p.description) for p in batch.projects]
         answers = await predictor.predict_many(texts)
-        return JSONResponse({"predictions": answers, "model_version": answers[0]["model_version"]})
+        return JsonAnswer({"predictions": answers, "model_version": answers[0]["model_version"]})
 
     add_open_protocols(app, predictor, ProjectIn)
 

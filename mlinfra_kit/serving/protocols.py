@@ -48,7 +48,7 @@ from mlinfra_kit.serving.limits import (
     loads_bounded,
     safe_text,
 )
-from mlinfra_kit.serving.schemas import BODY_ERRORS, inline_refs
+from mlinfra_kit.serving.schemas import BODY_ERRORS, JsonAnswer, inline_refs
 
 #: The model's name on the v2 routes.
 V2_MODEL_NAME = "tag-classifier"
@@ -402,4 +402,4 @@ def add_open_protocols(app: FastAPI, predictor: Any, project_in: Any) -> None:
         projects = body.instances if many else [body]
         texts = [project_text(p.title, p.description) for p in projects]
         answers = await predictor.predict_many(texts)
-        return JSONResponse({"predictions": answers} if many else answers[0])
+        return JsonAnswer({"predictions": answers} if many else answers[0])
