@@ -180,6 +180,29 @@ def stacked_shares(
     return ax
 
 
+def stacked_parts(
+    parts: Mapping[str, Mapping[str, float]], ax: Any = None, title: str = "", xlabel: str = ""
+) -> Any:
+    """Horizontal stacked bars of each row's parts in absolute units
+    (``{row: {part: value}}``, e.g. microseconds per request by stage): the longest
+    segment is the largest cost, the bar's length the total."""
+    if not parts:
+        raise ValueError("nothing to plot: parts is empty")
+    rows = list(parts)
+    names = list(dict.fromkeys(n for row in parts.values() for n in row))
+    ax = _axes(ax, (9, 0.6 * len(rows) + 1.6))
+    left = [0.0] * len(rows)
+    for name in names:
+        widths = [parts[r].get(name, 0.0) for r in rows]
+        ax.barh(rows, widths, left=left, label=name)
+        left = [a + w for a, w in zip(left, widths, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return ax
+
+
 def latency_vs_throughput(
     rows: Sequence[Mapping[str, Any]],
     group: str = "mode",

@@ -87,3 +87,10 @@ def test_paired_scores_draws_a_line_per_split():
     ]
     with pytest.raises(ValueError, match="empty"):
         plots.paired_scores([], ("a", "b"))
+
+
+def test_stacked_parts_draws_one_bar_per_row_and_refuses_nothing():
+    ax = plots.stacked_parts({"a": {"x": 1.0, "y": 2.0}, "b": {"x": 3.0}}, xlabel="us")
+    assert len(ax.patches) == 4  # every part of every row, a missing one as width 0
+    with pytest.raises(ValueError, match="empty"):
+        plots.stacked_parts({})

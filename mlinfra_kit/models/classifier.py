@@ -54,7 +54,13 @@ from mlinfra_kit.models.evaluation import Evaluation, evaluate
 from mlinfra_kit.models.text import Vocabulary
 from mlinfra_kit.progress import bar as progress_bar
 
-__all__ = ["ARTIFACT_FORMAT", "EarlyStopping", "Prediction", "TagClassifier", "TextClassifierNet"]
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "EarlyStopping",
+    "Prediction",
+    "TagClassifier",
+    "TextClassifierNet",
+]
 
 ARTIFACT_FORMAT = "mlinfra-kit.tag-classifier"
 #: 2: TF-IDF-weighted word and character n-grams (1 was word n-grams only, unweighted).
