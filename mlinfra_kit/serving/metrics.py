@@ -36,7 +36,9 @@ from __future__ import annotations
 import os
 import re
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
+from itertools import accumulate
 from typing import Any
 
 __all__ = [
@@ -118,33 +120,36 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.shared = bool(os.environ.get(MULTIPROCESS_ENV))  # one of several workers
         r = self.registry
-        self.requests = Counter(
+        # With workers, each writes its values to the shared folder (prometheus_client); one
+        # process keeps plain numbers, read when Prometheus scrapes (no lock per update).
+        counter, gauge, histogram = (Counter, Gauge, Histogram) if self.shared else _plain(r)
+        self.requests = counter(
             "mlinfra_requests", "Requests answered", ["route", "status"], registry=r
         )
-        self.latency = Histogram(
+        self.latency = histogram(
             "mlinfra_request_seconds",
             "Time to answer a request",
             ["route"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.in_flight = Gauge(
+        self.in_flight = gauge(
             "mlinfra_in_flight_requests",
             "Requests being answered",
             registry=r,
             multiprocess_mode="livesum",
         )
-        self.batch_size = Histogram(
+        self.batch_size = histogram(
             "mlinfra_batch_size", "Items per model call", buckets=_BATCH_BUCKETS, registry=r
         )
-        self.queue_wait = Histogram(
+        self.queue_wait = histogram(
             "mlinfra_queue_wait_seconds",
             "Time a request waited in the batcher's queue",
             buckets=_WAIT_BUCKETS,
             registry=r,
         )
-        self.predictions = Counter("mlinfra_predictions", "Answers by tag", ["tag"], registry=r)
-        self.unknown_share = Histogram(
+        self.predictions = counter("mlinfra_predictions", "Answers by tag", ["tag"], registry=r)
+        self.unknown_share = histogram(
             "mlinfra_unknown_word_share",
             "Share of a text's word features the vocabulary does not know",
             buckets=UNKNOWN_SHARE_BUCKETS,
@@ -254,3 +259,100 @@ class ServerMetrics:
                 metrics._record(name, status, time.perf_counter() - tic)
 
         return counted
+
+
+def _plain(registry: Any) -> tuple[Any, Any, Any]:
+    """Factories of :class:`_Plain` counters, gauges and histograms, every one collected by
+    ``registry`` when it is scraped."""
+    collector = _PlainCollector()
+    registry.register(collector)
+
+    def make(kind: str) -> Any:
+        def factory(name: str, doc: str, labelnames: Iterable[str] = (), **options: Any) -> _Plain:
+            metric = _Plain(kind, name, doc, tuple(labelnames), options.get("buckets"))
+            collector.metrics.append(metric)
+            return metric
+
+        return factory
+
+    return make("counter"), make("gauge"), make("histogram")
+
+
+class _Value:
+    """One series of a :class:`_Plain` metric: a number, or a histogram's bucket counts."""
+
+    __slots__ = ("bounds", "counts", "sum", "value")
+
+    def __init__(self, bounds: tuple[float, ...] | None):
+        self.value = 0.0
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1) if bounds is not None else []
+        self.sum = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.value -= amount
+
+    def observe(self, amount: float) -> None:
+        # the first bound >= amount (Prometheus' "le"); past the last one, +Inf
+        self.counts[bisect_left(self.bounds, amount)] += 1
+        self.sum += amount
+
+
+class _Plain:
+    """A metric of one process kept as plain Python numbers, updated without a lock (the
+    server updates it from its event loop only) and turned into a metric family when
+    Prometheus scrapes. It answers the calls the server makes of prometheus_client's metrics
+    (``labels``, ``inc``, ``dec``, ``observe``), so the server's code is the same for both."""
+
+    def __init__(self, kind: str, name: str, doc: str, labelnames: tuple[str, ...], buckets: Any):
+        self.kind, self.name, self.doc, self.labelnames = kind, name, doc, labelnames
+        self.bounds = tuple(float(b) for b in buckets) if kind == "histogram" else None
+        self.series: dict[tuple[str, ...], _Value] = {}
+        if not labelnames:
+            only = self.labels()
+            self.inc, self.dec, self.observe = only.inc, only.dec, only.observe
+
+    def labels(self, *values: Any) -> _Value:
+        key = tuple(str(v) for v in values)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = _Value(self.bounds)
+        return series
+
+    def family(self) -> Any:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        kinds = {
+            "counter": CounterMetricFamily,
+            "gauge": GaugeMetricFamily,
+            "histogram": HistogramMetricFamily,
+        }
+        family = kinds[self.kind](self.name, self.doc, labels=list(self.labelnames))
+        for key, series in sorted(self.series.items()):
+            if self.bounds is None:
+                family.add_metric(list(key), series.value)
+                continue
+            bounds = [*(repr(b) for b in self.bounds), "+Inf"]
+            cumulative = list(zip(bounds, accumulate(series.counts), strict=True))
+            family.add_metric(list(key), cumulative, series.sum)
+        return family
+
+
+class _PlainCollector:
+    """The :class:`_Plain` metrics of one registry, read when it is scraped."""
+
+    def __init__(self) -> None:
+        self.metrics: list[_Plain] = []
+
+    def describe(self) -> list[Any]:
+        return []  # nothing to check at registration: the families appear when collected
+
+    def collect(self) -> Iterable[Any]:
+        return [m.family() for m in self.metrics]

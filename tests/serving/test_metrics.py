@@ -100,3 +100,24 @@ def test_with_two_workers_any_scrape_counts_every_request_once(artifact):
     pids = {got_key for got in scrapes for got_key in got if got_key[0] == "mlinfra_process_id"}
     assert len(pids) == 2  # one series per live worker
     assert {got[("mlinfra_model_info", (("version", "v1"),))] for got in scrapes} == {1}
+
+
+def test_one_process_counts_requests_as_plain_numbers_read_at_scrape_time():
+    """Without workers, traffic is kept in plain numbers and exposed when scraped, with
+    Prometheus' bucket rule: a request counts in every bucket whose bound is >= its time."""
+    from mlinfra_kit.serving.metrics import ServerMetrics
+
+    metrics = ServerMetrics()
+    for status, seconds in ((200, 0.0004), (200, 0.001), (200, 0.003), (200, 9.0), (422, 0.0001)):
+        metrics.requests.labels("/predict", status).inc()
+        metrics.latency.labels("/predict").observe(seconds)
+    text = metrics.render().decode()
+    assert 'mlinfra_requests_total{route="/predict",status="200"} 4.0' in text
+    assert 'mlinfra_requests_total{route="/predict",status="422"} 1.0' in text
+    assert 'mlinfra_request_seconds_bucket{le="0.0005",route="/predict"} 2.0' in text
+    assert 'mlinfra_request_seconds_sum{route="/predict"} 9.0045' in text
+    assert 'mlinfra_request_seconds_bucket{le="0.001",route="/predict"} 3.0' in text
+    assert 'mlinfra_request_seconds_bucket{le="2.5",route="/predict"} 4.0' in text
+    assert 'mlinfra_request_seconds_bucket{le="+Inf",route="/predict"} 5.0' in text
+    assert 'mlinfra_request_seconds_count{route="/predict"} 5.0' in text
+    assert "mlinfra_in_flight_requests 0.0" in text
