@@ -165,9 +165,9 @@ def where_time_goes(
     ``{"title": ..., "description": ...}``), each stage the median over ``rounds``.
 
     Batch size 1 sends one request at a time with batching off; a larger size sends that
-    many at once to a server batching up to that size. Metrics are off (01 measures what
-    they cost apart). Runs its own event loop (on a helper thread where one already runs,
-    as in a notebook)."""
+    many at once to a server batching up to that size. On the CPU, metrics off (01 measures
+    what they cost apart), no answer cache. Runs its own event loop (on a helper thread
+    where one already runs, as in a notebook)."""
     import gc
 
     import torch
@@ -183,7 +183,9 @@ def where_time_goes(
         raise ValueError("projects is empty: give at least one request body")
     if rounds < 1 or any(b < 1 for b in batch_sizes):
         raise ValueError("rounds and every batch size must be at least 1")
-    base = ServerConfig.of(model, metrics=False, cache_size=0, load_in_background=False)
+    base = ServerConfig.of(
+        model, metrics=False, cache_size=0, load_in_background=False, device="cpu"
+    )
     bodies = [json.dumps(p).encode() for p in projects]
     texts = [project_text(p["title"], p.get("description", "")) for p in projects]
 
