@@ -33,11 +33,12 @@ True
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -48,6 +49,7 @@ __all__ = [
     "ServerMetrics",
     "UNKNOWN_SAMPLE",
     "UNKNOWN_SHARE_BUCKETS",
+    "bucket_quantile",
     "read_exposition",
 ]
 
@@ -109,6 +111,32 @@ def read_exposition(url: str, prefix: str = "", timeout_s: float = 10) -> dict[s
         and not f.name.endswith("_created")  # a counter's start time
     )
     return found | {"families": len(families), "traffic": traffic}
+
+
+def bucket_quantile(q: float, bounds: Sequence[float], counts: Sequence[int]) -> float:
+    """The ``q`` quantile from a histogram's bucket counts (``counts[i]`` observations in
+    ``(bounds[i-1], bounds[i]]``, one more count for above the last bound), interpolated
+    linearly inside the bucket where the rank falls, as PromQL's ``histogram_quantile``
+    does: the estimate lies in the same bucket as the exact quantile of the same
+    observations, and is off by at most that bucket's width.
+
+    >>> bucket_quantile(0.5, [0.001, 0.002], [0, 4, 0])  # four values in (1 ms, 2 ms]
+    0.0015
+    """
+    if not 0 <= q <= 1:
+        raise ValueError(f"q must be within [0, 1], got {q}")
+    total = sum(counts)
+    if total == 0:
+        return math.nan
+    rank, seen = q * total, 0
+    for i, n in enumerate(counts):
+        if n and seen + n >= rank:
+            if i == len(bounds):  # above the last bound: PromQL answers that bound
+                return float(bounds[-1])
+            low = 0.0 if i == 0 else float(bounds[i - 1])
+            return low + (float(bounds[i]) - low) * (rank - seen) / n
+        seen += n
+    return float(bounds[-1])
 
 
 class ServerMetrics:
