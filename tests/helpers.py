@@ -82,3 +82,16 @@ def in_flight(url: str) -> float:
 async def in_flight_async(client) -> float:
     """:func:`in_flight` through an ``httpx.AsyncClient`` with the server's base URL."""
     return _in_flight((await client.get("/metrics")).text)
+
+
+def accept_queue(port: int) -> int:
+    """Connections waiting in the accept queue of the loopback listener on ``port`` (Linux:
+    a listening socket's ``rx_queue`` in /proc/net/tcp). 0 once the server has accepted every
+    connection a client completed."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == want and fields[3] == "0A":  # 0A: LISTEN
+                return int(fields[4].split(":")[1], 16)
+    raise LookupError(f"no listener on 127.0.0.1:{port}")
