@@ -192,19 +192,25 @@ class Vocabulary:
         ids = [self._index.get(f, 0) for f in features(text, self.ngrams, self.char_ngrams)]
         return ids or [0]
 
+    def _feature_counts(self, text: str) -> list[Counter[int]]:
+        """How often each known feature id occurs in ``text``: its word n-grams, then (with
+        ``char_ngrams``) its words' character n-grams, counted in one pass each (in C)."""
+        words = tokenize(text)
+        parts = [Counter(filter(None, map(self._index.get, _word_grams(words, self.ngrams))))]
+        if self.char_ngrams:
+            parts.append(Counter(chain.from_iterable(map(self._char_ids, words))))
+        return parts
+
     def encode_weighted(self, text: str) -> tuple[list[int], list[float]]:
         """The text's known features once each, with TF-IDF weights: ``(1 + ln tf) * idf``,
         word features and character features each scaled to unit length. A text with no
         known feature is ``([0], [1.0])``.
 
-        This runs for every text a server answers, so it stays in C where it can: ids are
-        counted in one pass, ``1 + ln tf`` comes from a table, the norm from ``math.hypot``.
+        Training encodes every text with it (a server encodes a batch at once, with
+        :meth:`encode_batch`), so it stays in C where it can: ``1 + ln tf`` comes from a
+        table, the norm from ``math.hypot``.
         """
-        index = self._index
-        words = tokenize(text)
-        parts = [Counter(filter(None, map(index.get, _word_grams(words, self.ngrams))))]
-        if self.char_ngrams:
-            parts.append(Counter(chain.from_iterable(map(self._char_ids, words))))
+        parts = self._feature_counts(text)
         ids: list[int] = []
         weights: list[float] = []
         idf = self.idf
@@ -232,16 +238,12 @@ class Vocabulary:
         """
         if not texts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        index, char_ids, ngrams = self._index, self._char_ids, self.ngrams
         keys: list[Iterable[int]] = []
         counts: list[Iterable[int]] = []
         sizes: list[int] = []  # features per part: a text's words, then its characters
         lengths: list[int] = []  # features per text
         for text in texts:
-            words = tokenize(text)
-            parts = [Counter(filter(None, map(index.get, _word_grams(words, ngrams))))]
-            if self.char_ngrams:
-                parts.append(Counter(chain.from_iterable(map(char_ids, words))))
+            parts = self._feature_counts(text)
             if not any(parts):  # nothing known: the unknown id, weight 1
                 parts = [Counter({0: 1})]
             for part in parts:

@@ -145,16 +145,20 @@ class DynamicBatcher:
         if self.adaptive:
             self._submitting += 1
             try:
-                if self._submitting == 1 and (self._queue is None or self._queue.empty()):
+                if self._alone():
                     # Alone so far: one loop turn lets requests already received reach here;
                     # if none did, compute at once, without the queue's hand-offs.
                     await asyncio.sleep(0)
-                    if self._submitting == 1 and (self._queue is None or self._queue.empty()):
+                    if self._alone():
                         return (await self._call([item], waits=[0.0]))[0]
                 return await self._queued(item)
             finally:
                 self._submitting -= 1
         return await self._queued(item)
+
+    def _alone(self) -> bool:
+        """Whether the one item being submitted is all there is: nothing queued or batched."""
+        return self._submitting == 1 and (self._queue is None or self._queue.empty())
 
     async def _queued(self, item: Any) -> Any:
         loop = asyncio.get_running_loop()
