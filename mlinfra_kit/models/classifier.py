@@ -9,7 +9,8 @@ tags, no hidden layer): on the course's real projects that beats both a deeper
 embedding MLP and word-only TF-IDF + logistic regression (``00_quickstart`` measures it).
 Training is full-batch (an epoch is one step over every text), early-stopped on the
 validation loss, then refit on training and validation data for the chosen number of
-epochs.
+epochs. The network is in :mod:`mlinfra_kit.models.network`, the artifact on disk in
+:mod:`mlinfra_kit.models.saving`; this module is the estimator.
 
 Examples
 --------
@@ -25,20 +26,12 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-import io
-import json
 import math
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -46,56 +39,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlinfra_kit import __version__
 from mlinfra_kit import device as _device
-from mlinfra_kit.artifacts import METADATA_FILE, WEIGHTS_FILE, check_quantize, is_artifact
+from mlinfra_kit.artifacts import check_quantize
 from mlinfra_kit.data.projects import TAGS
 from mlinfra_kit.models.evaluation import Evaluation, evaluate
+from mlinfra_kit.models.network import Batch, TextClassifierNet, as_tensors, pack, torch_threads
+from mlinfra_kit.models.saving import read_artifact, write_artifact
 from mlinfra_kit.models.text import Vocabulary
 from mlinfra_kit.progress import bar as progress_bar
 
-__all__ = [
-    "ARTIFACT_FORMAT",
-    "EarlyStopping",
-    "Prediction",
-    "TagClassifier",
-    "TextClassifierNet",
-]
-
-ARTIFACT_FORMAT = "mlinfra-kit.tag-classifier"
-#: 2: TF-IDF-weighted word and character n-grams (1 was word n-grams only, unweighted).
-FORMAT_VERSION = 2
-
-
-class TextClassifierNet(nn.Module):
-    """TF-IDF-weighted sum of n-gram embeddings, then class logits: directly (a linear
-    model in factored form, ``hidden_dim=0``) or through one hidden ReLU layer."""
-
-    def __init__(
-        self,
-        vocab_size: int,
-        n_classes: int,
-        embed_dim: int = 4,
-        hidden_dim: int = 0,
-        dropout: float = 0.0,
-    ):
-        super().__init__()
-        self.embedding = nn.EmbeddingBag(vocab_size, embed_dim, mode="sum")
-        if hidden_dim:
-            self.head = nn.Sequential(
-                nn.Dropout(dropout),
-                nn.Linear(embed_dim, hidden_dim),
-                nn.ReLU(),
-                nn.Dropout(dropout),
-                nn.Linear(hidden_dim, n_classes),
-            )
-        else:
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed_dim, n_classes))
-
-    def forward(
-        self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return self.head(self.embedding(ids, offsets, per_sample_weights=weights))
+__all__ = ["EarlyStopping", "Prediction", "TagClassifier"]
 
 
 @dataclass(frozen=True)
@@ -113,46 +66,6 @@ def _check_texts(texts: Sequence[str], name: str = "texts") -> list[str]:
     if bad:
         raise TypeError(f"{name}[{bad[0]}] is {type(texts[bad[0]]).__name__}, not a string")
     return list(texts)
-
-
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def _batch(encoded: Sequence[tuple[list[int], list[float]]], dev: torch.device) -> Batch:
-    """Concatenate (ids, weights) pairs into the (ids, offsets, weights) EmbeddingBag takes."""
-    lengths = [len(ids) for ids, _ in encoded]
-    total = sum(lengths)
-    # Through NumPy: building a tensor from a Python list costs several times more.
-    ids = np.fromiter(chain.from_iterable(e for e, _ in encoded), dtype=np.int64, count=total)
-    weights = np.fromiter(chain.from_iterable(w for _, w in encoded), np.float32, count=total)
-    offsets = np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
-    return _tensors((ids, offsets, weights), dev)
-
-
-def _tensors(arrays: tuple[np.ndarray, np.ndarray, np.ndarray], dev: torch.device) -> Batch:
-    """``(ids, offsets, weights)`` arrays as tensors on ``dev``, sharing the arrays' memory."""
-    ids, offsets, weights = (torch.from_numpy(a) for a in arrays)
-    if dev.type == "cpu":  # already there: skip three no-op moves per batch
-        return ids, offsets, weights
-    return ids.to(dev), offsets.to(dev), weights.to(dev)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` in this block (None: unchanged).
-
-    Small models gain nothing from more threads: each call is too short to split, and
-    idle threads spin on cores others need (an 8-epoch fit took about 1 s with one thread
-    and 18-40 s with two on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    if n is None or n == before:  # nothing to change: no two calls per batch
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
@@ -360,11 +273,11 @@ class TagClassifier:
         loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(self.device_))
         shuffle = torch.Generator().manual_seed(self.seed)
         size = self.batch_size or len(encoded)
-        whole = _batch(encoded, self.device_) if size >= len(encoded) else None
+        whole = pack(encoded, self.device_) if size >= len(encoded) else None
         target = y.to(self.device_)
         val_batch = None
         if val is not None:
-            val_batch = _batch([self.vocab_.encode_weighted(t) for t in val[0]], self.device_)
+            val_batch = pack([self.vocab_.encode_weighted(t) for t in val[0]], self.device_)
             val_y = torch.tensor([self.tags.index(t) for t in val[1]], device=self.device_)
         stopping, best_state = EarlyStopping(self.patience, self.min_epochs), None
         bar = progress_bar(range(1, epochs + 1), desc="training", unit="epoch", show=self.progress)
@@ -376,7 +289,7 @@ class TagClassifier:
             else:
                 order = torch.randperm(len(encoded), generator=shuffle).tolist()
                 chunks = [
-                    (_batch([encoded[j] for j in part], self.device_), target[part])
+                    (pack([encoded[j] for j in part], self.device_), target[part])
                     for part in (order[i : i + size] for i in range(0, len(order), size))
                 ]
             total = 0.0
@@ -432,7 +345,7 @@ class TagClassifier:
         with torch.inference_mode(), torch_threads(self.threads):
             for i in range(0, len(texts), batch_size):
                 arrays = self.vocab_.encode_batch(texts[i : i + batch_size])
-                logits = self.net_(*_tensors(arrays, self.device_))
+                logits = self.net_(*as_tensors(arrays, self.device_))
                 parts.append(torch.softmax(logits, dim=1).cpu().numpy())
         if was_training:
             self.net_.train()
@@ -460,48 +373,24 @@ class TagClassifier:
         version: str | None = None,
         metrics: dict[str, float] | None = None,
     ) -> Path:
-        """Write the artifact folder ``path`` (``weights.pt`` + ``metadata.json``).
+        """Write the artifact folder ``path`` (``weights.pt`` + ``metadata.json``,
+        :func:`~mlinfra_kit.models.saving.write_artifact`).
 
         ``version`` defaults to a short hash of the weights, so two identical models get
         the same version. The folder is written beside and renamed into place: a crash
         never leaves a half-written artifact.
         """
         self._check_fitted()
-        buffer = io.BytesIO()
-        torch.save({k: v.cpu() for k, v in self.net_.state_dict().items()}, buffer)
-        weights = buffer.getvalue()
-        meta = {
-            "format": ARTIFACT_FORMAT,
-            "format_version": FORMAT_VERSION,
-            "version": str(version)
-            if version is not None
-            else hashlib.sha256(weights).hexdigest()[:12],
-            "tags": list(self.tags),
-            "params": self.get_params(),
-            "vocabulary": self.vocab_.to_dict(),
-            "metrics": dict(metrics or {}),
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "mlinfra_kit": __version__,
-            "torch": torch.__version__,
-        }
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
-            (staging / WEIGHTS_FILE).write_bytes(weights)
-            (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                target.rename(old)
-                staging.rename(target)
-                shutil.rmtree(old)
-            else:
-                staging.rename(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        self.metadata_ = meta
-        return target
+        self.metadata_ = write_artifact(
+            path,
+            self.net_.state_dict(),
+            version=version,
+            tags=list(self.tags),
+            params=self.get_params(),
+            vocabulary=self.vocab_.to_dict(),
+            metrics=metrics,
+        )
+        return Path(path)
 
     @classmethod
     def load(
@@ -513,24 +402,7 @@ class TagClassifier:
         check_quantize(quantize)
         if quantize and _device.pick(device).type != "cpu":
             raise ValueError("quantize='int8' runs on the CPU only: pass device='cpu'")
-        path = Path(path)
-        meta_path = path / METADATA_FILE
-        if not is_artifact(path):
-            raise FileNotFoundError(
-                f"{path} is not a model artifact: expected {METADATA_FILE} and "
-                f"{WEIGHTS_FILE} inside"
-            )
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{meta_path} is not valid JSON: {err}") from None
-        if meta.get("format") != ARTIFACT_FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path} is not a {ARTIFACT_FORMAT} artifact of format_version "
-                f"{FORMAT_VERSION} (found format={meta.get('format')!r}, "
-                f"version={meta.get('format_version')!r}); artifacts of format_version 1 "
-                "(word n-grams only) are not read by this version: train and save it again"
-            )
+        meta, state = read_artifact(path)
         params = dict(meta["params"])
         if params.get("char_ngrams") is not None:
             params["char_ngrams"] = tuple(params["char_ngrams"])
@@ -541,7 +413,6 @@ class TagClassifier:
         model.net_ = TextClassifierNet(
             len(model.vocab_), len(model.tags), model.embed_dim, model.hidden_dim, model.dropout
         )
-        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.net_.load_state_dict(state)
         model.net_.to(model.device_).eval()
         if quantize == "int8":
