@@ -34,6 +34,7 @@ from mlinfra_kit.online_testing.prometheus import (
     buckets_since,
 )
 from mlinfra_kit.online_testing.shadow import ShadowReport, run_shadow
+from mlinfra_kit.online_testing.traffic import predict_timed
 
 __all__ = [
     "AppConfig",
@@ -268,11 +269,7 @@ class _Servers:
         )
 
     def send(self, version: str, project: Project) -> tuple[int, str | None, float]:
-        tic = time.perf_counter()
-        response = self.clients[version].post(self.urls[version] + "/predict", json=project.body)
-        latency = 1000 * (time.perf_counter() - tic)
-        tag = response.json().get("tag") if response.status_code == 200 else None
-        return response.status_code, tag, latency
+        return predict_timed(self.clients[version], self.urls[version] + "/predict", project.body)
 
 
 class _Application:

@@ -7,7 +7,8 @@
 - simulation: :func:`simulate_users`, :func:`peeking_simulation` (also checked after
   every user), :func:`interval_coverage`;
 - :class:`Canary` with :class:`Guardrails` (one-sided tests with a false-rollback budget)
-  and :func:`run_canary`; :func:`canary_simulation` measures them;
+  and :func:`run_canary`, :func:`http_sender` its real traffic; :func:`canary_simulation`
+  measures them;
 - :func:`run_shadow`: mirror requests to a candidate server;
 - bandits: :class:`EpsilonGreedy`, :class:`UCB1`, :class:`ThompsonSampling`,
   :class:`FixedSplit`, :func:`simulate_bandit`.
@@ -51,6 +52,7 @@ from mlinfra_kit.online_testing.stats import (
     welch_t_test,
     z_test_proportions,
 )
+from mlinfra_kit.online_testing.traffic import http_sender, predict_timed
 
 __all__ = [
     "BanditRun",
@@ -60,6 +62,8 @@ __all__ = [
     "canary_simulation",
     "canary_sweep",
     "guardrail_checks",
+    "http_sender",
+    "predict_timed",
     "interval_coverage",
     "EpsilonGreedy",
     "FixedSplit",
