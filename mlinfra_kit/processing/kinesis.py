@@ -29,6 +29,7 @@ table; a committed offset is a checkpointed sequence number and an ``XACK``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sqlite3
 import time
@@ -36,10 +37,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mlinfra_kit.processing.events import Event
 from mlinfra_kit.processing.sources import EventCodec, StreamCodec
 from mlinfra_kit.services import LOOPBACK, child_process, free_port
 
-__all__ = ["PUT_RECORDS_LIMIT", "KinesisSource", "kinesis_server"]
+__all__ = ["PUT_RECORDS_LIMIT", "KinesisSource", "kinesis_experiment", "kinesis_server"]
 
 T = TypeVar("T")
 #: Kinesis accepts at most this many records in one PutRecords call.
@@ -248,3 +250,104 @@ class KinesisSource(Generic[T]):
     def close(self) -> None:
         self._db.close()
         self._client.close()
+
+
+def kinesis_experiment(
+    endpoint: str,
+    events: Sequence[Event],
+    workdir: str | Path,
+    *,
+    stream: str = "events",
+    shards: int = 2,
+    micro_batch: int = 500,
+    allowed_lateness_s: float = 86_400.0,
+    strict_lateness_s: float = 60.0,
+) -> dict[str, Any]:
+    """``events`` through a Kinesis stream of ``shards`` at ``endpoint`` into the stream
+    features, measured three ways, as ``02_processing`` shows it (one row):
+
+    - **live**: a producer thread puts every event while a consumer reads, applies and
+      writes micro-batches of ``micro_batch`` into a SQLite feature store, checkpointing
+      after each (``put_events_per_s``, ``live_events_per_s``, the read lag after arrival,
+      ``applied``, ``dropped_late``, ``behind_after``: records behind the checkpoints);
+    - **backlog**: a second consumer reads the whole stream with nothing else running, for
+      the consumer's own rate and CPU per event (its thread's CPU);
+    - **shard skew**: how far event time runs ahead of an arriving event when the shards
+      are read in turn, and how many events a ``strict_lateness_s`` lateness would drop in
+      that order.
+
+    ``features_equal``: the live pipeline's features equal the batch job's over the same
+    events. The consumer's checkpoints go in ``workdir``; ``stream`` is created afresh."""
+    import threading
+
+    from mlinfra_kit.measure import latency_stats
+    from mlinfra_kit.processing.features import StreamFeatures, batch_features
+    from mlinfra_kit.processing.pipeline import StreamPipeline
+    from mlinfra_kit.processing.sources import consume
+    from mlinfra_kit.processing.store import FeatureStore
+
+    workdir = Path(workdir)
+    producer: KinesisSource[Event] = KinesisSource(endpoint, stream, shards=shards, fresh=True)
+    consumer: KinesisSource[Event] = KinesisSource(
+        endpoint, stream, checkpoints=workdir / f"{stream}-checkpoints.db"
+    )
+    sent: dict[str, float] = {}
+
+    def produce() -> None:
+        tic = time.perf_counter()
+        sent["events"] = producer.publish(events)
+        sent["seconds"] = time.perf_counter() - tic
+
+    try:
+        with FeatureStore(workdir / f"{stream}.db") as store:
+            pipeline = StreamPipeline(
+                StreamFeatures(allowed_lateness=allowed_lateness_s), store, micro_batch
+            )
+            sender = threading.Thread(target=produce)
+            sender.start()
+            live = consume(
+                consumer, pipeline, expected=len(events), count=micro_batch, idle_rounds=100
+            )
+            sender.join()
+        backlog: KinesisSource[Event] = KinesisSource(endpoint, stream, consumer="backlog")
+        cpu = time.thread_time()
+        catch_up = consume(
+            backlog,
+            StreamFeatures(allowed_lateness=allowed_lateness_s),
+            expected=len(events),
+            count=micro_batch,
+            idle_rounds=100,
+        )
+        backlog_cpu = time.thread_time() - cpu
+        reader: KinesisSource[Event] = KinesisSource(endpoint, stream, consumer="skew")
+        order: list[Event] = []
+        while page := reader.read(count=micro_batch, block_ms=0):
+            order += [event for _, event in page]
+        seen = [event.event_time for event in order]
+        ahead = (high - t for high, t in zip(itertools.accumulate(seen, max), seen, strict=True))
+        strict = StreamFeatures(allowed_lateness=strict_lateness_s)
+        for event in order:
+            strict.process(event)
+        features = pipeline.features
+        lags = latency_stats(consumer.read_lags_s)
+        return {
+            "shards": shards,
+            "put_events_per_s": sent["events"] / sent["seconds"],
+            "live_events_per_s": live.events_per_s,
+            "consumed_events_per_s": catch_up.events_per_s,
+            "consumer_cpu_us_per_event": 1e6 * backlog_cpu / max(catch_up.read, 1),
+            "read_lag_p50_ms": lags.p50_ms,
+            "read_lag_p99_ms": lags.p99_ms,
+            "applied": live.applied,
+            "dropped_late": live.dropped_late,
+            "shard_skew_s": max(ahead, default=0.0),
+            "dropped_with_strict_lateness": strict.dropped_late,
+            "features_equal": all(
+                features.features(u, features.watermark) == f
+                for u, f in batch_features(events, features.watermark).items()
+            ),
+            "behind_after": consumer.lag_records(),
+        }
+    finally:
+        consumer.close()
+        producer.close()

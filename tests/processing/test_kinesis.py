@@ -10,7 +10,11 @@ from helpers import require_module
 require_module("moto", "pip install 'mlinfra-kit[streams]'")
 
 from mlinfra_kit.processing import StreamFeatures, batch_features, simulate_events  # noqa: E402
-from mlinfra_kit.processing.kinesis import KinesisSource, kinesis_server  # noqa: E402
+from mlinfra_kit.processing.kinesis import (  # noqa: E402
+    KinesisSource,
+    kinesis_experiment,
+    kinesis_server,
+)
 from mlinfra_kit.processing.sources import consume  # noqa: E402
 
 _names = itertools.count()
@@ -85,3 +89,23 @@ def test_bad_settings_are_refused(endpoint):
     source = KinesisSource(endpoint, f"events-{next(_names)}", shards=1, fresh=True)
     with pytest.raises(ValueError, match="batch must be between 1 and 500"):
         source.publish([], batch=501)
+
+
+def test_the_notebooks_experiment_applies_every_event_once_and_measures_the_skew(
+    endpoint, log, tmp_path
+):
+    row = kinesis_experiment(
+        endpoint,
+        log.events,
+        tmp_path,
+        stream="experiment",
+        shards=2,
+        micro_batch=100,
+        allowed_lateness_s=86_400,
+        strict_lateness_s=60,
+    )
+    assert row["applied"] == len(log.events) and row["behind_after"] == 0
+    assert row["features_equal"] and row["dropped_late"] == 0
+    assert row["consumed_events_per_s"] > 0 and row["put_events_per_s"] > 0
+    assert row["shard_skew_s"] >= 0 and row["dropped_with_strict_lateness"] >= 0
+    assert row["read_lag_p50_ms"] <= row["read_lag_p99_ms"]
