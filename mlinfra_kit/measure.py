@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from mlinfra_kit import device as _device
@@ -40,6 +41,9 @@ __all__ = [
     "model_size_bytes",
     "peak_memory_mb",
     "process_rss_mb",
+    "process_tree",
+    "is_running",
+    "tree_usage",
     "environment",
     "distribution_version",
     "busy_cores",
@@ -193,6 +197,57 @@ def process_rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024 / 1e6
     return float("nan")
+
+
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields of a ``/proc/<pid>/stat`` file after the command name (which may hold
+    spaces and parentheses): state, parent pid, ... ; empty when the process is gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return bool(fields) and fields[0] != "Z"
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process descended from it, now (Linux: ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat_fields(stat)
+        if fields:
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def _proc_rss_mb(pid: int) -> float:
+    """Its resident MB, 0 for a process that has gone or is a zombie (a tree is read while
+    its processes come and go)."""
+    try:
+        rss = process_rss_mb(pid)
+    except OSError:
+        return 0.0
+    return 0.0 if math.isnan(rss) else rss
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+
+
+def tree_usage(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far and resident MB of ``pid`` and all its descendants (Linux)."""
+    tree = process_tree(pid)
+    return sum(_proc_cpu_s(p) for p in tree), sum(_proc_rss_mb(p) for p in tree)
 
 
 def peak_memory_mb() -> float:

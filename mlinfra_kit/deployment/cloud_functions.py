@@ -163,7 +163,7 @@ def measure_function(
     processes after the warm requests (what the function's memory setting must cover)."""
     import httpx
 
-    from mlinfra_kit.serving.peers import tree_usage
+    from mlinfra_kit.measure import tree_usage
 
     if warm_calls < 1:
         raise ValueError(f"warm_calls must be 1 or more, got {warm_calls}")

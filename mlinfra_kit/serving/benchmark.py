@@ -14,14 +14,17 @@ for a latency percentile.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mlinfra_kit.comparison import Comparison, compare
+from mlinfra_kit.measure import tree_usage
 from mlinfra_kit.serving.loadgen import RepeatedLoad, Request, closed_loop, run_load
 
-__all__ = ["LoadComparison", "compare_closed_loop", "compare_open_loop"]
+__all__ = ["LoadComparison", "ServerUsage", "compare_closed_loop", "compare_open_loop"]
 
 #: What a load run is judged by: (reads the number, lower is better).
 METRICS: dict[str, tuple[Callable[[Any], float], bool]] = {
@@ -32,13 +35,45 @@ METRICS: dict[str, tuple[Callable[[Any], float], bool]] = {
 
 
 @dataclass(frozen=True)
+class ServerUsage:
+    """What a server's process tree used while it was loaded: CPU in cores over its own
+    runs (the other server's runs left out), and its resident memory after the last."""
+
+    cpu_cores: float
+    rss_mb: float
+
+
+@dataclass
+class _Usage:
+    """CPU seconds and wall seconds summed over one server's runs."""
+
+    pid: int
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    rss_mb: float = 0.0
+
+    def around(self, run: Callable[[], Any]) -> Any:
+        cpu, tic = tree_usage(self.pid)[0], time.perf_counter()
+        result = run()
+        self.wall_s += time.perf_counter() - tic
+        now, self.rss_mb = tree_usage(self.pid)
+        self.cpu_s += now - cpu
+        return result
+
+    def total(self) -> ServerUsage:
+        return ServerUsage(self.cpu_s / max(self.wall_s, 1e-9), self.rss_mb)
+
+
+@dataclass(frozen=True)
 class LoadComparison:
     """Server B against server A: the :class:`~mlinfra_kit.comparison.Comparison` of the
-    chosen metric and every measured run of each (warm-up rounds left out)."""
+    chosen metric and every measured run of each (warm-up rounds left out), and where
+    their process ids were given, what each used (:class:`ServerUsage`)."""
 
     comparison: Comparison
     a: RepeatedLoad
     b: RepeatedLoad
+    usage: tuple[ServerUsage | None, ServerUsage | None] = (None, None)
 
     @property
     def errors(self) -> int:
@@ -102,6 +137,7 @@ def compare_closed_loop(
     at_least: float | None = None,
     requests_b: Sequence[Request] | None = None,
     warmup_rounds: int = 1,
+    pids: tuple[int | None, int | None] = (None, None),
 ) -> LoadComparison:
     """Closed-loop runs at ``concurrency`` against two running servers, interleaved
     (:func:`~mlinfra_kit.serving.loadgen.closed_loop`, one run per server per round, the
@@ -109,24 +145,31 @@ def compare_closed_loop(
     ``p99``) until the 99 % interval is ``rel_width`` wide, a verdict ``at_least`` is
     settled, ``max_rounds`` are done or ``budget_s`` seconds are spent. ``requests_b``:
     B's own requests where its API differs from A's (the same projects, another body);
-    ``warmup_rounds``: untimed rounds first (0 for servers already warm)."""
+    ``warmup_rounds``: untimed rounds first (0 for servers already warm); ``pids``: each
+    server's main process, whose tree's CPU and memory are read around its runs
+    (``usage``), so one comparison gives a server's whole row."""
+    usage = [_Usage(pid) if pid is not None else None for pid in pids]
 
-    def one_run(url: str, sent: Sequence[Request]) -> Callable[[], Any]:
-        return lambda: closed_loop(
-            url,
-            sent,
-            concurrency=concurrency,
-            client=client,
-            repeats=1,
-            total=total,
-            seconds=seconds,
-            warmup=warmup,
-            warmup_s=0.0,  # the engine's warm-up rounds warm each server
-        ).runs[0]
+    def one_run(url: str, sent: Sequence[Request], side: int) -> Callable[[], Any]:
+        def run() -> Any:
+            return closed_loop(
+                url,
+                sent,
+                concurrency=concurrency,
+                client=client,
+                repeats=1,
+                total=total,
+                seconds=seconds,
+                warmup=warmup,
+                warmup_s=0.0,  # the engine's warm-up rounds warm each server
+            ).runs[0]
 
-    return _compare(
-        one_run(url_a, requests),
-        one_run(url_b, requests if requests_b is None else requests_b),
+        counted = usage[side]
+        return run if counted is None else lambda: counted.around(run)
+
+    compared = _compare(
+        one_run(url_a, requests, 0),
+        one_run(url_b, requests if requests_b is None else requests_b, 1),
         names,
         metric,
         warmup=warmup_rounds,
@@ -136,6 +179,8 @@ def compare_closed_loop(
         rel_width=rel_width,
         at_least=at_least,
     )
+    used = tuple(u.total() if u is not None else None for u in usage)
+    return dataclasses.replace(compared, usage=(used[0], used[1]))
 
 
 def compare_open_loop(

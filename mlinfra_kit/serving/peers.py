@@ -28,7 +28,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import subprocess
@@ -44,20 +43,20 @@ from typing import Any
 
 from mlinfra_kit.data.projects import project_body
 from mlinfra_kit.environments import InstallFailed, environment_python, environments_home
-from mlinfra_kit.measure import process_rss_mb
+from mlinfra_kit.measure import is_running, process_tree, tree_usage
 from mlinfra_kit.services import LOOPBACK, LoggedProcess, free_port, wait_until
+from mlinfra_kit.serving.benchmark import ServerUsage
+from mlinfra_kit.serving.loadgen import RepeatedLoad
 
 __all__ = [
     "PEERS",
     "Peer",
     "PeerUnavailable",
     "RunningPeer",
-    "is_running",
     "load_profile",
     "peer_python",
     "peers_home",
     "run_peer",
-    "tree_usage",
 ]
 
 
@@ -151,7 +150,7 @@ class RunningPeer:
 
     def tree(self) -> list[int]:
         """The peer's processes: its main process and every descendant (Linux)."""
-        return _descendants(self.pid)
+        return process_tree(self.pid)
 
     def rss_mb(self) -> float:
         """Resident memory of all its processes, in MB (Linux)."""
@@ -160,12 +159,6 @@ class RunningPeer:
     def cpu_s(self) -> float:
         """CPU seconds its processes have used so far (Linux)."""
         return tree_usage(self.pid)[0]
-
-
-def tree_usage(pid: int) -> tuple[float, float]:
-    """CPU seconds used so far and resident MB of ``pid`` and all its descendants (Linux)."""
-    tree = _descendants(pid)
-    return sum(_proc_cpu_s(p) for p in tree), sum(_proc_rss_mb(p) for p in tree)
 
 
 def load_profile(
@@ -181,6 +174,7 @@ def load_profile(
     total: int = 2000,
     warmup: int = 100,
     min_requests: int = 0,
+    top: tuple[RepeatedLoad, ServerUsage | None] | None = None,
 ) -> dict[str, Any]:
     """One server's row of a side-by-side comparison: for each concurrency, the median of
     ``repeats`` closed-loop runs (throughput, p50, p99), the requests answered
@@ -188,30 +182,39 @@ def load_profile(
     concurrency the CPU its process tree used (in cores) and its resident memory after them
     (``pid=None``: not measured, e.g. a server whose processes are not one tree).
 
+    ``top``: the runs at the highest concurrency already made, with what the server used
+    during them (a :class:`~mlinfra_kit.serving.benchmark.LoadComparison`'s side and its
+    usage): the row shows those runs, the ones its verdict rests on, and none is made again.
+
     Where the runs at the highest concurrency answered fewer than ``min_requests`` (a slow
     server, short runs), one more run there sends the rest: it counts for errors and
     requests, not for the timings."""
     from mlinfra_kit.serving.loadgen import closed_loop
 
     row: dict[str, Any] = {"server": name, "errors": 0}
-    top = max(concurrencies)
+    highest = max(concurrencies)
     for c in concurrencies:
-        cpu_before = tree_usage(pid)[0] if pid is not None else 0.0
-        wall = time.perf_counter()
-        load = closed_loop(
-            url,
-            requests,
-            concurrency=c,
-            client=client,
-            repeats=repeats,
-            total=total,
-            seconds=seconds,
-            warmup=warmup,
-        )
-        if c == top and pid is not None:
-            cpu, rss = tree_usage(pid)
-            row["server_cpu_cores"] = (cpu - cpu_before) / (time.perf_counter() - wall)
-            row["rss_mb"] = rss
+        if c == highest and top is not None:
+            load, used = top
+            if used is not None:
+                row |= {"server_cpu_cores": used.cpu_cores, "rss_mb": used.rss_mb}
+        else:
+            cpu_before = tree_usage(pid)[0] if pid is not None else 0.0
+            wall = time.perf_counter()
+            load = closed_loop(
+                url,
+                requests,
+                concurrency=c,
+                client=client,
+                repeats=repeats,
+                total=total,
+                seconds=seconds,
+                warmup=warmup,
+            )
+            if c == highest and pid is not None:
+                cpu, rss = tree_usage(pid)
+                row["server_cpu_cores"] = (cpu - cpu_before) / (time.perf_counter() - wall)
+                row["rss_mb"] = rss
         low, high = load.throughput_range_rps
         row |= {
             f"rps_c{c}": load.throughput_rps,
@@ -223,7 +226,7 @@ def load_profile(
         row["errors"] += load.errors
         row["client"] = load.row()["client"]
         row[f"requests_c{c}"] = sum(run.stats.count for run in load.runs)
-        missing = min_requests - row[f"requests_c{c}"] if c == top else 0
+        missing = min_requests - row[f"requests_c{c}"] if c == highest else 0
         if missing > 0:
             more = closed_loop(
                 url,
@@ -338,25 +341,10 @@ def run_peer(
             _stop_group(process)
 
 
-def _stat_fields(stat: Path) -> list[str]:
-    """The fields of a ``/proc/<pid>/stat`` file after the command name (which may hold
-    spaces and parentheses): state, parent pid, ... ; empty when the process is gone."""
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def is_running(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
-    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
-    return bool(fields) and fields[0] != "Z"
-
-
 def _stop_group(process: subprocess.Popen, timeout_s: float = 15) -> None:
     """SIGTERM to the whole group, then SIGKILL to what is left; returns once none of its
     processes runs any more."""
-    group = _descendants(process.pid)
+    group = process_tree(process.pid)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -368,35 +356,6 @@ def _stop_group(process: subprocess.Popen, timeout_s: float = 15) -> None:
     deadline = time.monotonic() + 10
     while any(is_running(p) for p in group) and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = _stat_fields(stat)
-        if fields:
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(children.get(p, []))
-    return found
-
-
-def _proc_rss_mb(pid: int) -> float:
-    """Its resident MB, 0 for a process that has gone or is a zombie (a tree is read while
-    its processes come and go)."""
-    try:
-        rss = process_rss_mb(pid)
-    except OSError:
-        return 0.0
-    return 0.0 if math.isnan(rss) else rss
-
-
-def _proc_cpu_s(pid: int) -> float:
-    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
 
 
 def _script(python: str, name: str) -> str:

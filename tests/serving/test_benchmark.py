@@ -7,6 +7,7 @@ import pytest
 from mlinfra_kit.serving import run_trivial_server
 from mlinfra_kit.serving.benchmark import compare_closed_loop, compare_open_loop
 from mlinfra_kit.serving.loadgen import post_json
+from mlinfra_kit.serving.peers import load_profile
 
 BODIES = post_json("/predict", [{"title": "YOLO on a webcam"}])
 
@@ -29,6 +30,36 @@ def test_two_twins_closed_loop_keep_every_measured_round_and_are_not_called_diff
     assert len(compared.a.runs) == len(compared.b.runs) == 3  # the warm-up round left out
     assert compared.errors == 0 and compared.a.throughput_rps > 0
     assert c.verdict(at_least=1.5) != "held"
+
+
+def test_a_comparison_reads_each_servers_usage_and_gives_its_row_without_new_runs():
+    with run_trivial_server() as a, run_trivial_server() as b:
+        compared = compare_closed_loop(
+            a.url,
+            b.url,
+            BODIES,
+            concurrency=4,
+            client="python",
+            total=200,
+            warmup=20,
+            max_rounds=3,
+            pids=(a.pid, None),
+        )
+        row = load_profile(
+            "twin a",
+            a.url,
+            BODIES,
+            a.pid,
+            concurrencies=(4,),
+            client="python",
+            top=(compared.a, compared.usage[0]),
+        )
+    used, unread = compared.usage
+    assert unread is None and used is not None
+    assert 0 < used.cpu_cores <= 2.5 and used.rss_mb > 10  # one process, a Python server's memory
+    assert row["rps_c4"] == compared.a.throughput_rps  # the comparison's own runs
+    assert row["requests_c4"] == sum(r.stats.count for r in compared.a.runs) == 600
+    assert (row["server_cpu_cores"], row["rss_mb"]) == (used.cpu_cores, used.rss_mb)
 
 
 @pytest.mark.slow

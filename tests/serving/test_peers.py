@@ -5,8 +5,9 @@ pins packages the kit's server needs newer (made once, then reused)."""
 import httpx
 import pytest
 
+from mlinfra_kit.measure import is_running
 from mlinfra_kit.serving.metrics import read_exposition
-from mlinfra_kit.serving.peers import PEERS, is_running, run_peer
+from mlinfra_kit.serving.peers import PEERS, run_peer
 
 #: The peers that serve no Prometheus metrics as their users start them (09 shows it).
 WITHOUT_METRICS = {"litserve", "mlflow"}
