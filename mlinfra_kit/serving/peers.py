@@ -35,7 +35,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -174,7 +174,7 @@ def load_profile(
     total: int = 2000,
     warmup: int = 100,
     min_requests: int = 0,
-    top: tuple[RepeatedLoad, ServerUsage | None] | None = None,
+    made: Mapping[int, tuple[RepeatedLoad, ServerUsage | None]] | None = None,
 ) -> dict[str, Any]:
     """One server's row of a side-by-side comparison: for each concurrency, the median of
     ``repeats`` closed-loop runs (throughput, p50, p99), the requests answered
@@ -182,9 +182,9 @@ def load_profile(
     concurrency the CPU its process tree used (in cores) and its resident memory after them
     (``pid=None``: not measured, e.g. a server whose processes are not one tree).
 
-    ``top``: the runs at the highest concurrency already made, with what the server used
-    during them (a :class:`~mlinfra_kit.serving.benchmark.LoadComparison`'s side and its
-    usage): the row shows those runs, the ones its verdict rests on, and none is made again.
+    ``made``: runs already made, by concurrency, with what the server used during them (a
+    :class:`~mlinfra_kit.serving.benchmark.LoadComparison`'s side and its ``usage``): the row
+    shows those runs, the ones a verdict rests on, and makes none again at that concurrency.
 
     Where the runs at the highest concurrency answered fewer than ``min_requests`` (a slow
     server, short runs), one more run there sends the rest: it counts for errors and
@@ -194,9 +194,9 @@ def load_profile(
     row: dict[str, Any] = {"server": name, "errors": 0}
     highest = max(concurrencies)
     for c in concurrencies:
-        if c == highest and top is not None:
-            load, used = top
-            if used is not None:
+        if made and c in made:
+            load, used = made[c]
+            if c == highest and used is not None:
                 row |= {"server_cpu_cores": used.cpu_cores, "rss_mb": used.rss_mb}
         else:
             cpu_before = tree_usage(pid)[0] if pid is not None else 0.0

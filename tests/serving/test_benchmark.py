@@ -52,7 +52,7 @@ def test_a_comparison_reads_each_servers_usage_and_gives_its_row_without_new_run
             a.pid,
             concurrencies=(4,),
             client="python",
-            top=(compared.a, compared.usage[0]),
+            made={4: (compared.a, compared.usage[0])},
         )
     used, unread = compared.usage
     assert unread is None and used is not None
