@@ -3,6 +3,9 @@ the environments of the peers and engines.
 
 Heavy libraries (torch, papermill) are imported inside the commands that use them, so
 ``mlinfra --help`` answers instantly.
+
+(Over 450 lines: one parser with every subcommand and its help, the whole CLI in one place;
+each command's work is a call into the package.)
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Every service here is a real process bound to 127.0.0.1 on a free port, waited for until
 it answers, and stopped when its ``with`` block ends, even when the block fails.
 
+(Over 450 lines: one module per kind of thing the services share, port, child process and
+readiness wait, which each service below is a few lines over.)
+
 Examples
 --------
 >>> port = free_port()

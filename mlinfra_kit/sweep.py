@@ -21,6 +21,9 @@ through the same runner as ``mlinfra run``, and answers with one table and one f
   held), and with ``metrics`` a figure per metric against each swept parameter (the mean
   over seeds, the band their min-max).
 
+(Over 450 lines: the grid, the points' folders, the local pool and Ray, and the report are
+one resumable procedure over one folder layout.)
+
 Examples
 --------
 >>> grid({"SIZE": [8, 32], "SEED": [0, 1]})  # doctest: +NORMALIZE_WHITESPACE

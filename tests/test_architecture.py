@@ -140,3 +140,15 @@ def test_tests_use_the_public_api():
                     if a.name.startswith("_") and not a.name.startswith("__")
                 ]
     assert not private, private
+
+
+def test_a_long_module_says_why_in_its_docstring():
+    """A module over 450 lines says in its docstring why it is one module ("Over 450 lines:")."""
+    unexplained = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 450 and "Over 450 lines:" not in (
+            ast.get_docstring(ast.parse(text)) or ""
+        ):
+            unexplained.append(path.relative_to(PACKAGE).as_posix())
+    assert unexplained == []

@@ -7,6 +7,8 @@ quality with v1's validation data. The first alert (or, with ``retrain_after``, 
 schedule, whichever comes first) triggers a retrain on everything labelled so far; the
 candidate (v2) is mirrored in a shadow phase, then rolled out as a canary whose decisions
 wait for the labels; it is promoted, or rolled back while v1 keeps serving.
+
+(Over 450 lines: the application's one loop and its phases, which read and change one state.)
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ says which test fired, with its statistic, threshold and sample. Users keep thei
 within a step (the router is sticky), and growing the share moves users only from
 baseline to candidate.
 
+(Over 450 lines: the three guardrail tests, the controller and its decision log share one
+state, read together.)
+
 Examples
 --------
 >>> canary = Canary(steps=(0.1, 1.0), min_requests=20)

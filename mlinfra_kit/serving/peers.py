@@ -9,6 +9,9 @@ process group: some systems leave worker processes behind otherwise), waits unti
 its readiness route, and yields a :class:`RunningPeer` with its URL, the request to send and
 its cold start; on exit it stops the whole group.
 
+(Over 450 lines: seven systems' launch settings and workarounds, each a table entry of its
+own; their code is in ``peer_code``.)
+
 Serving systems pin their own web stacks (MLServer wants an older FastAPI than the kit's
 server; BentoML pins OpenTelemetry versions Ray Serve's disagree with), so each peer runs in
 **its own virtual environment** (:func:`peer_python`) that installs only the peer's packages
