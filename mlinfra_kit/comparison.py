@@ -165,7 +165,9 @@ class Comparison:
         if self.kind == "ratio":
             text = f"{self.estimate:.2f}x [{lo:.2f}, {hi:.2f}]"
             if hi < 1:  # surely below 1: read the other way round, how many times worse B is
-                text += f", i.e. {self.names[1]} {1 / self.estimate:.2f}x worse"
+                # from the estimate as printed, so a reader's 1 / 0.96 gives the same 1.04x
+                shown = max(round(self.estimate, 2), 0.01)
+                text += f", i.e. {self.names[1]} {1 / shown:.2f}x worse"
             noise = f"±{100 * self.noise:.0f} %"
         else:
             text = f"{self.estimate:+.3g}{unit} [{lo:+.3g}, {hi:+.3g}]"

@@ -137,3 +137,9 @@ def test_lessons_record_their_outcome_and_render_three_ways():
         Lesson("x", "y", outcome="maybe")
     with pytest.raises(ValueError, match="holds= or outcome="):
         Lesson("x", "y")
+
+
+def test_a_ratio_below_one_reads_the_other_way_round_from_the_printed_estimate():
+    c = paired([100.0, 100.5, 99.5, 100.2], [95.6, 95.65, 95.55, 95.6], names=("A", "B"))
+    assert c.interval[1] < 1 and 0.955 < c.estimate < 0.96  # printed 0.96x; 1 / 0.956 is 1.05
+    assert c.describe().startswith("0.96x") and "i.e. B 1.04x worse" in c.describe()
