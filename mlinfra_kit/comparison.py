@@ -156,7 +156,11 @@ class Comparison:
 
     def threshold(self, at_least: float | None = None, within: float | None = None) -> float:
         """The threshold a verdict was decided against (for the lesson's record)."""
-        return float(at_least if at_least is not None else within)
+        if at_least is not None:
+            return float(at_least)
+        if within is None:
+            raise ValueError("give one of at_least= or within=")
+        return float(within)
 
     def describe(self, unit: str = "") -> str:
         """The estimate with its interval, the noise floor and the rounds, as a learner
@@ -366,10 +370,10 @@ def bootstrap_difference(
     if resamples < 100:
         raise ValueError(f"resamples must be 100 or more, got {resamples}")
     rng = np.random.default_rng(seed)
-    a0, b0 = score(np.arange(items))
+    a0, b0 = score(np.arange(items).tolist())
     diffs = []
     for _ in range(resamples):
-        a_value, b_value = score(rng.integers(0, items, items))
+        a_value, b_value = score(rng.integers(0, items, items).tolist())
         diffs.append(b_value - a_value)
     tail = 100 * (1 - confidence) / 2
     lo, hi = np.percentile(diffs, [tail, 100 - tail])

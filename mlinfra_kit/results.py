@@ -93,7 +93,7 @@ class Lesson:
     interval: tuple[float, float] | None = None
     threshold: float | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         outcome = self.outcome
         if not outcome:
             if self.holds is None:
@@ -241,7 +241,7 @@ def record(
     parameters: Mapping[str, Any],
     metrics: Mapping[str, Any],
     tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
-    results_dir: str | os.PathLike = "results",
+    results_dir: str | os.PathLike[str] = "results",
     environment: Mapping[str, Any] | None = None,
     lessons: Sequence[Lesson] = (),
 ) -> Path:
@@ -358,7 +358,7 @@ class Run:
         return path
 
 
-def load(path: str | os.PathLike) -> dict[str, Any]:
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read one results file and check it has the schema's keys."""
     path = Path(path)
     try:
@@ -368,10 +368,11 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     missing = [k for k in SCHEMA_KEYS if not isinstance(doc, dict) or k not in doc]
     if missing:
         raise ValueError(f"{path} is not a results file: missing {', '.join(missing)}")
-    return doc
+    loaded: dict[str, Any] = doc
+    return loaded
 
 
-def load_all(results_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def load_all(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every results file in ``results_dir``, sorted by notebook name."""
     return [load(p) for p in sorted(Path(results_dir).glob("*.json"))]
 

@@ -96,7 +96,7 @@ class Projects:
     def __getitem__(self, index: int) -> Project: ...
     @overload
     def __getitem__(self, index: slice) -> Projects: ...
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Project | Projects:
         if isinstance(index, slice):
             return Projects(self.rows[index], self.source)
         return self.rows[index]
@@ -129,10 +129,10 @@ class Projects:
         """``{period: {tag: count}}`` with periods named by ``created_on.strftime(fmt)``
         (``"%Y-%m"``: months), in time order."""
         periods = list(dict.fromkeys(p.created_on.strftime(fmt) for p in self.sorted_by_time()))
-        return {
-            k: self.where(lambda p, k=k: p.created_on.strftime(fmt) == k).tag_counts()
-            for k in periods
-        }
+        by_period: dict[str, list[Project]] = {k: [] for k in periods}
+        for p in self.rows:
+            by_period[p.created_on.strftime(fmt)].append(p)
+        return {k: Projects(tuple(rows), self.source).tag_counts() for k, rows in by_period.items()}
 
     def where(self, predicate: Callable[[Project], bool]) -> Projects:
         """The projects for which ``predicate(project)`` is true, in the same order."""
@@ -154,7 +154,7 @@ def _shipped(source: str, which: str) -> tuple[str, Path]:
     return f"{source} {which} (datasets/{name}, {label})", path
 
 
-def _describe_source(source: str | os.PathLike | None, which: str) -> tuple[str, str | Path]:
+def _describe_source(source: str | os.PathLike[str] | None, which: str) -> tuple[str, str | Path]:
     """Resolve ``source`` to (human description, local path or URL)."""
     if source is None:
         source = "synthetic"
@@ -174,7 +174,7 @@ def _describe_source(source: str | os.PathLike | None, which: str) -> tuple[str,
     return str(source), path
 
 
-def _load(source: str | os.PathLike | None, which: str, sha256: str | None) -> Projects:
+def _load(source: str | os.PathLike[str] | None, which: str, sha256: str | None) -> Projects:
     description, location = _describe_source(source, which)
     if isinstance(location, str):
         known = {r.url: r.sha256 for named in REMOTE.values() for r in named.values()}
@@ -182,7 +182,9 @@ def _load(source: str | os.PathLike | None, which: str, sha256: str | None) -> P
     return read_projects_csv(location, source=description)
 
 
-def load_projects(source: str | os.PathLike | None = None, sha256: str | None = None) -> Projects:
+def load_projects(
+    source: str | os.PathLike[str] | None = None, sha256: str | None = None
+) -> Projects:
     """Load the projects used for training.
 
     ``source`` is a shipped dataset, read offline: ``"made-with-ml"`` (the course's real
@@ -193,7 +195,9 @@ def load_projects(source: str | os.PathLike | None = None, sha256: str | None = 
     return _load(source, "projects", sha256)
 
 
-def load_holdout(source: str | os.PathLike | None = None, sha256: str | None = None) -> Projects:
+def load_holdout(
+    source: str | os.PathLike[str] | None = None, sha256: str | None = None
+) -> Projects:
     """Load the held-out projects for the final evaluation (same sources as
     :func:`load_projects`)."""
     return _load(source, "holdout", sha256)
@@ -224,7 +228,7 @@ def _parse_row(row: dict[str, str], line: int, where: str) -> Project:
     return Project(pid, created, title.strip(), description.strip(), tag)
 
 
-def read_projects_csv(path: str | os.PathLike, source: str | None = None) -> Projects:
+def read_projects_csv(path: str | os.PathLike[str], source: str | None = None) -> Projects:
     """Read and validate a projects CSV (columns ``id, created_on, title, description,
     tag``; extra columns are ignored; quoted fields may hold commas, quotes, newlines)."""
     path = Path(path)
@@ -375,8 +379,8 @@ class DataSplit:
 
 
 def load_split(
-    source: str | os.PathLike | None = None,
-    holdout_source: str | os.PathLike | None = None,
+    source: str | os.PathLike[str] | None = None,
+    holdout_source: str | os.PathLike[str] | None = None,
     *,
     by_time: bool = False,
     holdout_fraction: float = 0.2,

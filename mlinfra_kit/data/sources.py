@@ -66,7 +66,7 @@ REMOTE = {
 
 #: The datasets that ship with the kit: ``{source: {"projects"|"holdout": (file, sha256)}}``
 #: (paths under ``datasets/``; a sha256 of None is not checked).
-SHIPPED = {
+SHIPPED: dict[str, dict[str, tuple[str, str | None]]] = {
     "made-with-ml": {
         which: (f"made-with-ml/{Path(remote.url).name}", remote.sha256)
         for which, remote in REMOTE["made-with-ml"].items()
@@ -101,7 +101,7 @@ def cache_dir() -> Path:
     return Path(base) / "mlinfra-kit"
 
 
-def sha256_of(path: str | os.PathLike) -> str:
+def sha256_of(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

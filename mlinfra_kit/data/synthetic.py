@@ -30,6 +30,7 @@ import json
 import random
 from datetime import datetime, timedelta
 from importlib import resources
+from typing import Any
 
 from mlinfra_kit.data.projects import TAGS
 
@@ -62,7 +63,7 @@ _MIX_PROBABILITY = 0.35  # share of projects that borrow vocabulary from a secon
 _LABEL_NOISE = 0.04  # share of projects whose tag is another plausible topic
 
 
-def _available(terms: list, year: float) -> list[str]:
+def _available(terms: list[Any], year: float) -> list[str]:
     return [t if isinstance(t, str) else t[0] for t in terms if isinstance(t, str) or t[1] <= year]
 
 
@@ -76,13 +77,13 @@ def _pick_topic(rng: random.Random, progress: float) -> str:
 
 
 def _name(rng: random.Random) -> str:
-    return rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES + _SUFFIXES)
+    return str(rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES + _SUFFIXES))
 
 
 def _fill(template: str, rng: random.Random, topic: str, other: str, year: float) -> str:
     """Fill a template; each slot draws from the second topic ``other`` 30% of the time."""
 
-    def draw(table: dict) -> str:
+    def draw(table: dict[str, list[Any]]) -> str:
         source = other if rng.random() < 0.3 else topic
         return rng.choice(_available(table[source], year))
 
@@ -114,7 +115,7 @@ def _title_case(text: str) -> str:
     )
 
 
-def _project(rng: random.Random, pid: int, when: datetime, progress: float) -> dict:
+def _project(rng: random.Random, pid: int, when: datetime, progress: float) -> dict[str, Any]:
     topic = _pick_topic(rng, progress)
     mixed = rng.random() < _MIX_PROBABILITY
     other = rng.choice([t for t in TAGS if t != topic]) if mixed else topic
@@ -143,7 +144,7 @@ def generate_projects(
     seed: int = 0,
     start: datetime = datetime(2019, 1, 1),
     end: datetime = datetime(2024, 1, 1),
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Generate ``n`` projects ordered by ``created_on``, ids 1..n, deterministic in ``seed``.
 
     The topic mix drifts linearly from ``TOPIC_MIX[tag][0]`` at ``start`` to

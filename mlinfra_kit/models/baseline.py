@@ -107,7 +107,7 @@ class TfidfLogReg:
             ).mean()
             for c in C_GRID
         }
-        return max(scores, key=scores.get)
+        return max(scores, key=lambda c: scores[c])
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         if not hasattr(self, "pipeline_"):

@@ -233,9 +233,9 @@ class TagClassifier:
         texts = self._validate_labels(texts, tags, "")
         if not texts:
             raise ValueError("cannot fit on zero texts")
-        has_val = val_texts is not None and val_tags is not None
-        if has_val:
-            val_texts = self._validate_labels(val_texts, val_tags, "val_")
+        val: tuple[list[str], list[str]] | None = None
+        if val_texts is not None and val_tags is not None:
+            val = (self._validate_labels(val_texts, val_tags, "val_"), list(val_tags))
         self._check_settings()
         self.tags = list(self.tags)
         self.device_ = _device.pick(self.device)
@@ -243,15 +243,19 @@ class TagClassifier:
         with torch_threads(self.threads):
             self.history_: list[dict[str, float]] = []
             self.best_epoch_ = self.epochs
-            self._fit_once(
-                texts, list(tags), self.epochs, (val_texts, list(val_tags)) if has_val else None
-            )
-            if has_val and self.refit:
-                self._fit_once([*texts, *val_texts], [*tags, *val_tags], self.best_epoch_, None)
+            self._fit_once(texts, list(tags), self.epochs, val)
+            if val is not None and self.refit:
+                self._fit_once([*texts, *val[0]], [*tags, *val[1]], self.best_epoch_, None)
         self.train_seconds_ = time.perf_counter() - start
         return self
 
-    def _fit_once(self, texts, tags, epochs, val) -> None:
+    def _fit_once(
+        self,
+        texts: list[str],
+        tags: list[str],
+        epochs: int,
+        val: tuple[list[str], list[str]] | None,
+    ) -> None:
         """Build the vocabulary from ``texts`` and train a fresh network on them."""
         index = {t: i for i, t in enumerate(self.tags)}
         self.vocab_ = Vocabulary.build(
@@ -268,7 +272,14 @@ class TagClassifier:
             optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
             self._train(optimizer, encoded, y, epochs, val)
 
-    def _train(self, optimizer, encoded, y, epochs, val) -> None:
+    def _train(
+        self,
+        optimizer: torch.optim.Optimizer,
+        encoded: list[tuple[list[int], list[float]]],
+        y: torch.Tensor,
+        epochs: int,
+        val: tuple[list[str], list[str]] | None,
+    ) -> None:
         weights = self._class_weights(y)
         loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(self.device_))
         shuffle = torch.Generator().manual_seed(self.seed)
@@ -319,7 +330,9 @@ class TagClassifier:
             self.net_.load_state_dict(best_state)
         self.net_.eval()
 
-    def _validation(self, inputs: Batch, target: torch.Tensor, loss_fn) -> dict[str, float]:
+    def _validation(
+        self, inputs: Batch, target: torch.Tensor, loss_fn: nn.CrossEntropyLoss
+    ) -> dict[str, float]:
         self.net_.eval()
         with torch.inference_mode():
             logits = self.net_(*inputs)
@@ -369,7 +382,7 @@ class TagClassifier:
     # -- artifacts --------------------------------------------------------------------
     def save(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         version: str | None = None,
         metrics: dict[str, float] | None = None,
     ) -> Path:
@@ -394,7 +407,7 @@ class TagClassifier:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, device: str = "cpu", quantize: str | None = None
+        cls, path: str | os.PathLike[str], device: str = "cpu", quantize: str | None = None
     ) -> TagClassifier:
         """Load an artifact written by :meth:`save`. Weights are read with
         ``weights_only=True``: no code from the file is ever run. ``quantize="int8"``

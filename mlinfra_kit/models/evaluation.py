@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from mlinfra_kit.comparison import Comparison
@@ -37,7 +37,7 @@ class Evaluation:
     labels: list[str]
     accuracy: float
     macro_f1: float
-    per_class: list[dict]
+    per_class: list[dict[str, Any]]
     confusion: list[list[int]]
     weighted_f1: float = math.nan
 
@@ -74,7 +74,7 @@ def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
     confusion = [[0] * k for _ in range(k)]
     for t, p in zip(y_true, y_pred, strict=True):
         confusion[index[t]][index[p]] += 1
-    per_class = []
+    per_class: list[dict[str, Any]] = []
     for i, label in enumerate(labels):
         tp = confusion[i][i]
         predicted = sum(confusion[r][i] for r in range(k))
@@ -122,17 +122,16 @@ def score_difference(
     truth, predicted = list(y_true), list(y_pred)
     if len(truth) != len(predicted):
         raise ValueError(f"y_true has {len(truth)} labels but y_pred has {len(predicted)}")
-    fixed = isinstance(against, int | float)
-    other = None if fixed else list(against)
+    other = None if isinstance(against, int | float) else list(against)
     if other is not None and len(other) != len(truth):
         raise ValueError(f"against has {len(other)} predictions for {len(truth)} items")
 
     def score(items: Sequence[str], idx: Sequence[int]) -> float:
         picked = [truth[i] for i in idx]
-        return getattr(evaluate(picked, [items[i] for i in idx], labels), metric)
+        return float(getattr(evaluate(picked, [items[i] for i in idx], labels), metric))
 
     def both(idx: Sequence[int]) -> tuple[float, float]:
-        a = float(against) if other is None else score(other, idx)
+        a = score(other, idx) if other is not None else float(cast(float, against))
         return a, score(predicted, idx)
 
     return bootstrap_difference(len(truth), both, names=names, resamples=resamples, seed=seed)

@@ -53,7 +53,8 @@ class TextClassifierNet(nn.Module):
     def forward(
         self, ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.head(self.embedding(ids, offsets, per_sample_weights=weights))
+        logits: torch.Tensor = self.head(self.embedding(ids, offsets, per_sample_weights=weights))
+        return logits
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]

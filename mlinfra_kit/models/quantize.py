@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import cast
 
 import torch
 from torch import nn
@@ -46,4 +47,5 @@ def dynamic_int8(model: nn.Module) -> nn.Module:
     with quiet_deprecations():
         from torch.ao.quantization import quantize_dynamic
 
-        return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+        quantize = cast(Callable[..., nn.Module], quantize_dynamic)  # torch leaves it untyped
+        return quantize(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)

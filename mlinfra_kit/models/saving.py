@@ -36,7 +36,7 @@ FORMAT_VERSION = 2
 
 
 def write_artifact(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     state: Mapping[str, torch.Tensor],
     *,
     version: str | None,
@@ -84,7 +84,7 @@ def write_artifact(
     return meta
 
 
-def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def read_artifact(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """An artifact's metadata and weights (on the CPU), after checking it is one of this
     format and version; no code from the file is run (``weights_only=True``)."""
     path = Path(path)

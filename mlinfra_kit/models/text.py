@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-class _LogTermFrequency(dict):
+class _LogTermFrequency(dict[int, float]):
     """``1 + ln(count)`` by count, computed once per count seen."""
 
     def __missing__(self, count: int) -> float:
@@ -117,7 +117,7 @@ class _WordCache:
 
     __slots__ = ("bytes", "entries")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.entries: dict[str, tuple[int, ...]] = {}
         self.bytes = 0
 
@@ -277,6 +277,7 @@ class Vocabulary:
         ids = cache.entries.get(word)
         if ids is None:
             index = self._index
+            assert self.char_ngrams is not None  # only called when character n-grams are on
             ids = tuple(i for i in map(index.get, _char_grams(word, self.char_ngrams)) if i)
             cache.put(word, ids)
         return ids
@@ -290,7 +291,7 @@ class Vocabulary:
         words = [w for t in texts for w in tokenize(t)]
         return sum(w not in self._index for w in words) / len(words) if words else 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "tokens": list(self.tokens),
             "ngrams": self.ngrams,
@@ -299,7 +300,7 @@ class Vocabulary:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Vocabulary:
+    def from_dict(cls, data: dict[str, Any]) -> Vocabulary:
         try:
             chars = data.get("char_ngrams")
             return cls(

@@ -78,6 +78,14 @@ class CrossValidation:
         return out
 
 
+def _split_by_ids(projects: Projects, held_out: set[int]) -> tuple[Projects, Projects]:
+    """The projects outside ``held_out`` (to train) and those in it (to validate)."""
+    return (
+        projects.where(lambda p: p.id not in held_out),
+        projects.where(lambda p: p.id in held_out),
+    )
+
+
 def cross_validate(
     projects: Projects,
     fit_a: Callable[[Projects], Any],
@@ -107,10 +115,7 @@ def cross_validate(
     if metric not in ("accuracy", "macro_f1", "weighted_f1"):
         raise ValueError(f"metric must be accuracy, macro_f1 or weighted_f1, got {metric!r}")
     if kind == "stratified":
-        splits = [
-            (projects.where(lambda p, f=f: p.id not in f), projects.where(lambda p, f=f: p.id in f))
-            for f in stratified_folds(projects, folds, seed)
-        ]
+        splits = [_split_by_ids(projects, f) for f in stratified_folds(projects, folds, seed)]
     elif kind == "time":
         splits = [time_split(projects, holdout_fraction)]
     else:
