@@ -11,6 +11,8 @@
 Importing this package does not import torch, FastAPI or the HTTP clients.
 """
 
+from typing import Any
+
 from mlinfra_kit.serving.batch import BatchJobReport, compare_with_live, predict_into_store
 from mlinfra_kit.serving.batching import DynamicBatcher
 from mlinfra_kit.serving.cache import LRUCache
@@ -26,7 +28,7 @@ from mlinfra_kit.serving.store import (
 from mlinfra_kit.serving.swap import SwapReport, swap_under_load
 
 
-def create_app(config):
+def create_app(config: ServerConfig) -> Any:
     """The FastAPI app for a :class:`~mlinfra_kit.serving.config.ServerConfig` (lazy import)."""
     from mlinfra_kit.serving.app import create_app as _create_app
 

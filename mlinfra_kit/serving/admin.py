@@ -20,7 +20,7 @@ from mlinfra_kit.serving.limits import excerpt
 __all__ = ["check_admin", "inside_root", "is_loopback", "write_admin_token"]
 
 
-def write_admin_token(token: str, port: int, folder: str | os.PathLike | None = None) -> str:
+def write_admin_token(token: str, port: int, folder: str | os.PathLike[str] | None = None) -> str:
     """Write ``token`` to ``folder/admin-token-PORT`` (default folder: ``MLINFRA_STATE_DIR``,
     else ``~/.mlinfra``), readable by this user only, and return the file's path."""
     from pathlib import Path

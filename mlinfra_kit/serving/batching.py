@@ -102,8 +102,8 @@ class DynamicBatcher:
         self.model_calls = 0
         self.items = 0
         self.largest_batch = 0
-        self._queue: asyncio.Queue | None = None
-        self._worker: asyncio.Task | None = None
+        self._queue: asyncio.Queue[tuple[Any, asyncio.Future[Any], float]] | None = None
+        self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the one the worker runs on
         self._submitting = 0  # calls of submit() not yet answered
 
@@ -162,12 +162,13 @@ class DynamicBatcher:
 
     async def _queued(self, item: Any) -> Any:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # the first call, or a new event loop (the last one ended)
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._run())
+        queue = self._queue
+        if self._loop is not loop or queue is None:  # the first call, or a new event loop
+            self._queue = queue = asyncio.Queue()
+            self._worker = loop.create_task(self._run(queue))
             self._loop = loop
         future = loop.create_future()
-        await self._queue.put((item, future, loop.time()))
+        await queue.put((item, future, loop.time()))
         return await future
 
     async def submit_many(
@@ -187,16 +188,16 @@ class DynamicBatcher:
             results.extend(await self._call(chunk, predict_many))
         return results
 
-    async def _run(self) -> None:
+    async def _run(self, queue: asyncio.Queue[tuple[Any, asyncio.Future[Any], float]]) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            batch = [await queue.get()]
             deadline = loop.time() + self.max_wait_ms / 1000
             quiet_turns = 0
             while len(batch) < self.max_batch_size:
                 # Take what is already waiting without yielding; then wait for stragglers.
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(queue.get_nowait())
                     quiet_turns = 0
                     continue
                 except asyncio.QueueEmpty:
@@ -211,7 +212,7 @@ class DynamicBatcher:
                     await asyncio.sleep(0)
                     continue
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except TimeoutError:
                     break
             futures = [f for _, f, _ in batch]

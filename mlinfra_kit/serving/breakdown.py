@@ -136,9 +136,9 @@ def _per_item(run: Callable[[], Any], items: int) -> float:
     return (time.perf_counter() - tic) / items * 1e6
 
 
-async def _started(app: Any) -> asyncio.Future:
+async def _started(app: Any) -> asyncio.Future[Any]:
     """Run ``app``'s lifespan start-up (the model loads); returns the lifespan's task."""
-    messages: asyncio.Queue = asyncio.Queue()
+    messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await messages.put({"type": "lifespan.startup"})
     done = asyncio.Event()
 
@@ -146,7 +146,7 @@ async def _started(app: Any) -> asyncio.Future:
         if message["type"].startswith("lifespan.startup"):
             done.set()
 
-    lifespan = asyncio.ensure_future(
+    lifespan: asyncio.Future[Any] = asyncio.ensure_future(
         app({"type": "lifespan", "asgi": {"version": "3.0"}}, messages.get, send)
     )
     await done.wait()

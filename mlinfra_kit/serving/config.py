@@ -143,7 +143,7 @@ class ServerConfig:
         choices=list(QUANTIZE_MODES),
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         positive = ("max_batch_size", "max_items", "max_text_chars", "max_body_bytes", "threads")
         for name in (*positive, "max_headers", "max_header_bytes", "max_url_bytes"):
             if getattr(self, name) < 1:
@@ -181,7 +181,7 @@ class ServerConfig:
         return replace(self, admin_token=secrets.token_urlsafe(24))
 
     @classmethod
-    def of(cls, model: ServerConfig | str | os.PathLike, **overrides: Any) -> ServerConfig:
+    def of(cls, model: ServerConfig | str | os.PathLike[str], **overrides: Any) -> ServerConfig:
         """A config from a model path or another config, with ``overrides`` applied;
         an unknown setting is a ``ValueError`` that lists the known ones."""
         names = [f.name for f in fields(cls)]

@@ -50,6 +50,7 @@ def serve(
     token_file = None
     if config.admin_token is None:  # made here, so every worker shares it
         config = config.with_admin_token()
+        assert config.admin_token is not None  # just made
         token_file = write_admin_token(config.admin_token, port)
         print(f"admin token for POST /admin/model: in {token_file} (yours only)", flush=True)
     try:

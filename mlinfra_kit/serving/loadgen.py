@@ -64,7 +64,8 @@ def zipf_indices(n_items: int, size: int, s: float = 1.1, seed: int = 0) -> list
         raise ValueError(f"the Zipf exponent s must be 0 or more, got {s}")
     weights = 1.0 / np.arange(1, n_items + 1) ** s
     rng = np.random.default_rng(seed)
-    return rng.choice(n_items, size=size, p=weights / weights.sum()).tolist()
+    picks: list[int] = rng.choice(n_items, size=size, p=weights / weights.sum()).tolist()
+    return picks
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,15 @@ class RepeatedLoad:
 
     runs: tuple[Any, ...]  # LoadResult or serving.wrk.WrkResult: the same properties
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.runs:
             raise ValueError("RepeatedLoad needs at least one run")
 
     @property
     def median(self) -> LoadResult:
         ordered = sorted(self.runs, key=lambda r: r.throughput_rps)
-        return ordered[(len(ordered) - 1) // 2]
+        middle: LoadResult = ordered[(len(ordered) - 1) // 2]
+        return middle
 
     @property
     def throughput_rps(self) -> float:
@@ -266,6 +268,7 @@ def run_load(
         )
         errors = []
         with progress_bar(total=total, desc=desc, unit="req", show=progress) as bar:
+            assert child.stderr is not None  # piped
             for line in child.stderr:  # the child prints how many requests are done
                 if line.startswith("done "):
                     bar.update(int(line.split()[1]) - bar.n)
@@ -294,7 +297,15 @@ def _main(config_path: str, result_path: str) -> None:
     Path(result_path).write_text(json.dumps(outcome))
 
 
-async def _load(base_url, requests, total, concurrency, rate_rps, warmup, timeout_s):
+async def _load(
+    base_url: str,
+    requests: list[Request],
+    total: int,
+    concurrency: int,
+    rate_rps: float | None,
+    warmup: int,
+    timeout_s: float,
+) -> dict[str, Any]:
     import aiohttp
 
     done = 0

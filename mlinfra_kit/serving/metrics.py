@@ -38,9 +38,9 @@ import os
 import re
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -199,7 +199,7 @@ class ServerMetrics:
         self._version: str | None = None
         self._texts_seen = 0
         # Labelled children, looked up once each: labels() takes a lock and builds a key.
-        self._counted: dict[tuple[str, str], Any] = {}
+        self._counted: dict[tuple[str, int], Any] = {}
         self._timed: dict[str, Any] = {}
         self._tagged: dict[str, Any] = {}
 
@@ -252,7 +252,7 @@ class ServerMetrics:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         every_worker = CollectorRegistry()
-        MultiProcessCollector(every_worker)
+        cast(Callable[[CollectorRegistry], object], MultiProcessCollector)(every_worker)
         return generate_latest(every_worker)
 
     def close(self) -> None:
@@ -260,19 +260,20 @@ class ServerMetrics:
         if self.shared:
             from prometheus_client.multiprocess import mark_process_dead
 
-            mark_process_dead(os.getpid())
+            cast(Callable[[int], None], mark_process_dead)(os.getpid())  # untyped upstream
 
     def middleware(self, app: Any) -> Any:
         """ASGI middleware that counts and times every HTTP request by route and status."""
         metrics = self
 
-        async def counted(scope, receive, send):
+        async def counted(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] != "http":
-                return await app(scope, receive, send)
+                await app(scope, receive, send)
+                return
             status = 500  # unless the app answers
             tic = time.perf_counter()
 
-            async def watched(message):
+            async def watched(message: dict[str, Any]) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
@@ -313,7 +314,7 @@ class _Value:
 
     def __init__(self, bounds: tuple[float, ...] | None):
         self.value = 0.0
-        self.bounds = bounds
+        self.bounds = bounds or ()  # a histogram's upper bounds; none for a number
         self.counts = [0] * (len(bounds) + 1) if bounds is not None else []
         self.sum = 0.0
 

@@ -7,6 +7,8 @@ not coming.
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from mlinfra_kit.serving.limits import excerpt
 
@@ -22,6 +24,13 @@ def _charset(content_type: bytes) -> str | None:
     return None
 
 
+#: ASGI's three arguments, as this middleware uses them.
+_Message = dict[str, Any]
+_Scope = dict[str, Any]
+_Receive = Callable[[], Awaitable[_Message]]
+_Send = Callable[[_Message], Awaitable[None]]
+
+
 class BodySizeLimit:
     """ASGI middleware for request bodies: 413 for one over ``max_bytes``, declared or
     streamed; 415 for a charset other than UTF-8 (JSON is UTF-8; another charset would be
@@ -29,15 +38,18 @@ class BodySizeLimit:
     all come ``deadline_s`` after the headers (one byte every few seconds must not hold a
     connection for hours)."""
 
-    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0, deadline_s: float = 60.0):
+    def __init__(
+        self, app: Any, max_bytes: int, timeout_s: float = 30.0, deadline_s: float = 60.0
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         content_type, declared = b"", None
         for name, value in scope["headers"]:  # the two it needs, without copying them all
             if name == b"content-type":
@@ -54,7 +66,8 @@ class BodySizeLimit:
             )
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._too_large(send)
-        chunks, size, more = [], 0, True
+        chunks: list[bytes] = []
+        size, more = 0, True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s
         while more:
@@ -87,7 +100,7 @@ class BodySizeLimit:
         body = b"".join(chunks)
         replayed = False
 
-        async def replay():
+        async def replay() -> _Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
@@ -96,7 +109,7 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send):
+    async def _too_large(self, send: _Send) -> None:
         await reply(
             send,
             413,
@@ -104,7 +117,7 @@ class BodySizeLimit:
         )
 
 
-async def reply(send, status: int, detail: str) -> None:
+async def reply(send: _Send, status: int, detail: str) -> None:
     """Answer with ``{"detail": ...}`` from an ASGI middleware."""
     payload = json.dumps({"detail": detail}).encode()
     await send(

@@ -266,7 +266,7 @@ def peer_python(peer: Peer, home: Path | None = None, timeout_s: float = 900) ->
 @contextlib.contextmanager
 def run_peer(
     peer: Peer,
-    artifact: str | os.PathLike,
+    artifact: str | os.PathLike[str],
     port: int | None = None,
     timeout_s: float = 180,
     home: Path | None = None,
@@ -344,7 +344,7 @@ def run_peer(
             _stop_group(process)
 
 
-def _stop_group(process: subprocess.Popen, timeout_s: float = 15) -> None:
+def _stop_group(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
     """SIGTERM to the whole group, then SIGKILL to what is left; returns once none of its
     processes runs any more."""
     group = process_tree(process.pid)

@@ -144,7 +144,7 @@ class Predictor:
         self.require()
         answer = self.cache.get(text)
         if answer is None:
-            answer = await self.batcher.submit(text)
+            answer = cast(dict[str, Any], await self.batcher.submit(text))
             if answer["model_version"] == self.model.version:  # not from a model swapped out
                 self.cache.put(text, answer)
         self._count([answer])
@@ -173,7 +173,7 @@ class Predictor:
         """Serve ``model`` from now on; returns the version it replaced. One assignment on
         the event loop: a request computes with the old model or the new one, never a mix,
         and says which. Cached answers of the old model are dropped."""
-        previous = self.require().version
+        previous = str(self.require().version)
         self.model = model
         self.cache.clear()
         if self.metrics is not None:

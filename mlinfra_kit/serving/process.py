@@ -29,7 +29,7 @@ class RunningServer:
 
     url: str
     port: int
-    process: Popen
+    process: Popen[bytes]
     admin_token: str | None = field(default=None, repr=False)
 
     @property
@@ -43,7 +43,9 @@ class RunningServer:
     def pid(self) -> int:
         return self.process.pid
 
-    def warm_up(self, bodies: list[dict], requests: int = 50, path: str = "/predict") -> None:
+    def warm_up(
+        self, bodies: list[dict[str, Any]], requests: int = 50, path: str = "/predict"
+    ) -> None:
         """Send ``requests`` requests (cycling through ``bodies``) and discard the answers:
         a fresh process's first calls pay one-off costs (lazy imports, allocator growth)
         that should not count against it in a comparison."""
@@ -55,13 +57,14 @@ class RunningServer:
             for i in range(requests):
                 client.post(path, json=bodies[i % len(bodies)])
 
-    def get(self, path: str) -> dict:
+    def get(self, path: str) -> dict[str, Any]:
         """GET ``path`` and return the JSON body (e.g. ``server.get("/metadata")``)."""
         import httpx
 
         response = httpx.get(self.url + path, timeout=30)
         response.raise_for_status()
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
 
 def _answers(url: str, status: int = 200) -> bool:
@@ -82,7 +85,7 @@ def server_command(port: int, workers: int = 1) -> list[str]:
 
 @contextlib.contextmanager
 def run_server(
-    model: ServerConfig | str | os.PathLike,
+    model: ServerConfig | str | os.PathLike[str],
     *,
     port: int | None = None,
     wait_for: str = "/ready",

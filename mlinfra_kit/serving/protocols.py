@@ -96,8 +96,12 @@ class V2Error(BaseModel):
     error: str
 
 
-_UNKNOWN = {404: {"model": V2Error, "description": "no model of that name here"}}
-_LOADING = {503: {"model": V2Error, "description": "the model is still loading"}}
+_UNKNOWN: dict[int | str, dict[str, Any]] = {
+    404: {"model": V2Error, "description": "no model of that name here"}
+}
+_LOADING: dict[int | str, dict[str, Any]] = {
+    503: {"model": V2Error, "description": "the model is still loading"}
+}
 _BAD = {400: {"model": V2Error, "description": "the request does not fit the model"}}
 
 
@@ -399,7 +403,7 @@ def add_open_protocols(app: FastAPI, predictor: Any, project_in: Any) -> None:
         from mlinfra_kit.data.projects import project_text
 
         many = isinstance(body, Instances)
-        projects = body.instances if many else [body]
+        projects = body.instances if isinstance(body, Instances) else [body]
         texts = [project_text(p.title, p.description) for p in projects]
         answers = await predictor.predict_many(texts)
         return JsonAnswer({"predictions": answers} if many else answers[0])

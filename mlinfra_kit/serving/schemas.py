@@ -13,6 +13,7 @@ Examples
 ''
 """
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi.exceptions import RequestValidationError
@@ -74,7 +75,7 @@ def _loc(part: Any) -> str | int:
     return part if isinstance(part, int) and not isinstance(part, bool) else safe_text(part)
 
 
-def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
+def validation_errors(errors: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """FastAPI's validation errors as a short JSON body that always encodes: each field's
     location, message, type and an excerpt of its input (never the whole input)."""
     return {
@@ -91,7 +92,7 @@ def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 #: The error answers of a route that reads a JSON body, as the OpenAPI spec documents them.
-BODY_ERRORS = {
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": MessageOut, "description": "the body is not JSON that can be read"},
     413: {"model": MessageOut, "description": "the body is larger than the limit"},
     415: {"model": MessageOut, "description": "a charset other than UTF-8"},
@@ -167,7 +168,8 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
             return [walk(v) for v in node]
         return node
 
-    return walk(schema)
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
 
 
 class JsonBody:

@@ -33,6 +33,11 @@ from mlinfra_kit.services import open_sqlite, parse_store_url
 __all__ = ["PredictionStore", "RedisStore", "SQLiteStore", "StoredPrediction", "open_store"]
 
 
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (the client answers bytes unless told to decode)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 @dataclass(frozen=True)
 class StoredPrediction:
     """One precomputed prediction; ``created_at`` is Unix time in seconds."""
@@ -111,7 +116,7 @@ class SQLiteStore(PredictionStore):
     writers anyway); each :meth:`put_many` is one transaction.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.url = f"sqlite:{self.path}"
         self._lock = threading.Lock()
@@ -169,7 +174,7 @@ class SQLiteStore(PredictionStore):
         if model_version is not None:
             query, args = query + " WHERE model_version = ?", (model_version,)
         with self._lock:
-            return self._db.execute(query, args).fetchone()[0]
+            return int(self._db.execute(query, args).fetchone()[0])
 
     def clear(self) -> None:
         with self._lock, self._db:
@@ -227,9 +232,9 @@ class RedisStore(PredictionStore):
 
     def count(self, model_version: str | None = None) -> int:
         if model_version is not None:
-            return self._redis.scard(self._version_key(model_version))
-        versions = [v.decode() for v in self._redis.smembers(f"{self.namespace}:versions")]
-        return sum(self._redis.scard(self._version_key(v)) for v in versions)
+            return int(self._redis.scard(self._version_key(model_version)))
+        versions = [_text(v) for v in self._redis.smembers(f"{self.namespace}:versions")]
+        return sum(int(self._redis.scard(self._version_key(v))) for v in versions)
 
     def clear(self) -> None:
         keys = list(self._redis.scan_iter(match=f"{self.namespace}:*", count=1000))
@@ -240,7 +245,7 @@ class RedisStore(PredictionStore):
         self._redis.close()
 
 
-def open_store(url: str | os.PathLike) -> PredictionStore:
+def open_store(url: str | os.PathLike[str]) -> PredictionStore:
     """The prediction store at ``url``: ``sqlite:PATH`` (or a path ending in ``.db``) or
     ``redis://HOST:PORT/DB`` (see :func:`~mlinfra_kit.services.parse_store_url`)."""
     kind, where = parse_store_url(url, "prediction store")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,22 @@ def swap_under_load(
     token = admin_token or getattr(server, "admin_token", None)
     if token is None:
         raise ValueError("the swap needs the server's admin token (admin_token=...)")
-    return run_coroutine(
+    report: SwapReport = run_coroutine(
         _run(url, token, bodies, str(new_model), requests, concurrency, swap_after, timeout_s)
     )
+    return report
 
 
-async def _run(url, token, bodies, new_model, requests, concurrency, swap_after, timeout_s):
+async def _run(
+    url: str,
+    token: str,
+    bodies: Sequence[dict[str, Any]],
+    new_model: str,
+    requests: int,
+    concurrency: int,
+    swap_after: float,
+    timeout_s: float,
+) -> SwapReport:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency + 1)
@@ -108,7 +119,7 @@ async def _run(url, token, bodies, new_model, requests, concurrency, swap_after,
     return SwapReport(
         requests=len(results),
         failed=sum(status != 200 for _, status, _ in results),
-        by_version=dict(Counter(v for _, s, v in results if s == 200)),
+        by_version=dict(Counter(v for _, s, v in results if s == 200 and v is not None)),
         mis_versioned=sum(
             1
             for started, status, version in results

@@ -60,7 +60,8 @@ class LoadFigures:
         return self.client_cpu_s / self.seconds if self.seconds > 0 else 0.0
 
     def _latency(self) -> LatencyStats | None:
-        return self.stats  # type: ignore[attr-defined]
+        stats: LatencyStats | None = getattr(self, "stats", None)
+        return stats
 
     def row(self, **extra: Any) -> dict[str, Any]:
         """A flat dict for a results table."""

@@ -125,6 +125,7 @@ def _run_once(
     ) as child:
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
+        assert child.stdout is not None and child.stderr is not None  # both piped
         out, err = child.stdout.read(), child.stderr.read()
     if child.returncode != 0:
         raise RuntimeError(f"wrk failed (exit code {child.returncode}): {(err or out).strip()}")
