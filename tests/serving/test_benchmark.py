@@ -13,6 +13,8 @@ BODIES = post_json("/predict", [{"title": "YOLO on a webcam"}])
 
 
 def test_two_twins_closed_loop_keep_every_measured_round_and_are_not_called_different():
+    """Also: the comparison reads a server's CPU and memory around its own runs, and its
+    row is made of those runs, with none made again."""
     with run_trivial_server() as a, run_trivial_server() as b:
         compared = compare_closed_loop(
             a.url,
@@ -20,25 +22,6 @@ def test_two_twins_closed_loop_keep_every_measured_round_and_are_not_called_diff
             BODIES,
             concurrency=4,
             names=("twin a", "twin b"),
-            client="python",
-            total=200,
-            warmup=20,
-            max_rounds=3,
-        )
-    c = compared.comparison
-    assert c.names == ("twin a", "twin b") and c.repeats == 3
-    assert len(compared.a.runs) == len(compared.b.runs) == 3  # the warm-up round left out
-    assert compared.errors == 0 and compared.a.throughput_rps > 0
-    assert c.verdict(at_least=1.5) != "held"
-
-
-def test_a_comparison_reads_each_servers_usage_and_gives_its_row_without_new_runs():
-    with run_trivial_server() as a, run_trivial_server() as b:
-        compared = compare_closed_loop(
-            a.url,
-            b.url,
-            BODIES,
-            concurrency=4,
             client="python",
             total=200,
             warmup=20,
@@ -54,6 +37,11 @@ def test_a_comparison_reads_each_servers_usage_and_gives_its_row_without_new_run
             client="python",
             made={4: (compared.a, compared.usage[0])},
         )
+    c = compared.comparison
+    assert c.names == ("twin a", "twin b") and c.repeats == 3
+    assert len(compared.a.runs) == len(compared.b.runs) == 3  # the warm-up round left out
+    assert compared.errors == 0 and compared.a.throughput_rps > 0
+    assert c.verdict(at_least=1.5) != "held"
     used, unread = compared.usage
     assert unread is None and used is not None
     assert 0 < used.cpu_cores <= 2.5 and used.rss_mb > 10  # one process, a Python server's memory
