@@ -27,8 +27,9 @@ from mlinfra_kit.services import child_process, free_port, wait_until
 
 pytestmark = pytest.mark.browser
 
-#: One notebook that only computes, one that starts servers (real processes on loopback).
-NOTEBOOKS = ("00_quickstart", "01_serving")
+#: One notebook that only computes, one that starts servers (real processes on loopback):
+#: the two quickest that do (about 15 and 25 s in quick mode; papermill runs every notebook).
+NOTEBOOKS = ("03_learning", "06_deployment")
 RUN_TIMEOUT_S = 420
 #: How far the notebook has run: code cells with an execution count, code cells, error or
 #: stderr outputs (JupyterLab renders a traceback as stderr; after one, the rest never runs).
