@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -19,13 +18,13 @@ def mlinfra(*args, **kwargs):
 
 
 def test_help_is_instant_and_does_not_import_torch():
+    """Instant because the CLI's start imports neither torch nor papermill (asserted, not
+    timed: a timing would fail on a loaded machine and prove less)."""
     probe = "import sys, mlinfra_kit.cli; print('torch' in sys.modules, 'papermill' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.split() == ["False", "False"]
-    tic = time.perf_counter()
     done = mlinfra("--help")
     assert done.returncode == 0 and "run" in done.stdout and "doctor" in done.stdout
-    assert time.perf_counter() - tic < 5
 
 
 def test_list(tiny_notebooks):
