@@ -55,7 +55,15 @@ def test_the_whole_system_runs_and_reports(setting, tmp_path):
     run = run_application(registry, v1, train_rows, stream, AppConfig(epochs=60), progress=False)
     assert len(run.served) == len(stream) and run.failed_requests == 0
     assert len(run.windows) >= len(stream) // 50 - 1
-    assert run.outcome in ("no_retrain", "promoted", "rolled_back", "undecided")
+    # The outcome is the one the event log shows (whichever it is on this machine).
+    kinds = [e.kind for e in run.events]
+    shown = (
+        "no_retrain" if run.retrain_at is None
+        else "promoted" if "promote" in kinds
+        else "rolled_back" if "rollback" in kinds
+        else "undecided"
+    )  # fmt: skip
+    assert run.outcome == shown, (run.outcome, kinds)
     if run.outcome == "promoted":
         promoted = next(e.detail for e in run.events if e.kind == "promote")
         assert "swapped" in promoted and registry.production == run.candidate
