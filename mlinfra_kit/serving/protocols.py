@@ -48,7 +48,7 @@ from mlinfra_kit.serving.limits import (
     loads_bounded,
     safe_text,
 )
-from mlinfra_kit.serving.schemas import BODY_ERRORS, JsonAnswer, inline_refs
+from mlinfra_kit.serving.schemas import BODY_ERRORS, JsonAnswer, JsonBody, inline_refs
 
 #: The model's name on the v2 routes.
 V2_MODEL_NAME = "tag-classifier"
@@ -397,11 +397,20 @@ def add_open_protocols(app: FastAPI, predictor: Any, project_in: Any) -> None:
         predictor.require()
         return {"status": "ok"}
 
-    @app.post("/invocations", tags=["sagemaker"], responses=BODY_ERRORS)
-    async def invocations(body: project_in | Instances):
+    invocation = JsonBody(project_in | Instances)  # read as /predict's body is: one compiled pass
+
+    @app.post(
+        "/invocations",
+        tags=["sagemaker"],
+        response_model=None,
+        responses=BODY_ERRORS,
+        openapi_extra=invocation.openapi(),
+    )
+    async def invocations(request: Request):
         """SageMaker's inference route: one project, or ``{"instances": [...]}``."""
         from mlinfra_kit.data.projects import project_text
 
+        body = invocation.parse(await request.body())
         many = isinstance(body, Instances)
         projects = body.instances if isinstance(body, Instances) else [body]
         texts = [project_text(p.title, p.description) for p in projects]

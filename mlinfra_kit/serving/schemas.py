@@ -183,9 +183,9 @@ class JsonBody:
     'YOLO on a webcam'
     """
 
-    def __init__(self, model: type[BaseModel]):
+    def __init__(self, model: Any):  # a model class, or a union of them
         self.model = model
-        self._adapter = TypeAdapter(model)
+        self._adapter: TypeAdapter[Any] = TypeAdapter(model)
 
     def parse(self, raw: bytes) -> Any:
         try:
@@ -196,7 +196,7 @@ class JsonBody:
 
     def openapi(self) -> dict[str, Any]:
         """The request body as the OpenAPI spec documents it (``openapi_extra``)."""
-        schema = inline_refs(self.model.model_json_schema())
+        schema = inline_refs(self._adapter.json_schema())
         return {
             "requestBody": {
                 "required": True,
