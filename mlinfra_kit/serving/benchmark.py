@@ -24,7 +24,13 @@ from mlinfra_kit.comparison import Comparison, compare
 from mlinfra_kit.measure import tree_usage
 from mlinfra_kit.serving.loadgen import RepeatedLoad, Request, closed_loop, run_load
 
-__all__ = ["LoadComparison", "ServerUsage", "compare_closed_loop", "compare_open_loop"]
+__all__ = [
+    "LoadComparison",
+    "ServerUsage",
+    "UsageMeter",
+    "compare_closed_loop",
+    "compare_open_loop",
+]
 
 #: What a load run is judged by: (reads the number, lower is better).
 METRICS: dict[str, tuple[Callable[[Any], float], bool]] = {
@@ -44,8 +50,9 @@ class ServerUsage:
 
 
 @dataclass
-class _Usage:
-    """CPU seconds and wall seconds summed over one server's runs."""
+class UsageMeter:
+    """What a server's process tree (``pid`` and its descendants) uses during the runs
+    made :meth:`around` it: CPU and wall seconds summed over them, its memory after the last."""
 
     pid: int
     cpu_s: float = 0.0
@@ -61,6 +68,7 @@ class _Usage:
         return result
 
     def total(self) -> ServerUsage:
+        """CPU in cores over the runs, and the memory after the last."""
         return ServerUsage(self.cpu_s / max(self.wall_s, 1e-9), self.rss_mb)
 
 
@@ -148,7 +156,7 @@ def compare_closed_loop(
     ``warmup_rounds``: untimed rounds first (0 for servers already warm); ``pids``: each
     server's main process, whose tree's CPU and memory are read around its runs
     (``usage``), so one comparison gives a server's whole row."""
-    usage = [_Usage(pid) if pid is not None else None for pid in pids]
+    usage = [UsageMeter(pid) if pid is not None else None for pid in pids]
 
     def one_run(url: str, sent: Sequence[Request], side: int) -> Callable[[], Any]:
         def run() -> Any:
@@ -179,8 +187,8 @@ def compare_closed_loop(
         rel_width=rel_width,
         at_least=at_least,
     )
-    used = tuple(u.total() if u is not None else None for u in usage)
-    return dataclasses.replace(compared, usage=(used[0], used[1]))
+    used_a, used_b = (u.total() if u is not None else None for u in usage)
+    return dataclasses.replace(compared, usage=(used_a, used_b))
 
 
 def compare_open_loop(

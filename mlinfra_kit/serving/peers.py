@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from mlinfra_kit.data.projects import project_body
 from mlinfra_kit.environments import InstallFailed, environment_python, environments_home
 from mlinfra_kit.measure import is_running, process_tree, tree_usage
 from mlinfra_kit.services import LOOPBACK, LoggedProcess, free_port, wait_until
-from mlinfra_kit.serving.benchmark import ServerUsage
+from mlinfra_kit.serving.benchmark import ServerUsage, UsageMeter
 from mlinfra_kit.serving.loadgen import RepeatedLoad
 
 __all__ = [
@@ -199,12 +200,10 @@ def load_profile(
     for c in concurrencies:
         if made and c in made:
             load, used = made[c]
-            if c == highest and used is not None:
-                row |= {"server_cpu_cores": used.cpu_cores, "rss_mb": used.rss_mb}
         else:
-            cpu_before = tree_usage(pid)[0] if pid is not None else 0.0
-            wall = time.perf_counter()
-            load = closed_loop(
+            meter = UsageMeter(pid) if pid is not None else None
+            run = partial(
+                closed_loop,
                 url,
                 requests,
                 concurrency=c,
@@ -214,10 +213,10 @@ def load_profile(
                 seconds=seconds,
                 warmup=warmup,
             )
-            if c == highest and pid is not None:
-                cpu, rss = tree_usage(pid)
-                row["server_cpu_cores"] = (cpu - cpu_before) / (time.perf_counter() - wall)
-                row["rss_mb"] = rss
+            load = run() if meter is None else meter.around(run)
+            used = meter.total() if meter is not None else None
+        if c == highest and used is not None:
+            row |= {"server_cpu_cores": used.cpu_cores, "rss_mb": used.rss_mb}
         low, high = load.throughput_range_rps
         row |= {
             f"rps_c{c}": load.throughput_rps,
