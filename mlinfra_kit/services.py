@@ -46,6 +46,7 @@ __all__ = [
     "quiet_loggers",
     "redis_available",
     "redis_server",
+    "redis_text",
     "run_coroutine",
     "stop_process",
     "wait_until",
@@ -321,6 +322,11 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
+
+
+def redis_text(value: bytes | str) -> str:
+    """A Redis reply as text (redis-py answers bytes unless told to decode)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def redis_available() -> bool:

@@ -22,6 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from mlinfra_kit.processing.events import Event
 from mlinfra_kit.processing.features import StreamFeatures
 from mlinfra_kit.processing.pipeline import StreamPipeline
+from mlinfra_kit.services import redis_text
 
 __all__ = [
     "ConsumeReport",
@@ -47,10 +48,7 @@ class StreamCodec(Protocol[T]):
 
 def text_fields(fields: dict) -> dict[str, str]:
     """An entry's fields as ``str`` (redis-py returns bytes)."""
-    return {
-        k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-        for k, v in fields.items()
-    }
+    return {redis_text(k): redis_text(v) for k, v in fields.items()}
 
 
 class EventCodec:

@@ -28,14 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlinfra_kit.services import open_sqlite, parse_store_url
+from mlinfra_kit.services import open_sqlite, parse_store_url, redis_text
 
 __all__ = ["PredictionStore", "RedisStore", "SQLiteStore", "StoredPrediction", "open_store"]
-
-
-def _text(value: bytes | str) -> str:
-    """A Redis reply as text (the client answers bytes unless told to decode)."""
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
@@ -233,7 +228,7 @@ class RedisStore(PredictionStore):
     def count(self, model_version: str | None = None) -> int:
         if model_version is not None:
             return int(self._redis.scard(self._version_key(model_version)))
-        versions = [_text(v) for v in self._redis.smembers(f"{self.namespace}:versions")]
+        versions = [redis_text(v) for v in self._redis.smembers(f"{self.namespace}:versions")]
         return sum(int(self._redis.scard(self._version_key(v))) for v in versions)
 
     def clear(self) -> None:
