@@ -215,6 +215,14 @@ class StreamFeatures:
     def users(self) -> list[str]:
         return sorted(self._events)
 
+    def matches_batch(self, events: Iterable[Event]) -> bool:
+        """Whether every user's features at the watermark equal what the batch job
+        (:func:`batch_features`, same windows) computes from ``events``."""
+        at = self.watermark
+        return all(
+            self.features(u, at) == f for u, f in batch_features(events, at, self.windows).items()
+        )
+
     def __contains__(self, user_id: object) -> bool:
         """Whether an event of ``user_id`` has been applied."""
         return user_id in self._events

@@ -281,7 +281,7 @@ def kinesis_experiment(
     import threading
 
     from mlinfra_kit.measure import latency_stats
-    from mlinfra_kit.processing.features import StreamFeatures, batch_features
+    from mlinfra_kit.processing.features import StreamFeatures
     from mlinfra_kit.processing.pipeline import StreamPipeline
     from mlinfra_kit.processing.sources import consume
     from mlinfra_kit.processing.store import FeatureStore
@@ -328,7 +328,6 @@ def kinesis_experiment(
         strict = StreamFeatures(allowed_lateness=strict_lateness_s)
         for event in order:
             strict.process(event)
-        features = pipeline.features
         lags = latency_stats(consumer.read_lags_s)
         return {
             "shards": shards,
@@ -342,10 +341,7 @@ def kinesis_experiment(
             "dropped_late": live.dropped_late,
             "shard_skew_s": max(ahead, default=0.0),
             "dropped_with_strict_lateness": strict.dropped_late,
-            "features_equal": all(
-                features.features(u, features.watermark) == f
-                for u, f in batch_features(events, features.watermark).items()
-            ),
+            "features_equal": pipeline.features.matches_batch(events),
             "behind_after": consumer.lag_records(),
         }
     finally:

@@ -55,6 +55,7 @@ def test_stream_matches_brute_force_with_out_of_order_events(events, jitter):
     expected = batch_features(events, at, WINDOWS)
     for user in stream.users:
         assert stream.features(user, at) == expected[user]
+    assert stream.matches_batch(events)  # the same check, as the notebooks make it
 
 
 def naive_features(events, at, windows):
