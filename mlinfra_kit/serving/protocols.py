@@ -411,8 +411,8 @@ def add_open_protocols(app: FastAPI, predictor: Any, project_in: Any) -> None:
         from mlinfra_kit.data.projects import project_text
 
         body = invocation.parse(await request.body())
-        many = isinstance(body, Instances)
-        projects = body.instances if isinstance(body, Instances) else [body]
-        texts = [project_text(p.title, p.description) for p in projects]
-        answers = await predictor.predict_many(texts)
-        return JsonAnswer({"predictions": answers} if many else answers[0])
+        if isinstance(body, Instances):
+            texts = [project_text(p.title, p.description) for p in body.instances]
+            return JsonAnswer({"predictions": await predictor.predict_many(texts)})
+        answers = await predictor.predict_many([project_text(body.title, body.description)])
+        return JsonAnswer(answers[0])
