@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from mlinfra_kit.artifacts import is_artifact
 from mlinfra_kit.data.projects import project_text
 from mlinfra_kit.serving.admin import check_admin, inside_root
-from mlinfra_kit.serving.config import READY_DIR_ENV, ServerConfig, workers_loaded
+from mlinfra_kit.serving.config import APP_FACTORY, READY_DIR_ENV, ServerConfig, workers_loaded
 from mlinfra_kit.serving.limits import excerpt
 from mlinfra_kit.serving.metrics import METRICS_CONTENT_TYPE, ServerMetrics
 from mlinfra_kit.serving.middleware import BodySizeLimit
@@ -271,10 +271,6 @@ def load_now(app: FastAPI) -> None:
     server.load()
     if server.predictor.load_error:
         raise ValueError(f"cannot serve {server.config.model}: {server.predictor.load_error}")
-
-
-#: The app factory uvicorn imports in each worker process.
-APP_FACTORY = "mlinfra_kit.serving.app:app_from_env"
 
 
 def app_from_env() -> FastAPI:

@@ -40,6 +40,7 @@ from typing import Any
 from mlinfra_kit.artifacts import QUANTIZE_MODES, check_quantize
 
 __all__ = [
+    "APP_FACTORY",
     "CONFIG_ENV",
     "READY_DIR_ENV",
     "WORKERS_ENV",
@@ -51,6 +52,9 @@ __all__ = [
 
 #: The environment variable that carries a :class:`ServerConfig` (JSON) to a server process.
 CONFIG_ENV = "MLINFRA_SERVER_CONFIG"
+#: The app factory (``module:function``) a server process imports: it builds the app from
+#: the config in :data:`CONFIG_ENV` (uvicorn's workers and Granian call it).
+APP_FACTORY = "mlinfra_kit.serving.app:app_from_env"
 
 
 def _setting(

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -17,9 +18,21 @@ from subprocess import Popen
 from typing import Any
 
 from mlinfra_kit.services import LOOPBACK, child_process, free_port
-from mlinfra_kit.serving.config import ServerConfig
+from mlinfra_kit.serving.config import APP_FACTORY, ServerConfig
 
-__all__ = ["RunningServer", "run_server", "run_trivial_server", "server_command"]
+__all__ = [
+    "HTTP_SERVERS",
+    "RunningServer",
+    "granian_available",
+    "run_server",
+    "run_trivial_server",
+    "server_command",
+]
+
+HTTP_SERVERS = ("uvicorn", "granian")
+"""The HTTP servers an app can run on: uvicorn (the default, with the kit's hardening) or
+Granian (a Rust HTTP server for ASGI apps, ``pip install granian``), to measure what the
+HTTP layer costs."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,29 @@ def server_command(port: int, workers: int = 1) -> list[str]:
     return [*command, "--workers", str(workers)]
 
 
+def granian_available() -> bool:
+    """Whether Granian is installed in this environment (``pip install 'mlinfra-kit[peers]'``)."""
+    return importlib.util.find_spec("granian") is not None
+
+
+def _granian_command(target: str, port: int, workers: int = 1, factory: bool = False) -> list[str]:
+    """Granian serving the ASGI app ``target`` (``module:attribute``; with ``factory``, a
+    function that returns the app) on loopback, on its default event loop (uvloop when
+    installed, as uvicorn's), without websockets or an access log."""
+    if not granian_available():
+        raise RuntimeError(
+            "Granian is not installed: pip install 'mlinfra-kit[peers]' (or granian)"
+        )
+    command = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", LOOPBACK]
+    command += ["--port", str(port), "--workers", str(workers), "--no-ws", "--log-level", "warning"]
+    return [*command, *(["--factory"] if factory else []), target]
+
+
+def _check_http(http: str) -> None:
+    if http not in HTTP_SERVERS:
+        raise ValueError(f"http must be one of {', '.join(HTTP_SERVERS)}, got {http!r}")
+
+
 @contextlib.contextmanager
 def run_server(
     model: ServerConfig | str | os.PathLike[str],
@@ -90,6 +126,7 @@ def run_server(
     port: int | None = None,
     wait_for: str = "/ready",
     timeout_s: float = 120,
+    http: str = "uvicorn",
     **settings: Any,
 ) -> Iterator[RunningServer]:
     """Run the model server for ``model`` (an artifact path or a :class:`ServerConfig`)
@@ -100,12 +137,21 @@ def run_server(
     process is up), yields the server, and stops it when the block ends, even on error.
     Without an ``admin_token`` setting the server gets a fresh random one
     (``server.admin_token``), passed to the child process in its environment.
+
+    ``http="granian"`` runs the same app on Granian instead of uvicorn, to measure what the
+    HTTP server costs; the kit's own hardening of the HTTP layer (the deadline for request
+    headers, the bounded graceful shutdown, several workers stopping together) is uvicorn's
+    only, so ``mlinfra serve`` stays on uvicorn.
     """
+    _check_http(http)
     config = ServerConfig.of(model, **settings).with_admin_token()
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
+    command = server_command(port)
+    if http == "granian":
+        command = _granian_command(APP_FACTORY, port, factory=True)
     with child_process(
-        server_command(port),
+        command,
         f"model server on port {port}",
         lambda: _answers(url + wait_for),
         timeout_s,
@@ -116,12 +162,13 @@ def run_server(
 
 @contextlib.contextmanager
 def run_trivial_server(
-    port: int | None = None, timeout_s: float = 60, workers: int = 1
+    port: int | None = None, timeout_s: float = 60, workers: int = 1, http: str = "uvicorn"
 ) -> Iterator[RunningServer]:
     """A server that does no work, to measure what a load generator can drive at most, in
-    ``workers`` uvicorn processes (compare a server with as many)."""
+    ``workers`` processes of ``http`` (uvicorn or Granian; compare a server with as many)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    _check_http(http)
     port = port or free_port()
     args = [
         sys.executable,
@@ -138,6 +185,8 @@ def run_trivial_server(
         "--workers",
         str(workers),
     ]
+    if http == "granian":
+        args = _granian_command("mlinfra_kit.serving.trivial:app", port, workers)
     url = f"http://{LOOPBACK}:{port}"
     with child_process(
         args, f"trivial server on port {port}", lambda: _answers(url + "/health"), timeout_s
