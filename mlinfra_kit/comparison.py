@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "OUTCOMES",
     "Comparison",
+    "accuracy_difference",
     "bootstrap_difference",
     "combined",
     "compare",
@@ -188,7 +189,10 @@ class Comparison:
                 "the effect is within this machine's run-to-run noise: measure on an idle "
                 "machine, or with larger sizes (a full run)"
             )
-        return "the interval is wide: more rounds (a full run) or a quieter machine"
+        return (
+            "the interval still reaches across the threshold: more rounds (a full run) or a "
+            "quieter machine would narrow it"
+        )
 
 
 def combined(outcomes: Sequence[str]) -> str:
@@ -387,3 +391,36 @@ def bootstrap_difference(
         confidence=confidence,
         items=items,
     )
+
+
+def accuracy_difference(
+    right_a: Sequence[bool],
+    right_b: Sequence[bool],
+    names: tuple[str, str] = ("A", "B"),
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Comparison:
+    """How much more often B is right than A on the same items (``right_*[i]``: whether
+    each got item ``i`` right), with a 95 % bootstrap interval over the items
+    (:func:`bootstrap_difference`, paired: each resample scores both on the same items).
+
+    >>> a = [True, False] * 100                 # right half the time
+    >>> b = [True, True, True, False] * 50      # right three times in four
+    >>> c = accuracy_difference(a, b, names=("old", "new"))
+    >>> round(c.estimate, 2), c.verdict(at_least=0.1)
+    (0.25, 'held')
+    """
+    import numpy as np
+
+    if len(right_a) != len(right_b):
+        raise ValueError(
+            f"A was scored on {len(right_a)} items and B on {len(right_b)}: "
+            "compare them on the same items"
+        )
+    a, b = np.asarray(right_a, dtype=float), np.asarray(right_b, dtype=float)
+
+    def both(idx: Sequence[int]) -> tuple[float, float]:
+        picked = np.asarray(idx)
+        return float(a[picked].mean()), float(b[picked].mean())
+
+    return bootstrap_difference(len(a), both, names=names, resamples=resamples, seed=seed)

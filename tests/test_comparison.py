@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from mlinfra_kit.comparison import bootstrap_difference, compare, paired
+from mlinfra_kit.comparison import accuracy_difference, bootstrap_difference, compare, paired
 from mlinfra_kit.results import Lesson, lessons_markdown
 
 
@@ -120,6 +120,20 @@ def test_a_bootstrap_interval_over_the_evaluation_items():
     lo, hi = c.interval
     assert lo < 0 < hi and c.verdict(at_least=0.0) == "inconclusive"
     assert hi - lo > 0.05  # 100 items: a few points either way
+
+
+def test_accuracy_on_the_same_items_paired():
+    rng = random.Random(0)
+    a = [rng.random() < 0.70 for _ in range(2000)]
+    b = [right or rng.random() < 0.5 for right in a]  # right where A is, and on half the rest
+    c = accuracy_difference(a, b, names=("a", "b"))
+    lo, hi = c.interval
+    assert lo < 0.15 < hi  # the true gain: half of A's 30 % misses
+    assert c.verdict(at_least=0.05) == "held" and c.verdict(within=0.01) == "not_held"
+    same = accuracy_difference(a, a)
+    assert same.estimate == 0 and same.verdict(at_least=0.0) == "inconclusive"
+    with pytest.raises(ValueError, match="on the same items"):
+        accuracy_difference(a, b[:10])
 
 
 def test_lessons_record_their_outcome_and_render_three_ways():

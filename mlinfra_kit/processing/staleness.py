@@ -205,10 +205,13 @@ def serve_from_pipeline(
 
 def _row(source: str, interval: float, model: NextCategoryModel, served: Served) -> dict[str, Any]:
     ages = sorted(served.ages_s)
+    predicted = model.predict(served.features)
+    right = tuple(p == e.category for p, e in zip(predicted, served.events, strict=True))
     return {
         "source": source,
         "refresh_interval_s": interval,
-        "accuracy": model.accuracy(served.features, [e.category for e in served.events]),
+        "accuracy": sum(right) / len(right),
+        "right": right,
         "feature_age_p50_s": percentile(ages, 50),
         "feature_age_p99_s": percentile(ages, 99),
         "refreshes": served.refreshes,
@@ -237,7 +240,10 @@ def staleness_sweep(
     The last row is the stream (``refresh_interval_s`` 0): a :class:`StreamPipeline` that
     writes to its own store at least every ``stream_flush_s`` of event time, predictions
     read from that store (:func:`serve_from_pipeline`), so its accuracy, CPU per event and
-    freshness at the log's real arrival rate come from the same run."""
+    freshness at the log's real arrival rate come from the same run. ``right`` in each row
+    says whether each evaluated event was predicted right (the same events, in the same
+    order, in every row), for intervals on a difference
+    (:func:`~mlinfra_kit.comparison.accuracy_difference`)."""
     from mlinfra_kit.progress import bar as progress_bar
 
     events = _evaluated(log, start, end)

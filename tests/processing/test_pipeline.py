@@ -119,6 +119,11 @@ def test_fresher_features_predict_better_and_the_stream_is_the_limit(log):
     by_interval = {r["refresh_interval_s"]: r for r in rows}
     assert [r["source"] for r in rows] == ["batch", "batch", "stream"]
     assert by_interval[7200]["accuracy"] < by_interval[60]["accuracy"]
+    right = by_interval[60]["right"]
+    assert (
+        len(right) == len(by_interval[0]["right"])
+        and sum(right) / len(right) == by_interval[60]["accuracy"]
+    )
     assert by_interval[0]["feature_age_p50_s"] < by_interval[60]["feature_age_p50_s"] <= 60
     assert abs(by_interval[60]["accuracy"] - by_interval[0]["accuracy"]) < 0.05
     assert by_interval[0]["freshness_p99_s"] <= 1.0 + 0.5  # a 1 s timer, plus processing
