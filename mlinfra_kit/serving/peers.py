@@ -224,6 +224,7 @@ def load_profile(
             f"rps_max_c{c}": high,
             f"p50_ms_c{c}": load.stats.p50_ms,
             f"p99_ms_c{c}": load.stats.p99_ms,
+            f"client_cpu_cores_c{c}": load.client_cpu_cores,  # the median run's: is it the limit?
         }
         row["errors"] += load.errors
         row["client"] = load.row()["client"]
