@@ -218,3 +218,13 @@ def test_compare_and_rows(abrupt):
     assert list(results) == ["a", "b"]
     with pytest.raises(ValueError, match="no strategies"):
         compare(stream, {})
+
+
+def test_the_mlp_runs_on_one_torch_thread_and_leaves_torch_as_it_was(abrupt):
+    import torch
+
+    before = torch.get_num_threads()
+    mlp = TorchMLP(epochs=2).fit([x for x, _ in abrupt.head(200)], [y for _, y in abrupt.head(200)])
+    assert mlp.threads == 1 and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be 1 or more"):
+        TorchMLP(threads=0)
