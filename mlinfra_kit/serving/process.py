@@ -147,9 +147,10 @@ def run_server(
     config = ServerConfig.of(model, **settings).with_admin_token()
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
-    command = server_command(port)
     if http == "granian":
         command = _granian_command(APP_FACTORY, port, factory=True)
+    else:
+        command = server_command(port)
     with child_process(
         command,
         f"model server on port {port}",
@@ -170,23 +171,12 @@ def run_trivial_server(
         raise ValueError(f"workers must be at least 1, got {workers}")
     _check_http(http)
     port = port or free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "mlinfra_kit.serving.trivial:app",
-        "--host",
-        LOOPBACK,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--workers",
-        str(workers),
-    ]
+    app = "mlinfra_kit.serving.trivial:app"
     if http == "granian":
-        args = _granian_command("mlinfra_kit.serving.trivial:app", port, workers)
+        args = _granian_command(app, port, workers)
+    else:
+        args = [sys.executable, "-m", "uvicorn", app, "--host", LOOPBACK, "--port", str(port)]
+        args += ["--log-level", "warning", "--no-access-log", "--workers", str(workers)]
     url = f"http://{LOOPBACK}:{port}"
     with child_process(
         args, f"trivial server on port {port}", lambda: _answers(url + "/health"), timeout_s
