@@ -2,7 +2,8 @@
 
 - models and data: :func:`mlp`, :class:`SmallCNN`, :func:`load_digits`, :func:`train`,
   :func:`accuracy`;
-- :func:`benchmark` (one row per variant), :func:`speedup`, :func:`pick` (best under a
+- :func:`benchmark` (one row per variant), :func:`speedup`, :func:`compare_speed` (one
+  variant against another in turns, with an interval), :func:`pick` (best under a
   budget), :func:`compare_variants` (a saved tag classifier as each server can load it);
 - pruning: :func:`prune_unstructured`, :func:`prune_neurons`, :func:`sparsity`,
   :func:`sparse_vs_dense`;
@@ -17,7 +18,7 @@
 Importing this package imports torch (every function here needs it).
 """
 
-from mlinfra_kit.optimization.bench import benchmark, compare_variants, pick, speedup
+from mlinfra_kit.optimization.bench import benchmark, compare_speed, compare_variants, pick, speedup
 from mlinfra_kit.optimization.distillation import distill, distillation_loss
 from mlinfra_kit.optimization.gpu import (
     gpu_linear_sweep,
@@ -52,6 +53,7 @@ from mlinfra_kit.optimization.quantization import (
 __all__ = [
     "accuracy",
     "benchmark",
+    "compare_speed",
     "compare_variants",
     "distill",
     "distillation_loss",

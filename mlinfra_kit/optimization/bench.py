@@ -7,12 +7,14 @@ synchronised before each clock read on a GPU.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlinfra_kit import measure
+from mlinfra_kit.comparison import Comparison, compare
 
-__all__ = ["benchmark", "compare_variants", "pick", "speedup"]
+__all__ = ["benchmark", "compare_speed", "compare_variants", "pick", "speedup"]
 
 
 def benchmark(
@@ -61,6 +63,48 @@ def speedup(base: dict[str, Any], other: dict[str, Any], batch: int = 64) -> flo
     if key not in base or key not in other:
         raise ValueError(f"both rows need {key}; benchmark them with batch size {batch}")
     return base[key] / other[key]
+
+
+def compare_speed(
+    base: Any,
+    other: Any,
+    make_input: Callable[[int], Any],
+    batch: int = 64,
+    calls: int = 15,
+    names: tuple[str, str] = ("base", "other"),
+    device: Any = None,
+    **engine: Any,
+) -> Comparison:
+    """How many times faster ``other`` runs than ``base`` on one batch of ``batch`` rows,
+    measured in turns (:func:`~mlinfra_kit.comparison.compare`): each round times
+    ``calls`` calls of each model and keeps their median, so a drift of the machine hits
+    both alike. ``engine`` goes to ``compare`` (``max_rounds``, ``budget_s``,
+    ``at_least`` to stop once settled).
+
+    >>> import torch
+    >>> wide, narrow = torch.nn.Linear(256, 256), torch.nn.Linear(256, 8)
+    >>> c = compare_speed(wide, narrow, lambda b: torch.randn(b, 256), calls=5, max_rounds=3)
+    >>> c.kind, c.repeats, c.estimate > 0
+    ('ratio', 3, True)
+    """
+    import torch
+
+    inputs = make_input(batch)
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+
+    def p50_seconds(model: Any) -> Callable[[], float]:
+        def once() -> float:
+            with torch.no_grad():
+                seconds = measure.time_calls(
+                    lambda: model(*args), repeat=calls, warmup=1, device=device
+                )
+            return statistics.median(seconds)
+
+        return once
+
+    return compare(
+        p50_seconds(base), p50_seconds(other), names=names, lower_is_better=True, **engine
+    )
 
 
 def pick(

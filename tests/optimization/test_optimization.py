@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from mlinfra_kit.models import torch_threads
 from mlinfra_kit.optimization import (
     SmallCNN,
     accuracy,
     benchmark,
+    compare_speed,
     distill,
     distillation_loss,
     dynamic_int8,
@@ -156,6 +158,18 @@ def test_a_student_learns_from_the_teacher_without_labels(small_mlp, digits):
 def test_sparse_vs_dense_rows():
     rows = sparse_vs_dense(256, (0.5, 0.99), batch=8, repeat=3)
     assert [r["sparsity"] for r in rows] == [0.5, 0.99] and all(r["csr_p50_ms"] > 0 for r in rows)
+
+
+def test_compare_speed_says_how_many_times_faster_the_other_model_runs():
+    big, small = torch.nn.Linear(512, 512), torch.nn.Linear(512, 4)  # 128x the multiply-adds
+    make_input = lambda b: torch.randn(b, 512)  # noqa: E731
+    with torch_threads(1):  # torch's spare threads spin on a busy machine and blur both timings
+        faster = compare_speed(
+            big, small, make_input, calls=5, names=("big", "small"), max_rounds=4
+        )
+        slower = compare_speed(small, big, make_input, calls=5, max_rounds=4)
+    assert faster.names == ("big", "small") and faster.repeats >= 3
+    assert faster.verdict(at_least=1.5) == "held" and slower.verdict(at_least=1.0) == "not_held"
 
 
 def test_pick_respects_the_budget():
