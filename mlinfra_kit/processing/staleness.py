@@ -101,9 +101,17 @@ class NextCategoryModel:
             return []
         return list(self.model_.predict([feature_vector(f, self.windows) for f in features]))
 
-    def accuracy(self, features: Sequence[dict[str, Any]], categories: Sequence[str]) -> float:
+    def right(
+        self, features: Sequence[dict[str, Any]], categories: Sequence[str]
+    ) -> tuple[bool, ...]:
+        """Whether each prediction is the category that came: per-event outcomes, the input
+        of a paired comparison (:func:`~mlinfra_kit.comparison.accuracy_difference`)."""
         predicted = self.predict(features)
-        return sum(p == c for p, c in zip(predicted, categories, strict=True)) / len(categories)
+        return tuple(p == c for p, c in zip(predicted, categories, strict=True))
+
+    def accuracy(self, features: Sequence[dict[str, Any]], categories: Sequence[str]) -> float:
+        right = self.right(features, categories)
+        return sum(right) / len(right)
 
 
 @dataclass(frozen=True)
@@ -205,8 +213,7 @@ def serve_from_pipeline(
 
 def _row(source: str, interval: float, model: NextCategoryModel, served: Served) -> dict[str, Any]:
     ages = sorted(served.ages_s)
-    predicted = model.predict(served.features)
-    right = tuple(p == e.category for p, e in zip(predicted, served.events, strict=True))
+    right = model.right(served.features, [e.category for e in served.events])
     return {
         "source": source,
         "refresh_interval_s": interval,
