@@ -77,8 +77,9 @@ class TorchMLP:
         self.lr = lr
         self.batch_size = batch_size
         self.seed = seed
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be 1 or more (or None: torch's), got {threads}")
+        from mlinfra_kit.models.network import check_threads
+
+        check_threads(threads)
         self.threads = threads
 
     def _matrix(self, X: Sequence[dict[str, float]]):

@@ -43,7 +43,14 @@ from mlinfra_kit import device as _device
 from mlinfra_kit.artifacts import check_quantize
 from mlinfra_kit.data.projects import TAGS
 from mlinfra_kit.models.evaluation import Evaluation, evaluate
-from mlinfra_kit.models.network import Batch, TextClassifierNet, as_tensors, pack, torch_threads
+from mlinfra_kit.models.network import (
+    Batch,
+    TextClassifierNet,
+    as_tensors,
+    check_threads,
+    pack,
+    torch_threads,
+)
 from mlinfra_kit.models.saving import read_artifact, write_artifact
 from mlinfra_kit.models.text import Vocabulary
 from mlinfra_kit.progress import bar as progress_bar
@@ -212,8 +219,7 @@ class TagClassifier:
                 raise ValueError(f"{name} must be 1 or more, got {getattr(self, name)}")
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise ValueError(f"batch_size must be 1 or more (or None: all), got {self.batch_size}")
-        if self.threads is not None and int(self.threads) < 1:
-            raise ValueError(f"threads must be 1 or more (or None: torch's), got {self.threads}")
+        check_threads(self.threads)
         if self.l2 < 0 or self.lr <= 0:
             raise ValueError(f"need lr > 0 and l2 >= 0, got lr={self.lr}, l2={self.l2}")
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Batch", "TextClassifierNet", "as_tensors", "pack", "torch_threads"]
+__all__ = ["Batch", "TextClassifierNet", "as_tensors", "check_threads", "pack", "torch_threads"]
 
 
 class TextClassifierNet(nn.Module):
@@ -77,6 +77,19 @@ def as_tensors(arrays: tuple[np.ndarray, np.ndarray, np.ndarray], dev: torch.dev
     if dev.type == "cpu":  # already there: skip three no-op moves per batch
         return ids, offsets, weights
     return ids.to(dev), offsets.to(dev), weights.to(dev)
+
+
+def check_threads(n: int | None) -> None:
+    """Reject a thread count :func:`torch_threads` cannot set, where a model takes its
+    settings (checked there once, not in the block entered per batch).
+
+    >>> check_threads(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: threads must be 1 or more (or None: torch's), got 0
+    """
+    if n is not None and int(n) < 1:
+        raise ValueError(f"threads must be 1 or more (or None: torch's), got {n}")
 
 
 @contextlib.contextmanager
