@@ -15,6 +15,10 @@ budget is spent, and reports
   never below 1 % for a ratio;
 - the rounds used and the seconds spent.
 
+The interval is a 99 % one because it is looked at after every round and the rounds stop
+once it is clear: each look is one more chance of a false call. An interval computed once
+over a fixed set of items (:func:`accuracy_difference`, a bootstrap) is a 95 % one.
+
 :meth:`Comparison.verdict` then decides a claim: **held** when the whole interval clears the
 threshold by more than the noise floor, **not held** when it lies as clearly on the other
 side, **inconclusive** otherwise (on this machine, or on this data: what would settle it is
@@ -311,9 +315,11 @@ def compare(
 
     Each ``measure_*`` returns one number: a throughput, a duration (:func:`timed`), an
     accuracy. Rounds continue from ``min_rounds`` until the interval is narrower than
-    ``rel_width`` (relative, for a ratio) or, when ``at_least`` is given, lies entirely on
-    one side of it; they stop at ``max_rounds`` or once ``budget_s`` seconds are spent,
-    whatever the interval (the verdict is then inconclusive where it is not settled)."""
+    ``rel_width`` (relative, for a ratio) or, when ``at_least`` is given, until the claim
+    "B is better by at least ``at_least``" is settled (:meth:`Comparison.verdict` is held
+    or not held: a narrow interval that still straddles the threshold is not a reason to
+    stop); they stop at ``max_rounds`` or once ``budget_s`` seconds are spent, whatever
+    the interval (the verdict is then inconclusive where it is not settled)."""
     _check_kind(kind)
     if min_rounds < 2 or max_rounds < min_rounds:
         raise ValueError(f"need 2 <= min_rounds <= max_rounds, got {min_rounds}, {max_rounds}")
@@ -338,10 +344,12 @@ def compare(
         if i + 1 < min_rounds:
             continue
         result = paired(a, b, names, kind, lower_is_better, time.perf_counter() - tic)
-        lo, hi = result.interval
-        narrow = (hi / lo - 1 if kind == "ratio" else hi - lo) <= rel_width
-        settled = at_least is not None and (lo > at_least or hi < at_least)
-        if narrow or settled or result.seconds >= budget_s:
+        if at_least is not None:
+            done = result.verdict(at_least=at_least) != "inconclusive"
+        else:
+            lo, hi = result.interval
+            done = (hi / lo - 1 if kind == "ratio" else hi - lo) <= rel_width
+        if done or result.seconds >= budget_s:
             break
     assert result is not None
     return result

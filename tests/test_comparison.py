@@ -85,6 +85,16 @@ def test_a_settled_verdict_stops_early():
     assert c.repeats == 3 and c.verdict(at_least=1.2) == "held"
 
 
+def test_a_narrow_interval_across_the_threshold_is_measured_on():
+    """3 % better, asked about 5 %: three rounds give an interval under 10 % wide that still
+    straddles 1.05; the engine goes on until the claim is settled."""
+    rng = random.Random(5)
+    c = compare(
+        lambda: noisy(100, rng, 0.005), lambda: noisy(103, rng, 0.005), at_least=1.05, max_rounds=30
+    )
+    assert c.repeats > 3 and c.verdict(at_least=1.05) == "not_held"
+
+
 def test_within_says_two_variants_are_about_the_same():
     rng = random.Random(4)
     c = compare(lambda: noisy(100, rng, 0.02), lambda: noisy(101, rng, 0.02), max_rounds=12)
