@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tempfile
@@ -226,24 +227,21 @@ def _row(source: str, interval: float, model: NextCategoryModel, served: Served)
     }
 
 
-def _temporary_sqlite() -> FeatureStore:
-    return FeatureStore(os.path.join(tempfile.mkdtemp(prefix="mlinfra-features-"), "f.db"))
-
-
 def staleness_sweep(
     log: EventLog,
     model: NextCategoryModel,
     intervals_s: Sequence[float],
     start: float,
     end: float = math.inf,
-    store_factory: Callable[[], Store] = _temporary_sqlite,
+    store_factory: Callable[[], Store] | None = None,
     progress: bool = True,
     stream_flush_s: float = 1.0,
     allowed_lateness: float = 60.0,
 ) -> list[dict[str, Any]]:
     """Accuracy and feature age for each batch refresh interval, then for the stream.
 
-    Each interval gets a fresh store from ``store_factory`` (a SQLite file by default).
+    Each interval gets a fresh store from ``store_factory`` (by default a SQLite file in a
+    temporary folder, removed with its files at the end).
     The last row is the stream (``refresh_interval_s`` 0): a :class:`StreamPipeline` that
     writes to its own store at least every ``stream_flush_s`` of event time, predictions
     read from that store (:func:`serve_from_pipeline`), so its accuracy, CPU per event and
@@ -260,30 +258,37 @@ def staleness_sweep(
         raise ValueError(f"refresh intervals must be > 0 seconds, got {list(intervals_s)}")
     index = EventIndex(log.events, model.windows)
     rows = []
-    for interval in progress_bar(
-        [*sorted(intervals_s, reverse=True), 0.0], desc="refresh intervals", show=progress
-    ):
-        store = store_factory()
-        try:
-            if interval:
-                served = serve_from_batch(index, events, interval, store)
-                rows.append(_row("batch", interval, model, served))
-                continue
-            pipeline = StreamPipeline(
-                StreamFeatures(model.windows, allowed_lateness=allowed_lateness),
-                store,
-                micro_batch=len(log.events),
-                flush_every_s=stream_flush_s,
-            )
-            served, report = serve_from_pipeline(log, events, pipeline)
-            cost = report.row()
-            rows.append(
-                _row("stream", 0.0, model, served)
-                | {"flush_every_s": stream_flush_s}
-                | {k: cost[k] for k in ("cpu_us_per_event", "freshness_p50_s", "freshness_p99_s")}
-            )
-        finally:
-            getattr(store, "close", lambda: None)()
+    with tempfile.TemporaryDirectory(prefix="mlinfra-features-") as folder:
+        made = itertools.count()
+        new_store = store_factory or (
+            lambda: FeatureStore(os.path.join(folder, f"{next(made)}.db"))
+        )
+        intervals = [*sorted(intervals_s, reverse=True), 0.0]
+        for interval in progress_bar(intervals, desc="refresh intervals", show=progress):
+            store = new_store()
+            try:
+                if interval:
+                    served = serve_from_batch(index, events, interval, store)
+                    rows.append(_row("batch", interval, model, served))
+                    continue
+                pipeline = StreamPipeline(
+                    StreamFeatures(model.windows, allowed_lateness=allowed_lateness),
+                    store,
+                    micro_batch=len(log.events),
+                    flush_every_s=stream_flush_s,
+                )
+                served, report = serve_from_pipeline(log, events, pipeline)
+                cost = report.row()
+                rows.append(
+                    _row("stream", 0.0, model, served)
+                    | {"flush_every_s": stream_flush_s}
+                    | {
+                        k: cost[k]
+                        for k in ("cpu_us_per_event", "freshness_p50_s", "freshness_p99_s")
+                    }
+                )
+            finally:
+                getattr(store, "close", lambda: None)()
     return rows
 
 

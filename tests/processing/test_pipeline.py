@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import tempfile
 
 import pytest
 
@@ -112,10 +113,12 @@ def test_stream_served_features_are_the_point_in_time_features(log):
     assert all(f == rows[e.event_id] for e, f in zip(served.events, served.features, strict=True))
 
 
-def test_fresher_features_predict_better_and_the_stream_is_the_limit(log):
+def test_fresher_features_predict_better_and_the_stream_is_the_limit(log, monkeypatch, tmp_path):
     train = [r for r in point_in_time_rows(log.events) if r["event_time"] < 3600]
     model = NextCategoryModel().fit(train)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     rows = staleness_sweep(log, model, [7200, 60], start=3600, progress=False)
+    assert not list(tmp_path.iterdir()), "the sweep's SQLite stores are removed with their folder"
     by_interval = {r["refresh_interval_s"]: r for r in rows}
     assert [r["source"] for r in rows] == ["batch", "batch", "stream"]
     assert by_interval[7200]["accuracy"] < by_interval[60]["accuracy"]
