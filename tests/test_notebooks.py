@@ -67,7 +67,8 @@ def test_every_notebook_file_is_numbered():
 def test_runs_quick_and_records_its_metrics(nb, tmp_path):
     if nb.missing:
         skip_unless_ci(f"{nb.name} needs {', '.join(nb.missing)} (an optional extra)")
-    (outcome,) = run_notebooks([nb], tmp_path, quick=True, cell_timeout=600)
+    given = CI_PARAMETERS.get(nb.name, {})
+    (outcome,) = run_notebooks([nb], tmp_path, given, quick=True, cell_timeout=600)
     assert outcome.status == "ok", outcome.error
     doc = load(tmp_path / "results" / f"{nb.name}.json")
     assert doc["parameters"]["QUICK"] is True
@@ -88,6 +89,15 @@ def test_runs_quick_and_records_its_metrics(nb, tmp_path):
             low, high = lesson["interval"]
             assert lesson["threshold"] is not None and low <= lesson["estimate"] <= high, lesson
 
+
+#: The CI profile: quick mode, and shorter loops where the notebook repeats one code path
+#: for several items. Every step still runs: 09 starts a peer in the kit's environment, one in
+#: an environment of its own and Ray Serve (each other peer is started and checked by
+#: ``tests/serving/test_peers.py``); 10 sweeps two seeds (one wave of its two parallel points).
+CI_PARAMETERS: dict[str, dict[str, object]] = {
+    "09_serving_systems": {"PEERS": ["litserve", "mlflow", "ray-serve"]},
+    "10_sweeps": {"SEEDS": 2},
+}
 
 #: Notebooks whose executed copies still print library warnings on stderr, and the pattern
 #: those match. Anything else on their stderr (a traceback, a new warning) still fails.
