@@ -227,6 +227,22 @@ def _row(source: str, interval: float, model: NextCategoryModel, served: Served)
     }
 
 
+def _stream_row(
+    log: EventLog,
+    events: Sequence[Event],
+    model: NextCategoryModel,
+    pipeline: StreamPipeline,
+    flush_every_s: float,
+) -> dict[str, Any]:
+    served, report = serve_from_pipeline(log, events, pipeline)
+    cost = report.row()
+    return (
+        _row("stream", 0.0, model, served)
+        | {"flush_every_s": flush_every_s}
+        | {k: cost[k] for k in ("cpu_us_per_event", "freshness_p50_s", "freshness_p99_s")}
+    )
+
+
 def staleness_sweep(
     log: EventLog,
     model: NextCategoryModel,
@@ -270,23 +286,14 @@ def staleness_sweep(
                 if interval:
                     served = serve_from_batch(index, events, interval, store)
                     rows.append(_row("batch", interval, model, served))
-                    continue
-                pipeline = StreamPipeline(
-                    StreamFeatures(model.windows, allowed_lateness=allowed_lateness),
-                    store,
-                    micro_batch=len(log.events),
-                    flush_every_s=stream_flush_s,
-                )
-                served, report = serve_from_pipeline(log, events, pipeline)
-                cost = report.row()
-                rows.append(
-                    _row("stream", 0.0, model, served)
-                    | {"flush_every_s": stream_flush_s}
-                    | {
-                        k: cost[k]
-                        for k in ("cpu_us_per_event", "freshness_p50_s", "freshness_p99_s")
-                    }
-                )
+                else:
+                    pipeline = StreamPipeline(
+                        StreamFeatures(model.windows, allowed_lateness=allowed_lateness),
+                        store,
+                        micro_batch=len(log.events),
+                        flush_every_s=stream_flush_s,
+                    )
+                    rows.append(_stream_row(log, events, model, pipeline, stream_flush_s))
             finally:
                 getattr(store, "close", lambda: None)()
     return rows
