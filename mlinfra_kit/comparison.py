@@ -19,12 +19,13 @@ The interval is a 99 % one because it is looked at after every round and the rou
 once it is clear: each look is one more chance of a false call. An interval computed once
 over a fixed set of items (:func:`accuracy_difference`, a bootstrap) is a 95 % one.
 
-:meth:`Comparison.verdict` then decides a claim: **held** when the whole interval clears the
-threshold by more than the noise floor, **not held** when it lies as clearly on the other
-side, **inconclusive** otherwise (on this machine, or on this data: what would settle it is
-said). An A/A comparison is rarely "held" (about 1 % of seeds in simulation). The
-orientation is always "how much better B is than A": ``b / a`` for a quantity where higher
-is better (throughput, accuracy), ``a / b`` where lower is better (latency, seconds).
+:meth:`Comparison.verdict` then decides a claim: **held** when the whole interval lies beyond
+the threshold and the estimate clears it by more than the noise floor, **not held** when both
+lie as clearly on the other side, **inconclusive** otherwise (on this machine, or on this
+data: what would settle it is said). An A/A comparison is rarely "held" (about 1 % of seeds
+in simulation). The orientation is always "how much better B is than A": ``b / a`` for a
+quantity where higher is better (throughput, accuracy), ``a / b`` where lower is better
+(latency, seconds).
 
 Anchors: pyperf (warm-ups, spread over runs), Criterion.rs (intervals, a noise threshold
 below which a change is not called), Triton's perf_analyzer (repeat until stable).
@@ -172,7 +173,10 @@ class Comparison:
         reads them: ``1.26x [1.10, 1.41] (noise floor ±4 %, 6 rounds)``."""
         lo, hi = self.interval
         if self.kind == "ratio":
-            text = f"{self.estimate:.2f}x [{lo:.2f}, {hi:.2f}]"
+            # a bound that rounds to 1.00 gets a third decimal: it says on which side of "no
+            # change" the interval ends (1.00 reads as touching it)
+            d = 3 if "1.00" in (f"{lo:.2f}", f"{hi:.2f}") else 2
+            text = f"{self.estimate:.2f}x [{lo:.{d}f}, {hi:.{d}f}]"
             if hi < 1:  # surely below 1: read the other way round, how many times worse B is
                 # from the estimate as printed, so a reader's 1 / 0.96 gives the same 1.04x
                 shown = max(round(self.estimate, 2), 0.01)

@@ -167,3 +167,10 @@ def test_a_ratio_below_one_reads_the_other_way_round_from_the_printed_estimate()
     c = paired([100.0, 100.5, 99.5, 100.2], [95.6, 95.65, 95.55, 95.6], names=("A", "B"))
     assert c.interval[1] < 1 and 0.955 < c.estimate < 0.96  # printed 0.96x; 1 / 0.956 is 1.05
     assert c.describe().startswith("0.96x") and "i.e. B 1.04x worse" in c.describe()
+
+
+def test_a_bound_near_no_change_is_printed_with_the_side_it_ends_on():
+    c = paired([100.0, 100.0, 100.0, 100.0], [101.5, 102.5, 103.5, 103.0], names=("A", "B"))
+    lo, hi = c.interval
+    assert f"{lo:.2f}" == "1.00" and lo > 1  # two decimals would read as touching 1
+    assert f"[{lo:.3f}, {hi:.3f}]" in c.describe()
