@@ -28,9 +28,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,9 +45,10 @@ CHAR_MARK = "#"
 MAX_CHAR_WORD = 64
 #: The most memory a vocabulary spends remembering words' character n-gram ids.
 CHAR_CACHE_BYTES = 32 * 2**20
-#: What one remembered word costs beyond its characters and ids: a str's 49 bytes and a
-#: tuple's 40 (sys.getsizeof on CPython 3.11) and a dict slot's share.
-_ENTRY_BYTES = 200
+#: What one remembered word costs beyond its characters and ids: a str's 49 bytes and an
+#: array's 112 (sys.getsizeof on CPython 3.11, NumPy 2) and a dict slot's share.
+_ENTRY_BYTES = 280
+_NO_IDS = np.zeros(0, np.int64)
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'.][a-z0-9]+)*")
 
 
@@ -57,17 +57,6 @@ def tokenize(text: str) -> list[str]:
     if not isinstance(text, str):
         raise TypeError(f"text must be a string, not {type(text).__name__}")
     return _TOKEN.findall(text.lower())
-
-
-class _LogTermFrequency(dict[int, float]):
-    """``1 + ln(count)`` by count, computed once per count seen."""
-
-    def __missing__(self, count: int) -> float:
-        value = self[count] = 1.0 + math.log(count)
-        return value
-
-
-_LOG_TF = _LogTermFrequency()
 
 
 def _check_char_ngrams(char_ngrams: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -83,8 +72,8 @@ def _check_char_ngrams(char_ngrams: tuple[int, int] | None) -> tuple[int, int] |
 
 def _word_grams(words: list[str], ngrams: int) -> list[str]:
     grams = list(words)
-    for n in range(2, ngrams + 1):
-        grams += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    for n in range(2, ngrams + 1):  # each run of n words: zip the list with itself shifted
+        grams += map(" ".join, zip(*(words[i:] for i in range(n)), strict=False))
     return grams
 
 
@@ -112,22 +101,25 @@ def features(text: str, ngrams: int = 2, char_ngrams: tuple[int, int] | None = N
     return grams
 
 
-class _WordCache:
-    """Word -> n-gram ids, bounded to :data:`CHAR_CACHE_BYTES`: full, it starts afresh."""
+class _WordCache(dict[str, np.ndarray]):
+    """Word -> its known character n-gram ids, computed the first time the word is looked
+    up (``ids_of``), bounded to :data:`CHAR_CACHE_BYTES`: full, it starts afresh. A word
+    seen before costs one dictionary lookup in C."""
 
-    __slots__ = ("bytes", "entries")
-
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[int, ...]] = {}
+    def __init__(self, ids_of: Callable[[str], np.ndarray]) -> None:
+        super().__init__()
         self.bytes = 0
+        self._ids_of = ids_of
 
-    def put(self, word: str, ids: tuple[int, ...]) -> None:
+    def __missing__(self, word: str) -> np.ndarray:
+        ids = self._ids_of(word)
         size = _ENTRY_BYTES + len(word) + 8 * len(ids)
         if self.bytes + size > CHAR_CACHE_BYTES:
-            self.entries.clear()
+            self.clear()
             self.bytes = 0
-        self.entries[word] = ids
+        self[word] = ids
         self.bytes += size
+        return ids
 
 
 @dataclass(frozen=True)
@@ -179,7 +171,7 @@ class Vocabulary:
             raise ValueError(f"idf has {len(self.idf)} values for {len(self.tokens)} tokens")
         object.__setattr__(self, "char_ngrams", _check_char_ngrams(self.char_ngrams))
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
-        object.__setattr__(self, "_char_cache", _WordCache())
+        object.__setattr__(self, "_char_cache", _WordCache(self._char_ids))
         idf = np.asarray(self.idf if self.idf is not None else [], dtype=np.float64)
         object.__setattr__(self, "_idf_array", idf)
 
@@ -192,44 +184,31 @@ class Vocabulary:
         ids = [self._index.get(f, 0) for f in features(text, self.ngrams, self.char_ngrams)]
         return ids or [0]
 
-    def _feature_counts(self, text: str) -> list[Counter[int]]:
-        """How often each known feature id occurs in ``text``: its word n-grams, then (with
-        ``char_ngrams``) its words' character n-grams, counted in one pass each (in C)."""
-        words = tokenize(text)
-        parts = [Counter(filter(None, map(self._index.get, _word_grams(words, self.ngrams))))]
-        if self.char_ngrams:
-            parts.append(Counter(chain.from_iterable(map(self._char_ids, words))))
-        return parts
-
     def encode_weighted(self, text: str) -> tuple[list[int], list[float]]:
         """The text's known features once each, with TF-IDF weights: ``(1 + ln tf) * idf``,
         word features and character features each scaled to unit length. A text with no
-        known feature is ``([0], [1.0])``.
+        known feature is ``([0], [1.0])``. One text's :meth:`encode_batch`, as lists.
 
-        Training encodes every text with it (a server encodes a batch at once, with
-        :meth:`encode_batch`), so it stays in C where it can: ``1 + ln tf`` comes from a
-        table, the norm from ``math.hypot``.
+        >>> vocab = Vocabulary.build(["a b", "a c"], ngrams=1, min_freq=1)
+        >>> ids, weights = vocab.encode_weighted("b b b")
+        >>> ids, [round(w, 3) for w in weights]
+        ([2], [1.0])
         """
-        parts = self._feature_counts(text)
-        ids: list[int] = []
-        weights: list[float] = []
-        idf = self.idf
-        for counts in parts:
-            if idf:
-                part = [_LOG_TF[c] * idf[i] for i, c in counts.items()]
-            else:
-                part = [_LOG_TF[c] for c in counts.values()]
-            norm = math.hypot(*part) or 1.0
-            ids += counts
-            weights += [w / norm for w in part]
-        return (ids, weights) if ids else ([0], [1.0])
+        ids, _, weights = self.encode_batch([text])
+        return ids.tolist(), weights.tolist()
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every text of a batch encoded at once, as the arrays an ``EmbeddingBag`` takes:
         ``(ids, offsets, weights)``, the ids and weights of text ``k`` starting at
         ``offsets[k]``. The same features and weights as :meth:`encode_weighted` per text
-        (up to float32 rounding), in the same order; the counting stays per text (a
-        ``Counter``, in C), the arithmetic runs once for the whole batch in NumPy.
+        (up to float32 rounding); within a text, its word features come first, then its
+        character features, each part in the order of its ids.
+
+        Only the lookups run per text in Python; the counting and the arithmetic run once
+        for the whole batch in NumPy. Each feature becomes a key ``part * len(vocab) + id``
+        (a part is a text's words or its characters), so one sort of the batch's keys
+        groups every part's features together, in order, and counts each feature's
+        repeats: its term frequency.
 
         >>> vocab = Vocabulary.build(["object detection", "object tracking"], min_freq=1)
         >>> ids, offsets, weights = vocab.encode_batch(["object detection", "gan"])
@@ -238,49 +217,48 @@ class Vocabulary:
         """
         if not texts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        keys: list[Iterable[int]] = []
-        counts: list[Iterable[int]] = []
-        sizes: list[int] = []  # features per part: a text's words, then its characters
-        lengths: list[int] = []  # features per text
-        for text in texts:
-            parts = self._feature_counts(text)
-            if not any(parts):  # nothing known: the unknown id, weight 1
-                parts = [Counter({0: 1})]
-            for part in parts:
-                keys.append(part.keys())
-                counts.append(part.values())
-                sizes.append(len(part))
-            lengths.append(sum(map(len, parts)))
-        total = sum(sizes)
-        ids = np.fromiter(chain.from_iterable(keys), np.int64, total)
-        weights = 1.0 + np.log(np.fromiter(chain.from_iterable(counts), np.float64, total))
+        index, size = self._index, len(self.tokens)
+        per_text = 2 if self.char_ngrams else 1  # parts per text
+        parts: list[np.ndarray] = []
+        for words in map(tokenize, texts):
+            grams = _word_grams(words, self.ngrams)
+            parts.append(np.fromiter(filter(None, map(index.get, grams)), np.int64))
+            if self.char_ngrams:
+                parts.append(self._char_array(words))
+        sizes = np.fromiter(map(len, parts), np.int64, len(parts))
+        part_keys = np.arange(len(parts), dtype=np.int64) * size
+        keys = np.repeat(part_keys, sizes) + np.concatenate(parts)
+        # A text with nothing known: the unknown id alone, as its first part.
+        blank = np.flatnonzero(sizes.reshape(-1, per_text).sum(axis=1) == 0)
+        keys = np.concatenate((keys, part_keys[blank * per_text]))
+        keys, counts = np.unique(keys, return_counts=True)
+        starts = np.searchsorted(keys, part_keys)  # each part's first feature
+        distinct = np.diff(starts, append=len(keys))  # each part's distinct features
+        ids = keys - np.repeat(part_keys, distinct)
+        weights = 1.0 + np.log(counts)
         if self.idf:
             weights *= self._idf_array[ids]
-        per_part = np.asarray(sizes)
-        starts = np.concatenate(([0], np.cumsum(per_part[:-1])))
-        norms = np.ones(len(sizes))
-        filled = per_part > 0
-        norms[filled] = np.sqrt(np.add.reduceat(weights * weights, starts[filled]))
+        filled = distinct > 0
+        norms = np.sqrt(np.add.reduceat(weights * weights, starts[filled]))
         norms[norms == 0] = 1.0
-        weights /= np.repeat(norms, per_part)
+        weights /= np.repeat(norms, distinct[filled])
         weights[ids == 0] = 1.0  # id 0 only stands alone, for a text with nothing known
-        offsets = np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
-        return ids, offsets[: len(texts)], weights.astype(np.float32)
+        offsets = starts[::per_text]
+        return ids, offsets, weights.astype(np.float32)
 
-    def _char_ids(self, word: str) -> tuple[int, ...]:
-        """The known character n-gram ids of a word, remembered (words repeat a lot, and
-        this is most of the encoding's work). A word's n-grams are read from its first
-        :data:`MAX_CHAR_WORD` characters, and the memory is bounded in bytes
-        (:data:`CHAR_CACHE_BYTES`; full, it starts afresh): a stream of huge or unique
+    def _char_array(self, words: list[str]) -> np.ndarray:
+        """The known character n-gram ids of every word, in one array (repeats kept). Words
+        repeat a lot, so each word's ids are remembered (most of the encoding's work), in
+        a memory bounded in bytes (:data:`CHAR_CACHE_BYTES`): a stream of huge or unique
         words costs neither unbounded time nor unbounded memory."""
-        cache = self._char_cache
-        ids = cache.entries.get(word)
-        if ids is None:
-            index = self._index
-            assert self.char_ngrams is not None  # only called when character n-grams are on
-            ids = tuple(i for i in map(index.get, _char_grams(word, self.char_ngrams)) if i)
-            cache.put(word, ids)
-        return ids
+        return np.concatenate(list(map(self._char_cache.__getitem__, words))) if words else _NO_IDS
+
+    def _char_ids(self, word: str) -> np.ndarray:
+        """The known character n-gram ids of a word, read from its first
+        :data:`MAX_CHAR_WORD` characters."""
+        assert self.char_ngrams is not None  # only called when character n-grams are on
+        grams = _char_grams(word, self.char_ngrams)
+        return np.fromiter(filter(None, map(self._index.get, grams)), np.int64)
 
     def char_cache_bytes(self) -> int:
         """About how many bytes the remembered words' n-gram ids take now."""

@@ -57,15 +57,39 @@ def test_huge_and_unique_words_cost_bounded_time_and_memory(monkeypatch):
     assert vocab.encode_weighted("yolo detection") == vocab.encode_weighted("yolo detection")
 
 
+def test_weights_are_sublinear_tf_idf_scaled_per_part():
+    """Computed by hand: (1 + ln tf) * idf, the word part and the character part each of
+    unit length, every feature once."""
+    import math
+
+    vocab = Vocabulary.build(["a b", "a c", "b"], ngrams=1, min_freq=1, char_ngrams=(3, 3))
+    idf = dict(zip(vocab.tokens, vocab.idf, strict=True))
+    assert idf["a"] == pytest.approx(math.log(4 / 3) + 1)
+    ids, weights = vocab.encode_weighted("a a b zz")
+    got = dict(zip((vocab.tokens[i] for i in ids), weights, strict=True))
+    a, b = (1 + math.log(2)) * idf["a"], idf["b"]
+    chars = {"# a ": (1 + math.log(2)) * idf["# a "], "# b ": idf["# b "]}
+    char_norm = math.hypot(*chars.values())
+    assert got == pytest.approx(
+        {"a": a / math.hypot(a, b), "b": b / math.hypot(a, b)}
+        | {k: v / char_norm for k, v in chars.items()},
+        abs=1e-6,
+    )
+    assert vocab.encode_weighted("zz qq") == ([0], [1.0])
+
+
 def test_a_batch_encodes_as_its_texts_one_by_one(projects):
-    """encode_batch gives encode_weighted's features and weights, text by text, in order."""
+    """encode_batch gives encode_weighted's features and weights, text by text, in order
+    (within a text, its features in the order of their ids)."""
     vocab = Vocabulary.build([p.text for p in projects[:300]], ngrams=2, char_ngrams=(2, 4))
     texts = [p.text for p in projects[300:360]] + ["", "zzz qqq", "object"]
     ids, offsets, weights = vocab.encode_batch(texts)
     ends = [*offsets[1:].tolist(), len(ids)]
     for text, start, end in zip(texts, offsets.tolist(), ends, strict=True):
-        one_ids, one_weights = vocab.encode_weighted(text)
-        assert ids[start:end].tolist() == one_ids
-        assert weights[start:end].tolist() == pytest.approx(one_weights, abs=1e-6)
+        one = dict(zip(*vocab.encode_weighted(text), strict=True))
+        assert sorted(ids[start:end].tolist()) == sorted(one)
+        assert dict(zip(ids[start:end].tolist(), weights[start:end].tolist(), strict=True)) == (
+            pytest.approx(one, abs=1e-6)
+        )
     empty = vocab.encode_batch([])
     assert [len(a) for a in empty] == [0, 0, 0]
