@@ -45,6 +45,15 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
+        #: How often the clock looks at the bodies being read: a late body is answered at
+        #: most this long after it was due.
+        self.tick_s = max(0.01, min(1.0, timeout_s / 10, deadline_s / 10))
+        # The bodies being read now (the reading task: when its next chunk is due, and
+        # what to answer if it is late), and the late ones, cancelled by the clock.
+        self._reading: dict[asyncio.Task[Any], tuple[float, str]] = {}
+        self._late: dict[asyncio.Task[Any], str] = {}
+        self._clock: asyncio.TimerHandle | None = None
+        self._clock_loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -68,21 +77,12 @@ class BodySizeLimit:
             return await self._too_large(send)
         chunks: list[bytes] = []
         size, more = 0, True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.deadline_s
+        deadline = asyncio.get_running_loop().time() + self.deadline_s
         while more:
-            left = deadline - loop.time()
             try:
-                # asyncio.timeout, not wait_for: no extra Task per chunk of every body
-                async with asyncio.timeout(min(self.timeout_s, max(left, 0))):
-                    message = await receive()
-            except TimeoutError:  # a stalled client must not hold a worker (or a shutdown)
-                why = (
-                    f"no more of the body came for {self.timeout_s:g} s"
-                    if left > self.timeout_s
-                    else f"the body had not all come {self.deadline_s:g} s after the headers"
-                )
-                return await reply(send, 408, f"{why}; send the whole body at once")
+                message = await self._next_message(receive, deadline)
+            except TimeoutError as late:  # a stalled client must not hold a worker
+                return await reply(send, 408, f"{late}; send the whole body at once")
             except asyncio.CancelledError:
                 # The server is stopping and its grace period is over: the body will never
                 # come. Say so (a 408, not the 500 and traceback a cancelled app gets), and
@@ -108,6 +108,44 @@ class BodySizeLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _next_message(self, receive: _Receive, deadline: float) -> _Message:
+        """The body's next message; ``TimeoutError`` saying why when it is late: no chunk
+        for ``timeout_s``, or the body not all in by ``deadline``.
+
+        One clock per event loop watches every body being read (a timer per body would
+        cost more than the rest of the middleware: a body that has already come, the usual
+        case, would pay for a timer it never needs)."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None  # a request is always served by a task
+        due = loop.time() + self.timeout_s
+        if due <= deadline:
+            self._reading[task] = (due, f"no more of the body came for {self.timeout_s:g} s")
+        else:
+            why = f"the body had not all come {self.deadline_s:g} s after the headers"
+            self._reading[task] = (deadline, why)
+        if self._clock is None or self._clock_loop is not loop:
+            self._clock, self._clock_loop = loop.call_later(self.tick_s, self._tick, loop), loop
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            if task not in self._late:  # not the clock: the server is stopping
+                raise
+            why = self._late.pop(task)
+            task.uncancel()
+            raise TimeoutError(why) from None
+        finally:
+            del self._reading[task]
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel the reads that are late; look again in ``tick_s`` while any is left."""
+        now = loop.time()
+        for task, (due, why) in list(self._reading.items()):
+            if due <= now and task not in self._late and task.get_loop() is loop:
+                self._late[task] = why
+                task.cancel()
+        self._clock = loop.call_later(self.tick_s, self._tick, loop) if self._reading else None
 
     async def _too_large(self, send: _Send) -> None:
         await reply(
