@@ -313,6 +313,7 @@ def compare(
     rel_width: float = 0.10,
     at_least: float | None = None,
     progress: Callable[[int], None] | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> Comparison:
     """Measure A and B interleaved (A B, B A, A B, ...) after ``warmup`` untimed calls of
     each, round after round, and compare them (:func:`paired`).
@@ -323,7 +324,9 @@ def compare(
     "B is better by at least ``at_least``" is settled (:meth:`Comparison.verdict` is held
     or not held: a narrow interval that still straddles the threshold is not a reason to
     stop); they stop at ``max_rounds`` or once ``budget_s`` seconds are spent, whatever
-    the interval (the verdict is then inconclusive where it is not settled)."""
+    the interval (the verdict is then inconclusive where it is not settled). ``until``:
+    another condition the rounds must also meet before they stop early (another claim
+    read from the same measurements, settled too)."""
     _check_kind(kind)
     if min_rounds < 2 or max_rounds < min_rounds:
         raise ValueError(f"need 2 <= min_rounds <= max_rounds, got {min_rounds}, {max_rounds}")
@@ -353,6 +356,8 @@ def compare(
         else:
             lo, hi = result.interval
             done = (hi / lo - 1 if kind == "ratio" else hi - lo) <= rel_width
+        if done and until is not None:
+            done = until()
         if done or result.seconds >= budget_s:
             break
     assert result is not None

@@ -95,6 +95,24 @@ def test_a_narrow_interval_across_the_threshold_is_measured_on():
     assert c.repeats > 3 and c.verdict(at_least=1.05) == "not_held"
 
 
+def test_rounds_go_on_until_another_claim_on_the_same_measurements_is_settled_too():
+    """The first claim settles at three rounds; ``until`` (here: six rounds seen) keeps
+    them going, and never past ``max_rounds``."""
+    rng = random.Random(3)
+    seen = []
+    c = compare(
+        lambda: noisy(100, rng),
+        lambda: seen.append(1) or noisy(300, rng),
+        warmup=0,
+        at_least=1.2,
+        max_rounds=30,
+        until=lambda: len(seen) >= 6,
+    )
+    assert c.repeats == 6 and c.verdict(at_least=1.2) == "held"
+    capped = compare(lambda: 1.0, lambda: 3.0, at_least=1.2, max_rounds=4, until=lambda: False)
+    assert capped.repeats == 4
+
+
 def test_within_says_two_variants_are_about_the_same():
     rng = random.Random(4)
     c = compare(lambda: noisy(100, rng, 0.02), lambda: noisy(101, rng, 0.02), max_rounds=12)

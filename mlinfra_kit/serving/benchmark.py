@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlinfra_kit.comparison import Comparison, compare
+from mlinfra_kit.comparison import Comparison, compare, paired
 from mlinfra_kit.measure import tree_usage
 from mlinfra_kit.serving.loadgen import RepeatedLoad, Request, closed_loop, run_load
 
@@ -87,6 +87,22 @@ class LoadComparison:
     def errors(self) -> int:
         return self.a.errors + self.b.errors
 
+    def by(self, metric: str) -> Comparison:
+        """The same runs compared by another metric (how many times better B is)."""
+        return _paired_metric(self.a.runs, self.b.runs, self.comparison.names, metric)
+
+
+def _paired_metric(
+    runs_a: Sequence[Any], runs_b: Sequence[Any], names: tuple[str, str], metric: str
+) -> Comparison:
+    read, lower_is_better = METRICS[metric]
+    return paired(
+        [read(r) for r in runs_a],
+        [read(r) for r in runs_b],
+        names,
+        lower_is_better=lower_is_better,
+    )
+
 
 def _compare(
     run_a: Callable[[], Any],
@@ -101,6 +117,18 @@ def _compare(
     runs: dict[str, list[Any]] = {"a": [], "b": []}
     warm = {"a": 0, "b": 0}
     warmup = engine.pop("warmup", 1)
+    also: dict[str, float] = engine.pop("also", None) or {}
+    for other in also:
+        if other not in METRICS:
+            raise ValueError(f"also's metrics must be among {', '.join(METRICS)}, got {other!r}")
+
+    def also_settled() -> bool:
+        """Every other claim, read from the same runs, held or not held."""
+        return all(
+            _paired_metric(runs["a"], runs["b"], names, other).verdict(at_least=threshold)
+            != "inconclusive"
+            for other, threshold in also.items()
+        )
 
     def measuring(side: str, run: Callable[[], Any]) -> Callable[[], float]:
         def measure() -> float:
@@ -119,6 +147,7 @@ def _compare(
         names=names,
         lower_is_better=lower_is_better,
         warmup=warmup,
+        until=also_settled if also else None,
         **engine,
     )
     return LoadComparison(
@@ -146,6 +175,7 @@ def compare_closed_loop(
     requests_b: Sequence[Request] | None = None,
     warmup_rounds: int = 1,
     pids: tuple[int | None, int | None] = (None, None),
+    also: dict[str, float] | None = None,
 ) -> LoadComparison:
     """Closed-loop runs at ``concurrency`` against two running servers, interleaved
     (:func:`~mlinfra_kit.serving.loadgen.closed_loop`, one run per server per round, the
@@ -155,7 +185,9 @@ def compare_closed_loop(
     B's own requests where its API differs from A's (the same projects, another body);
     ``warmup_rounds``: untimed rounds first (0 for servers already warm); ``pids``: each
     server's main process, whose tree's CPU and memory are read around its runs
-    (``usage``), so one comparison gives a server's whole row."""
+    (``usage``), so one comparison gives a server's whole row; ``also``: other claims read
+    from the same runs, ``{metric: at_least}``, that must be settled too before the rounds
+    stop early (:meth:`LoadComparison.by` compares them)."""
     usage = [UsageMeter(pid) if pid is not None else None for pid in pids]
 
     def one_run(url: str, sent: Sequence[Request], side: int) -> Callable[[], Any]:
@@ -186,6 +218,7 @@ def compare_closed_loop(
         budget_s=budget_s,
         rel_width=rel_width,
         at_least=at_least,
+        also=also,
     )
     used_a, used_b = (u.total() if u is not None else None for u in usage)
     return dataclasses.replace(compared, usage=(used_a, used_b))

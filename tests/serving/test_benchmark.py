@@ -27,6 +27,7 @@ def test_two_twins_closed_loop_keep_every_measured_round_and_are_not_called_diff
             warmup=20,
             max_rounds=3,
             pids=(a.pid, None),
+            also={"p99": 1.5},
         )
         row = load_profile(
             "twin a",
@@ -42,6 +43,8 @@ def test_two_twins_closed_loop_keep_every_measured_round_and_are_not_called_diff
     assert len(compared.a.runs) == len(compared.b.runs) == 3  # the warm-up round left out
     assert compared.errors == 0 and compared.a.throughput_rps > 0
     assert c.verdict(at_least=1.5) != "held"
+    tail = compared.by("p99")  # the same runs, by another metric
+    assert tail.repeats == 3 and tail.names == c.names and tail.verdict(at_least=1.5) != "held"
     used, unread = compared.usage
     assert unread is None and used is not None
     assert 0 < used.cpu_cores <= 2.5 and used.rss_mb > 10  # one process, a Python server's memory
@@ -63,4 +66,8 @@ def test_an_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="metric must be one of"):
         compare_open_loop(
             "http://127.0.0.1:1", "http://127.0.0.1:1", BODIES, rate_rps=1, total=1, metric="p75"
+        )
+    with pytest.raises(ValueError, match="also's metrics must be among"):
+        compare_closed_loop(
+            "http://127.0.0.1:1", "http://127.0.0.1:1", BODIES, concurrency=1, also={"p75": 1.0}
         )
