@@ -195,11 +195,11 @@ class Comparison:
         if not self._beyond_noise():
             return (
                 "the effect is within this machine's run-to-run noise: measure on an idle "
-                "machine, or with larger sizes (a full run)"
+                "machine, or with larger sizes (a full run, after a quick one)"
             )
         return (
-            "the interval still reaches across the threshold: more rounds (a full run) or a "
-            "quieter machine would narrow it"
+            "the interval still reaches across the threshold: more rounds (a full run makes "
+            "more than a quick one) or a quieter machine would narrow it"
         )
 
 
