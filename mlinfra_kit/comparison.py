@@ -168,14 +168,16 @@ class Comparison:
             raise ValueError("give one of at_least= or within=")
         return float(within)
 
-    def describe(self, unit: str = "") -> str:
+    def describe(self, unit: str = "", at_least: float | None = None) -> str:
         """The estimate with its interval, the noise floor and the rounds, as a learner
-        reads them: ``1.26x [1.10, 1.41] (noise floor ±4 %, 6 rounds)``."""
+        reads them: ``1.26x [1.10, 1.41] (noise floor ±4 %, 6 rounds)``. ``at_least``: the
+        claim's threshold, which a bound is printed precisely enough to be told from."""
         lo, hi = self.interval
         if self.kind == "ratio":
-            # a bound that rounds to 1.00 gets a third decimal: it says on which side of "no
-            # change" the interval ends (1.00 reads as touching it)
-            d = 3 if "1.00" in (f"{lo:.2f}", f"{hi:.2f}") else 2
+            # a bound that rounds to 1.00 (no change) or to the threshold gets a third
+            # decimal: it says on which side the interval ends (1.00 reads as touching it)
+            marks = {"1.00"} | ({f"{at_least:.2f}"} if at_least is not None else set())
+            d = 3 if {f"{lo:.2f}", f"{hi:.2f}"} & marks else 2
             text = f"{self.estimate:.2f}x [{lo:.{d}f}, {hi:.{d}f}]"
             if hi < 1:  # surely below 1: read the other way round, how many times worse B is
                 # from the estimate as printed, so a reader's 1 / 0.96 gives the same 1.04x

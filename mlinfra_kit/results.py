@@ -135,7 +135,7 @@ class Lesson:
         ('inconclusive', 1.0)
         """
         outcome = comparison.verdict(at_least=at_least, within=within)
-        text = f"{observed}: {comparison.describe(unit)}"
+        text = f"{observed}: {comparison.describe(unit, at_least=at_least)}"
         if outcome == "inconclusive":
             text += f"; to settle it: {settle or comparison.settle_hint()}"
         return cls(

@@ -192,3 +192,7 @@ def test_a_bound_near_no_change_is_printed_with_the_side_it_ends_on():
     lo, hi = c.interval
     assert f"{lo:.2f}" == "1.00" and lo > 1  # two decimals would read as touching 1
     assert f"[{lo:.3f}, {hi:.3f}]" in c.describe()
+    near = paired([100.0] * 4, [108.0, 110.0, 112.0, 111.0])  # the upper bound near 1.13
+    hi = near.interval[1]
+    assert f"{hi:.3f}]" in near.describe(at_least=round(hi, 2))
+    assert f"{hi:.2f}]" in near.describe(at_least=2.0)
