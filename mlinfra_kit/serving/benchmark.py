@@ -92,10 +92,17 @@ class LoadComparison:
         return _paired_metric(self.a.runs, self.b.runs, self.comparison.names, metric)
 
 
+def _metric(name: str, says: str = "metric must be one of") -> tuple[Callable[[Any], float], bool]:
+    """How a run is judged by ``name`` (:data:`METRICS`); a ``ValueError`` naming the choices."""
+    if name not in METRICS:
+        raise ValueError(f"{says} {', '.join(METRICS)}, got {name!r}")
+    return METRICS[name]
+
+
 def _paired_metric(
     runs_a: Sequence[Any], runs_b: Sequence[Any], names: tuple[str, str], metric: str
 ) -> Comparison:
-    read, lower_is_better = METRICS[metric]
+    read, lower_is_better = _metric(metric)
     return paired(
         [read(r) for r in runs_a],
         [read(r) for r in runs_b],
@@ -111,16 +118,13 @@ def _compare(
     metric: str,
     **engine: Any,
 ) -> LoadComparison:
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    read, lower_is_better = METRICS[metric]
+    read, lower_is_better = _metric(metric)
     runs: dict[str, list[Any]] = {"a": [], "b": []}
     warm = {"a": 0, "b": 0}
     warmup = engine.pop("warmup", 1)
     also: dict[str, float] = engine.pop("also", None) or {}
     for other in also:
-        if other not in METRICS:
-            raise ValueError(f"also's metrics must be among {', '.join(METRICS)}, got {other!r}")
+        _metric(other, "also's metrics must be among")
 
     def also_settled() -> bool:
         """Every other claim, read from the same runs, held or not held."""

@@ -45,6 +45,8 @@ def test_two_twins_closed_loop_keep_every_measured_round_and_are_not_called_diff
     assert c.verdict(at_least=1.5) != "held"
     tail = compared.by("p99")  # the same runs, by another metric
     assert tail.repeats == 3 and tail.names == c.names and tail.verdict(at_least=1.5) != "held"
+    with pytest.raises(ValueError, match="metric must be one of"):
+        compared.by("p75")
     used, unread = compared.usage
     assert unread is None and used is not None
     assert 0 < used.cpu_cores <= 2.5 and used.rss_mb > 10  # one process, a Python server's memory
