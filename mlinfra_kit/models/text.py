@@ -230,7 +230,8 @@ class Vocabulary:
         keys = np.repeat(part_keys, sizes) + np.concatenate(parts)
         # A text with nothing known: the unknown id alone, as its first part.
         blank = np.flatnonzero(sizes.reshape(-1, per_text).sum(axis=1) == 0)
-        keys = np.concatenate((keys, part_keys[blank * per_text]))
+        if blank.size:  # rare: no copy of the batch's keys otherwise
+            keys = np.concatenate((keys, part_keys[blank * per_text]))
         keys, counts = np.unique(keys, return_counts=True)
         starts = np.searchsorted(keys, part_keys)  # each part's first feature
         distinct = np.diff(starts, append=len(keys))  # each part's distinct features
