@@ -21,10 +21,13 @@ Examples
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,12 +112,17 @@ class WrkResult(LoadFigures):
 def _run_once(
     base_url: str, script: Path, seconds: float, concurrency: int, threads: int, timeout_s: float
 ) -> tuple[dict[str, Any], float]:
-    """One wrk run: its summary and the CPU seconds it used (its own rusage)."""
+    """One wrk run: its summary and the CPU seconds it used (its own rusage).
+
+    wrk's ``-d`` takes whole seconds. A run of a fraction of a second is a longer ``-d``
+    cut short by SIGINT, which wrk answers as at its deadline: it stops, and its summary
+    counts the time it actually ran."""
+    whole = float(seconds).is_integer()
     command = [
         "wrk",
         f"-t{threads}",
         f"-c{concurrency}",
-        f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
+        f"-d{round(seconds) if whole else math.ceil(seconds) + 1}s",
         f"--timeout={max(1, round(timeout_s))}s",
         "-s",
         str(script),
@@ -123,8 +131,13 @@ def _run_once(
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as child:
+        cut = None if whole else threading.Timer(seconds, child.send_signal, (signal.SIGINT,))
+        if cut is not None:
+            cut.start()
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
+        if cut is not None:
+            cut.cancel()
         assert child.stdout is not None and child.stderr is not None  # both piped
         out, err = child.stdout.read(), child.stderr.read()
     if child.returncode != 0:
@@ -150,8 +163,8 @@ def run_wrk(
     ``requests``; a ``warmup_s`` run goes first and is not measured.
 
     ``threads`` is wrk's own (one event loop each); one is plenty on a small machine and
-    leaves the cores to the server. wrk counts time in whole seconds: ``seconds`` and
-    ``warmup_s`` are rounded (at least 1).
+    leaves the cores to the server. ``seconds`` and ``warmup_s`` may be fractions of a
+    second (wrk's own option takes whole seconds: a shorter run is cut short at its time).
     """
     if not wrk_available():
         raise RuntimeError(WRK_HINT)

@@ -32,6 +32,14 @@ def test_bodies_reach_the_server_intact_and_nothing_fails(server):
     assert row["server"] == "kit" and row["errors"] == 0 and row["concurrency"] == 4
 
 
+def test_a_fraction_of_a_second_is_cut_short_and_counts_the_time_it_ran(server):
+    # wrk's -d takes whole seconds: a 0.3 s run is a longer one stopped by SIGINT at 0.3 s.
+    result = run_wrk(server.url, get_paths(["/health"]), seconds=0.3, concurrency=2, warmup_s=0)
+    assert 0.25 < result.seconds < 1.5  # its own clock: stopped long before the 2 s it was given
+    assert result.requests > 0 and result.errors == 0
+    assert result.throughput_rps == pytest.approx(result.requests / result.seconds)
+
+
 def test_non_2xx_answers_are_counted_as_errors(server):
     result = run_wrk(server.url, get_paths(["/nowhere"]), seconds=1, concurrency=2, warmup_s=0)
     assert result.errors == result.requests > 0 and result.error_kinds["status"] == result.errors
