@@ -93,10 +93,9 @@ def test_runs_quick_and_records_its_metrics(nb, tmp_path):
 #: The CI profile: quick mode, and shorter loops where the notebook repeats one code path
 #: for several items. Every step still runs: 09 starts a peer in the kit's environment, one in
 #: an environment of its own and Ray Serve (each other peer is started and checked by
-#: ``tests/serving/test_peers.py``); 10 sweeps two seeds (one wave of its two parallel points).
+#: ``tests/serving/test_peers.py``).
 CI_PARAMETERS: dict[str, dict[str, object]] = {
     "09_serving_systems": {"PEERS": ["litserve", "mlflow", "ray-serve"]},
-    "10_sweeps": {"SEEDS": 2},
 }
 
 #: Notebooks whose executed copies still print library warnings on stderr, and the pattern
