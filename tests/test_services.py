@@ -50,3 +50,47 @@ def test_redis_server_starts_and_stops(redis_url):
         assert client.ping()
         client.close()
     assert server.process.poll() is not None
+
+
+def test_together_starts_every_manager_at_once_and_stops_them_all():
+    import contextlib
+    import threading
+
+    from mlinfra_kit.services import together
+
+    meeting = threading.Barrier(3, timeout=30)  # only passes when all three enter at once
+    stopped = []
+
+    @contextlib.contextmanager
+    def service(name):
+        meeting.wait()
+        yield name
+        stopped.append(name)
+
+    with together(service("a"), service("b"), service("c")) as running:
+        assert running == ("a", "b", "c") and stopped == []
+    assert sorted(stopped) == ["a", "b", "c"]
+
+
+def test_together_stops_those_that_started_when_one_fails():
+    import contextlib
+
+    from mlinfra_kit.services import together
+
+    stopped = []
+
+    @contextlib.contextmanager
+    def service(name):
+        if name == "broken":
+            raise RuntimeError("broken did not start")
+        yield name
+        stopped.append(name)
+
+    with (
+        pytest.raises(RuntimeError, match="broken did not start"),
+        together(service("a"), service("broken"), service("c")),
+    ):
+        raise AssertionError("the block must not run")
+    assert sorted(stopped) == ["a", "c"]
+    with pytest.raises(ValueError, match="at least one"), together():
+        pass
