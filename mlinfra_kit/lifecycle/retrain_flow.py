@@ -74,13 +74,10 @@ class RetrainFlow(FlowSpec):
 
     @step
     def train(self):
-        from mlinfra_kit.data import train_val_split
-        from mlinfra_kit.models import TagClassifier
+        """The candidate (:func:`mlinfra_kit.lifecycle.train_candidate`)."""
+        from mlinfra_kit.lifecycle import train_candidate
 
-        fit, val = train_val_split(self.split.train, 0.2, seed=self.seed)
-        settings = {"epochs": self.epochs} if self.epochs else {}
-        self.model = TagClassifier(seed=self.seed, progress=False, device="cpu", **settings)
-        self.model.fit(fit.texts, fit.tags, val.texts, val.tags)
+        self.model = train_candidate(self.split.train, seed=self.seed, epochs=self.epochs)
         self.next(self.evaluate)
 
     @step

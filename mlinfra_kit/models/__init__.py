@@ -9,7 +9,7 @@ modules of their own.
 """
 
 from mlinfra_kit.models.baseline import TfidfLogReg
-from mlinfra_kit.models.classifier import Prediction, TagClassifier
+from mlinfra_kit.models.classifier import BRIEF_EPOCHS, Prediction, TagClassifier
 from mlinfra_kit.models.evaluation import Evaluation, evaluate, score_difference
 from mlinfra_kit.models.network import TextClassifierNet, torch_threads
 from mlinfra_kit.models.saving import ARTIFACT_FORMAT
@@ -18,6 +18,7 @@ from mlinfra_kit.models.validation import CrossValidation, cross_validate, strat
 
 __all__ = [
     "ARTIFACT_FORMAT",
+    "BRIEF_EPOCHS",
     "Prediction",
     "TagClassifier",
     "TextClassifierNet",
