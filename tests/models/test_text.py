@@ -78,16 +78,18 @@ def test_weights_are_sublinear_tf_idf_scaled_per_part():
     assert vocab.encode_weighted("zz qq") == ([0], [1.0])
 
 
-def test_a_batch_encodes_as_its_texts_one_by_one(projects):
+@pytest.mark.parametrize("char_ngrams", [(2, 4), None])
+def test_a_batch_encodes_as_its_texts_one_by_one(projects, char_ngrams):
     """encode_batch gives encode_weighted's features and weights, text by text, in order
-    (within a text, its features in the order of their ids)."""
-    vocab = Vocabulary.build([p.text for p in projects[:300]], ngrams=2, char_ngrams=(2, 4))
+    (within a text, its features in the order of their ids). encode_weighted takes the
+    lone text's path, so this also checks that path against the batch's."""
+    vocab = Vocabulary.build([p.text for p in projects[:300]], ngrams=2, char_ngrams=char_ngrams)
     texts = [p.text for p in projects[300:360]] + ["", "zzz qqq", "object"]
     ids, offsets, weights = vocab.encode_batch(texts)
     ends = [*offsets[1:].tolist(), len(ids)]
     for text, start, end in zip(texts, offsets.tolist(), ends, strict=True):
         one = dict(zip(*vocab.encode_weighted(text), strict=True))
-        assert sorted(ids[start:end].tolist()) == sorted(one)
+        assert ids[start:end].tolist() == list(one)  # the same features in the same order
         assert dict(zip(ids[start:end].tolist(), weights[start:end].tolist(), strict=True)) == (
             pytest.approx(one, abs=1e-6)
         )
