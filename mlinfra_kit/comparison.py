@@ -192,9 +192,26 @@ class Comparison:
             return f"{text} ({level} bootstrap interval over {self.items} items)"
         return f"{text} ({level} interval; noise floor {noise}, {self.repeats} rounds)"
 
-    def settle_hint(self) -> str:
-        """What would settle an inconclusive verdict, from what was measured."""
-        if not self._beyond_noise():
+    def settle_hint(self, at_least: float | None = None, within: float | None = None) -> str:
+        """What would settle an inconclusive verdict, from what was measured. With the
+        claim's threshold (``at_least`` or ``within``, as :meth:`verdict` takes them), the
+        estimate's distance is read from that threshold: an estimate beyond it by more than
+        the noise floor waits only for a narrower interval. Without one, from no change."""
+        if at_least is not None:
+            thresholds = [at_least]
+        elif within is not None:
+            thresholds = [1 / within, within] if self.kind == "ratio" else [-within, within]
+        else:
+            thresholds = []
+        if thresholds:
+            near = not all(
+                self._clears(self.estimate, t, above=True)
+                or self._clears(self.estimate, t, above=False)
+                for t in thresholds
+            )
+        else:
+            near = not self._beyond_noise()
+        if near:
             return (
                 "the effect is within this machine's run-to-run noise: measure on an idle "
                 "machine, or with larger sizes (a full run, after a quick one)"

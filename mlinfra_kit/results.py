@@ -137,7 +137,8 @@ class Lesson:
         outcome = comparison.verdict(at_least=at_least, within=within)
         text = f"{observed}: {comparison.describe(unit, at_least=at_least)}"
         if outcome == "inconclusive":
-            text += f"; to settle it: {settle or comparison.settle_hint()}"
+            hint = comparison.settle_hint(at_least=at_least, within=within)
+            text += f"; to settle it: {settle or hint}"
         return cls(
             claim,
             text,

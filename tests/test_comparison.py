@@ -58,7 +58,20 @@ def test_an_effect_below_the_noise_floor_is_not_called():
     )
     assert c.interval[0] > 1.0 and c.noise > 0.03
     assert c.verdict(at_least=1.0) == "inconclusive"
-    assert "noise" in c.settle_hint()
+    assert "noise" in c.settle_hint() and "noise" in c.settle_hint(at_least=1.0)
+
+
+def test_the_hint_reads_the_estimate_against_the_claims_threshold():
+    """An estimate of about 1.00x against a claim of "at most 15 % slower" (at least 1/1.15)
+    sits 15 % above its threshold, beyond the noise floor: only the interval's width keeps
+    it open, so the hint asks for more rounds, not for a quieter machine."""
+    c = paired([100, 104, 96], [101, 97, 104])
+    assert c.interval[0] < 1 / 1.15 < c.estimate / (1 + c.noise)
+    assert c.verdict(at_least=1 / 1.15) == "inconclusive"
+    assert "rounds" in c.settle_hint(at_least=1 / 1.15)
+    assert "noise" in c.settle_hint()  # against no change, 1.00x is within the noise
+    assert "noise" in c.settle_hint(at_least=1.0)
+    assert "noise" in c.settle_hint(within=1.02)
 
 
 def test_rounds_alternate_order_and_stop_at_the_budget():
