@@ -1,5 +1,7 @@
 """Comparisons that survive a rerun: two variants measured interleaved, an interval, a noise
 floor, and a verdict with three outcomes.
+(Over 450 lines: the comparison, its verdict and hint, and the three ways one is made, in
+rounds, from paired samples or by a bootstrap, share one set of rules.)
 
 One measurement of A and one of B cannot say "B is faster": on a shared machine the same
 setting measured twice can differ by more than the effect. :func:`compare` measures the two
@@ -193,24 +195,18 @@ class Comparison:
         return f"{text} ({level} interval; noise floor {noise}, {self.repeats} rounds)"
 
     def settle_hint(self, at_least: float | None = None, within: float | None = None) -> str:
-        """What would settle an inconclusive verdict, from what was measured. With the
-        claim's threshold (``at_least`` or ``within``, as :meth:`verdict` takes them), the
-        estimate's distance is read from that threshold: an estimate beyond it by more than
-        the noise floor waits only for a narrower interval. Without one, from no change."""
-        if at_least is not None:
-            thresholds = [at_least]
-        elif within is not None:
-            thresholds = [1 / within, within] if self.kind == "ratio" else [-within, within]
+        """What would settle an inconclusive verdict. Given the claim's threshold (as for
+        :meth:`verdict`), an estimate beyond it by more than the noise waits only for a
+        narrower interval; without one, the estimate is read against no change."""
+        if within is not None:
+            at = [1 / within, within] if self.kind == "ratio" else [-within, within]
         else:
-            thresholds = []
-        if thresholds:
-            near = not all(
-                self._clears(self.estimate, t, above=True)
-                or self._clears(self.estimate, t, above=False)
-                for t in thresholds
-            )
-        else:
-            near = not self._beyond_noise()
+            at = [] if at_least is None else [at_least]
+        clear = [
+            self._clears(self.estimate, t, True) or self._clears(self.estimate, t, False)
+            for t in at
+        ]
+        near = not all(clear) if at else not self._beyond_noise()
         if near:
             return (
                 "the effect is within this machine's run-to-run noise: measure on an idle "

@@ -57,9 +57,7 @@ from mlinfra_kit.progress import bar as progress_bar
 
 __all__ = ["BRIEF_EPOCHS", "EarlyStopping", "Prediction", "TagClassifier"]
 
-#: Epochs of a briefly trained model, for a quick run that measures serving or scale-out,
-#: not accuracy: a tenth of the default cap. Early stopping rarely ends a fit sooner than
-#: this, so such a fit takes a fraction of the time at nearly the same holdout score.
+#: Epochs of a briefly trained model, for quick runs that measure serving, not accuracy.
 BRIEF_EPOCHS = 30
 
 
