@@ -106,6 +106,9 @@ class Comparison:
     confidence: float = 0.99
     #: For a bootstrap (:func:`bootstrap_difference`): the items resampled; 0 for rounds.
     items: int = 0
+    #: What one paired measurement is, as :meth:`describe` names it: rounds in turns,
+    #: or seeds, folds, streams.
+    over: str = "rounds"
     samples_a: tuple[float, ...] = field(default=(), repr=False)
     samples_b: tuple[float, ...] = field(default=(), repr=False)
 
@@ -192,7 +195,7 @@ class Comparison:
         level = f"{100 * self.confidence:.0f} %"
         if self.items:
             return f"{text} ({level} bootstrap interval over {self.items} items)"
-        return f"{text} ({level} interval; noise floor {noise}, {self.repeats} rounds)"
+        return f"{text} ({level} interval; noise floor {noise}, {self.repeats} {self.over})"
 
     def settle_hint(self, at_least: float | None = None, within: float | None = None) -> str:
         """What would settle an inconclusive verdict. Given the claim's threshold (as for
@@ -273,13 +276,20 @@ def paired(
     seconds: float = 0.0,
     confidence: float = 0.99,
     noise: float | None = None,
+    over: str = "rounds",
 ) -> Comparison:
     """A :class:`Comparison` of paired measurements already taken (round ``i`` of A with
     round ``i`` of B: the same fold, seed or repeat). Ratios need positive values.
 
     ``noise``: what one variant shows against itself, when it is known otherwise (a model
     retrained with another seed, for a score); by default the median change between
-    consecutive measurements of each variant (for timings taken in turns)."""
+    consecutive measurements of each variant (for timings taken in turns). ``over``: what
+    a pair is, as the description names it.
+
+    >>> paired([3, 3, 4], [1, 2, 1], kind="difference", lower_is_better=True, noise=0.0,
+    ...        over="streams").describe()
+    '+2 [-3.73, +7.73] (99 % interval; noise floor ±0, 3 streams)'
+    """
     _check_kind(kind)
     a, b = [float(v) for v in a], [float(v) for v in b]
     if len(a) != len(b) or not a:
@@ -312,6 +322,7 @@ def paired(
         confidence=confidence,
         samples_a=tuple(a),
         samples_b=tuple(b),
+        over=over,
     )
 
 

@@ -137,8 +137,8 @@ class Lesson:
         outcome = comparison.verdict(at_least=at_least, within=within)
         text = f"{observed}: {comparison.describe(unit, at_least=at_least)}"
         if outcome == "inconclusive":
-            hint = comparison.settle_hint(at_least=at_least, within=within)
-            text += f"; to settle it: {settle or hint}"
+            hint = settle or comparison.settle_hint(at_least=at_least, within=within)
+            text += f"; to settle it: {hint}"
         return cls(
             claim,
             text,

@@ -219,12 +219,11 @@ class Vocabulary:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
         if len(texts) == 1:  # a lone request: the same arithmetic with fewer NumPy calls
             return self._encode_one(texts[0])
-        index, size = self._index, len(self.tokens)
+        size = len(self.tokens)
         per_text = 2 if self.char_ngrams else 1  # parts per text
         parts: list[np.ndarray] = []
         for words in map(tokenize, texts):
-            grams = _word_grams(words, self.ngrams)
-            parts.append(np.fromiter(filter(None, map(index.get, grams)), np.int64))
+            parts.append(self._word_ids(words))
             if self.char_ngrams:
                 parts.append(self._char_array(words))
         sizes = np.fromiter(map(len, parts), np.int64, len(parts))
@@ -256,9 +255,7 @@ class Vocabulary:
         the vocabulary, one sort counts both, and each part's norm is one dot product."""
         size = len(self.tokens)
         words = tokenize(text)
-        keys = np.fromiter(
-            filter(None, map(self._index.get, _word_grams(words, self.ngrams))), np.int64
-        )
+        keys = self._word_ids(words)
         if self.char_ngrams:
             keys = np.concatenate((keys, self._char_array(words) + size))
         if not keys.size:  # nothing known: the unknown id alone
@@ -274,6 +271,12 @@ class Vocabulary:
             if norm:
                 part /= norm
         return ids, np.zeros(1, np.int64), weights.astype(np.float32)
+
+    def _word_ids(self, words: list[str]) -> np.ndarray:
+        """The known ids of a text's word n-grams, in the text's order (repeats kept)."""
+        return np.fromiter(
+            filter(None, map(self._index.get, _word_grams(words, self.ngrams))), np.int64
+        )
 
     def _char_array(self, words: list[str]) -> np.ndarray:
         """The known character n-gram ids of every word, in one array (repeats kept). Words

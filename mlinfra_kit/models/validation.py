@@ -135,5 +135,6 @@ def cross_validate(
         kind="difference",
         confidence=0.95,
         noise=noise,
+        over="folds",
     )
     return CrossValidation(names, metric, rows, comparison)
