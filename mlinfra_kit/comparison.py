@@ -211,8 +211,10 @@ class Comparison:
         ]
         near = not all(clear) if at else not self._beyond_noise()
         if near:
+            what = "the estimate is within" if at else "the effect is within"
+            of = " of the claim's threshold" if at else ""
             return (
-                "the effect is within this machine's run-to-run noise: measure on an idle "
+                f"{what} this machine's run-to-run noise{of}: measure on an idle "
                 "machine, or with larger sizes (a full run, after a quick one)"
             )
         return (

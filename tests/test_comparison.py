@@ -70,7 +70,7 @@ def test_the_hint_reads_the_estimate_against_the_claims_threshold():
     assert c.verdict(at_least=1 / 1.15) == "inconclusive"
     assert "rounds" in c.settle_hint(at_least=1 / 1.15)
     assert "noise" in c.settle_hint()  # against no change, 1.00x is within the noise
-    assert "noise" in c.settle_hint(at_least=1.0)
+    assert "noise of the claim's threshold" in c.settle_hint(at_least=1.0)
     assert "noise" in c.settle_hint(within=1.02)
 
 
