@@ -141,12 +141,20 @@ class ArmData:
             self.quality_sum += observation.quality
 
     def extend(
-        self, errors: int, latencies: np.ndarray, quality_n: int = 0, quality_sum: float = 0.0
+        self,
+        errors: int,
+        latencies: np.ndarray,
+        quality_n: int = 0,
+        quality_sum: float = 0.0,
+        keep_latencies: bool = True,
     ) -> None:
-        """Add a block of requests at once (for simulations)."""
+        """Add a block of requests at once (for simulations). ``keep_latencies=False``
+        counts them without storing their latencies, for a simulation that tests latency
+        on windows of its own (storing is most of the cost of a large block)."""
         self.requests += len(latencies)
         self.errors += int(errors)
-        self.latencies.extend(np.asarray(latencies, dtype=float).tolist())
+        if keep_latencies:
+            self.latencies.extend(np.asarray(latencies, dtype=float).tolist())
         self.quality_n += int(quality_n)
         self.quality_sum += float(quality_sum)
 
@@ -225,9 +233,13 @@ def _latency_check(
     """The latency guardrail on every request's latency: binomial, against the baseline's
     quantile at its upper confidence bound (half the share), so a candidate at the
     allowed ratio is not blamed for the baseline's own noise."""
-    ordered = np.sort(np.asarray(base_ms, dtype=float))
-    rank = int(stats.binom.ppf(1 - threshold / 2, len(ordered), g.latency_quantile))
-    quantile_bound = float(ordered[min(rank, len(ordered) - 1)])
+    base = np.asarray(base_ms, dtype=float)
+    rank = min(
+        int(stats.binom.ppf(1 - threshold / 2, len(base), g.latency_quantile)), len(base) - 1
+    )
+    quantile_bound = float(
+        np.partition(base, rank)[rank]
+    )  # the rank-th smallest, without a full sort
     limit = g.max_latency_ratio * quantile_bound
     slower = int(np.sum(np.asarray(cand_ms) > limit))
     allowed = 1 - g.latency_quantile
@@ -239,7 +251,7 @@ def _latency_check(
         len(cand_ms),
         f"{slower} of {len(cand_ms)} candidate requests slower than {limit:.2f} ms "
         f"(x{g.max_latency_ratio} the baseline's p{round(100 * g.latency_quantile)}, "
-        f"{quantile_bound:.2f} ms at its upper bound over {len(ordered)} requests); "
+        f"{quantile_bound:.2f} ms at its upper bound over {len(base)} requests); "
         f"allowed {allowed:.0%}",
     )
 
@@ -310,12 +322,16 @@ def _error_check(
 MIN_BASELINE_LATENCIES = 50
 
 
-def latency_window(current: Sequence[float], previous: Sequence[float]) -> list[float]:
-    """The baseline latencies a step's latency test uses: this step's, or, with fewer than
-    :data:`MIN_BASELINE_LATENCIES`, the previous step's too."""
+def latency_window(current: Sequence[float], previous: Sequence[float]) -> np.ndarray:
+    """The baseline latencies a step's latency test uses, as one array: this step's, or,
+    with fewer than :data:`MIN_BASELINE_LATENCIES`, the previous step's too.
+
+    >>> latency_window([2.0] * 60, [1.0]).size, latency_window([2.0], [1.0]).tolist()
+    (60, [1.0, 2.0])
+    """
     if len(current) >= MIN_BASELINE_LATENCIES:
-        return list(current)
-    return [*previous, *current]
+        return np.asarray(current, dtype=float)
+    return np.concatenate((np.asarray(previous, dtype=float), np.asarray(current, dtype=float)))
 
 
 CanaryStatus = Literal["running", "completed", "rolled_back"]
@@ -395,7 +411,7 @@ class Canary:
         self._candidate = ArmData()
         self._candidate_in_step = 0
         self._step_latencies: tuple[list[float], list[float]] = ([], [])
-        self._previous_baseline: list[float] = []
+        self._previous_baseline: np.ndarray = np.zeros(0)
 
     @property
     def threshold(self) -> float:
@@ -490,7 +506,9 @@ class Canary:
         waits, it does not decide)."""
         if self.status != "running":
             raise ValueError(f"the canary has ended ({self.status}): nothing to decide")
-        if not self._step_latencies[1] or not (self._step_latencies[0] or self._previous_baseline):
+        if not self._step_latencies[1] or not (
+            self._step_latencies[0] or self._previous_baseline.size
+        ):
             raise ValueError(
                 "no decision without data: this step has "
                 f"{len(self._step_latencies[1])} candidate and {len(self._step_latencies[0])} "

@@ -196,12 +196,12 @@ def canary_simulation(
         errors = rng.binomial(n, error_rate[which])
         good = rng.binomial(n - errors, quality[which])
         latencies = scale * rng.lognormal(0.0, latency_sigma, n)
-        arm.extend(errors, latencies, n - errors, good)
+        arm.extend(errors, latencies, n - errors, good, keep_latencies=False)  # tested on windows
         return latencies
 
     for _ in range(rollouts):
         base, cand = ArmData(), ArmData()
-        outcome, previous = "promoted", []
+        outcome, previous = "promoted", np.zeros(0)
         for share in steps:
             step_cand = serve(cand, min_requests, 1, latency_scale)
             step_base = serve(base, round(min_requests * (1 - share) / share), 0, 1.0)
