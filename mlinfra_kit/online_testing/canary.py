@@ -237,9 +237,8 @@ def _latency_check(
     rank = min(
         int(stats.binom.ppf(1 - threshold / 2, len(base), g.latency_quantile)), len(base) - 1
     )
-    quantile_bound = float(
-        np.partition(base, rank)[rank]
-    )  # the rank-th smallest, without a full sort
+    # The rank-th smallest latency, found without sorting them all.
+    quantile_bound = float(np.partition(base, rank)[rank])
     limit = g.max_latency_ratio * quantile_bound
     slower = int(np.sum(np.asarray(cand_ms) > limit))
     allowed = 1 - g.latency_quantile
