@@ -121,6 +121,7 @@ class Lesson:
         within: float | None = None,
         unit: str = "",
         settle: str | None = None,
+        cut_short: str | None = None,
     ) -> Lesson:
         """The lesson of a claim about B against A, decided by ``comparison.verdict``
         (``at_least``: B better by at least; ``within``: B about A); the observed text
@@ -128,15 +129,27 @@ class Lesson:
         inconclusive one says what would settle it (``settle``, else the comparison's own
         hint).
 
+        ``cut_short``: how this run's sizes were cut below the claim's (quick mode's
+        shorter training, say). A run cut short cannot refute the claim: a "did not hold"
+        becomes inconclusive, with this reason and a full run as what would settle it.
+
         >>> from mlinfra_kit.comparison import paired
         >>> c = paired([100, 101, 99], [100, 99, 101])
         >>> lesson = Lesson.compared("b_faster", "B is faster", "rps", c, at_least=1.0)
         >>> lesson.outcome, lesson.threshold
         ('inconclusive', 1.0)
+        >>> worse = paired([0.9, 0.91, 0.9], [0.8, 0.8, 0.81], kind="difference", noise=0.0)
+        >>> Lesson.compared("b_as_good", "B is as good", "accuracy", worse, at_least=0.0,
+        ...                 cut_short="quick mode trains 8 epochs, not 30").outcome
+        'inconclusive'
         """
         outcome = comparison.verdict(at_least=at_least, within=within)
         text = f"{observed}: {comparison.describe(unit, at_least=at_least)}"
-        if outcome == "inconclusive":
+        if outcome == "not_held" and cut_short:
+            outcome = "inconclusive"
+            text += f"; {cut_short}, so a shortfall here does not decide the claim"
+            text += ": to settle it, a full run"
+        elif outcome == "inconclusive":
             hint = settle or comparison.settle_hint(at_least=at_least, within=within)
             text += f"; to settle it: {hint}"
         return cls(
