@@ -342,6 +342,7 @@ def compare(
     at_least: float | None = None,
     progress: Callable[[int], None] | None = None,
     until: Callable[[], bool] | None = None,
+    within: float | None = None,
 ) -> Comparison:
     """Measure A and B interleaved (A B, B A, A B, ...) after ``warmup`` untimed calls of
     each, round after round, and compare them (:func:`paired`).
@@ -351,8 +352,9 @@ def compare(
     ``rel_width`` (relative, for a ratio) or, when ``at_least`` is given, until the claim
     "B is better by at least ``at_least``" is settled (:meth:`Comparison.verdict` is held
     or not held: a narrow interval that still straddles the threshold is not a reason to
-    stop); they stop at ``max_rounds`` or once ``budget_s`` seconds are spent, whatever
-    the interval (the verdict is then inconclusive where it is not settled). ``until``:
+    stop), and ``within`` likewise for "B is about A"; they stop at ``max_rounds`` or once
+    ``budget_s`` seconds are spent, whatever the interval (the verdict is then inconclusive
+    where it is not settled). ``until``:
     another condition the rounds must also meet before they stop early (another claim
     read from the same measurements, settled too)."""
     _check_kind(kind)
@@ -360,6 +362,8 @@ def compare(
         raise ValueError(f"need 2 <= min_rounds <= max_rounds, got {min_rounds}, {max_rounds}")
     if budget_s <= 0 or warmup < 0:
         raise ValueError("budget_s must be positive and warmup 0 or more")
+    if at_least is not None and within is not None:
+        raise ValueError("give at most one claim to settle: at_least= or within=")
     tic = time.perf_counter()
     for _ in range(warmup):
         measure_a()
@@ -379,8 +383,8 @@ def compare(
         if i + 1 < min_rounds:
             continue
         result = paired(a, b, names, kind, lower_is_better, time.perf_counter() - tic)
-        if at_least is not None:
-            done = result.verdict(at_least=at_least) != "inconclusive"
+        if at_least is not None or within is not None:
+            done = result.verdict(at_least=at_least, within=within) != "inconclusive"
         else:
             lo, hi = result.interval
             done = (hi / lo - 1 if kind == "ratio" else hi - lo) <= rel_width

@@ -108,6 +108,18 @@ def test_a_narrow_interval_across_the_threshold_is_measured_on():
     assert c.repeats > 3 and c.verdict(at_least=1.05) == "not_held"
 
 
+def test_a_claim_of_about_the_same_is_measured_until_settled():
+    """Equal speeds, asked "within 5 % either way" (``within=``): the rounds go on past the
+    10 % width the engine accepts without a claim, until the interval lies within 5 %."""
+    rng = random.Random(7)
+    c = compare(
+        lambda: noisy(100, rng, 0.03), lambda: noisy(100, rng, 0.03), within=1.05, max_rounds=40
+    )
+    assert c.repeats > 3 and c.verdict(within=1.05) == "held"
+    with pytest.raises(ValueError, match="at most one claim"):
+        compare(lambda: 1.0, lambda: 1.0, at_least=1.0, within=1.05)
+
+
 def test_rounds_go_on_until_another_claim_on_the_same_measurements_is_settled_too():
     """The first claim settles at three rounds; ``until`` (here: six rounds seen) keeps
     them going, and never past ``max_rounds``."""
