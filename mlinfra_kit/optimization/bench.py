@@ -79,7 +79,7 @@ def compare_speed(
     measured in turns (:func:`~mlinfra_kit.comparison.compare`): each round times
     ``calls`` calls of each model and keeps their median, so a drift of the machine hits
     both alike. ``engine`` goes to ``compare`` (``max_rounds``, ``budget_s``,
-    ``at_least`` to stop once settled).
+    ``at_least`` or ``within`` to stop once the claim is settled).
 
     >>> import torch
     >>> wide, narrow = torch.nn.Linear(256, 256), torch.nn.Linear(256, 8)
