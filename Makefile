@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 TOUR ?= tour
+# Test processes side by side (pytest-xdist); each test group stays on one (tests/conftest.py).
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: install tour test test-fast lint lab clean
 
@@ -19,10 +22,10 @@ tour: install  ## build the peer and engine environments, run every notebook in 
 	$(BIN)/mlinfra report $(TOUR)
 
 test: lint  ## lint, then the whole test suite (unit, servers, notebooks)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: install  ## no notebook executions, browser or slow integration tests (under 3 minutes)
-	$(BIN)/python -m pytest -m "not notebooks and not browser and not slow"
+	$(PYTEST) -m "not notebooks and not browser and not slow"
 
 lint: install  ## ruff's checks and its formatting, and mypy over the package and the notebooks, as CI runs them
 	$(BIN)/ruff check .

@@ -10,11 +10,14 @@ so they shadow the kit's versions.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
@@ -53,8 +56,31 @@ def environment_python(
     script run by this environment's Python, whichever environment provides the package:
     pip writes none for a requirement the kit's environment already satisfies. The
     environment counts as built only once every command answers ``--help``. A failed
-    install or check raises :class:`InstallFailed` with the reason."""
+    install or check raises :class:`InstallFailed` with the reason.
+
+    Two processes asking for the same environment at once (two notebooks, two test
+    workers) take turns: the second waits for the first's build, then finds it built."""
     folder = (home or environments_home()) / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _one_at_a_time(folder.parent / f".{name}.lock"):
+        return _built(name, folder, packages, timeout_s, commands)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``lock`` (``flock``: released by the system if
+    the holder dies, so a killed build never blocks the next)."""
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _built(
+    name: str, folder: Path, packages: tuple[str, ...], timeout_s: float, commands: tuple[str, ...]
+) -> str:
     python = folder / "bin" / "python"
     stamp = folder / "mlinfra-packages.json"
     wanted = {"packages": list(packages), "commands": list(commands), "kit": sys.prefix}

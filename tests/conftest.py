@@ -9,15 +9,27 @@ from helpers import RECORD, make_notebook, skip_unless_ci
 matplotlib.use("Agg")  # this test process only; executed notebooks keep their inline figures
 
 
+#: Tests that start a local Ray cluster run one after another on one xdist worker (two
+#: clusters at once on two cores would only slow each other down).
+RAY_GROUP = {"tests/scale/test_scale.py", "tests/test_sweep.py", "08_scale_out", "10_sweeps"}
+
+
 def pytest_collection_modifyitems(config, items):
+    """Skip the GPU tests without a GPU, and put each test in an xdist group (``make test``
+    runs ``pytest -n 2 --dist loadgroup``): a module's tests together, so its module
+    fixtures (a server, JupyterLab) start once; each notebook's execution apart, so two
+    notebooks run side by side; Ray's tests together."""
     import torch
 
-    if torch.cuda.is_available():
-        return
     skip = pytest.mark.skip(reason="needs a CUDA GPU; none is available on this machine")
+    cuda = torch.cuda.is_available()
     for item in items:
-        if item.get_closest_marker("gpu"):
+        if item.get_closest_marker("gpu") and not cuda:
             item.add_marker(skip)
+        group = item.nodeid.split("::")[0]
+        if item.get_closest_marker("notebooks"):
+            group = item.callspec.id if hasattr(item, "callspec") else group
+        item.add_marker(pytest.mark.xdist_group("ray" if group in RAY_GROUP else group))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -47,3 +47,31 @@ def test_a_command_no_package_provides_is_an_install_failure_and_leaves_no_stamp
     with pytest.raises(InstallFailed, match="no-such-command"):
         environment_python("demo", (), home=tmp_path, commands=("no-such-command",))
     assert not (tmp_path / "demo" / "mlinfra-packages.json").exists()
+
+
+def test_two_builds_of_one_environment_at_once_take_turns(tmp_path, monkeypatch):
+    """Two workers asking for the same environment at once: one builds it, the other waits
+    for that build and reuses it (without the lock, both ran ``venv --clear`` on one folder)."""
+    import threading
+
+    from mlinfra_kit import environments
+
+    created, run = [], subprocess.run
+
+    def counting(args, *rest, **options):
+        if "venv" in args:
+            created.append(args)
+        return run(args, *rest, **options)
+
+    monkeypatch.setattr(environments.subprocess, "run", counting)
+    found: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: found.append(environment_python("demo", (), home=tmp_path)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 2 and found[0] == found[1] and Path(found[0]).exists()
+    assert len(created) == 1
