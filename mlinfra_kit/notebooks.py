@@ -8,9 +8,12 @@ execution nor a results file.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ __all__ = [
     "notebook_parameters",
     "notebooks_dir",
     "parameter_names",
+    "scratch_folder",
     "select",
 ]
 
@@ -137,3 +141,18 @@ def parameter_names(notebook: str) -> list[str]:
     if not path.is_file():
         raise ValueError(f"no notebook {notebook!r} in {path.parent}; give its file stem")
     return notebook_parameters(path)
+
+
+def scratch_folder(notebook: str) -> Path:
+    """A new folder for what a notebook's run writes on the side (stores, registries,
+    sweep points), removed when the process ends: a notebook's kernel stopping (papermill's
+    end, JupyterLab's shut down) takes its files with it, so runs do not pile up in the
+    temporary folder. Each call is a folder of its own, so two runs at once never share one.
+
+    >>> folder = scratch_folder("00_demo")
+    >>> folder.name.startswith("mlinfra-00_demo-"), folder.is_dir()
+    (True, True)
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f"mlinfra-{notebook}-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder

@@ -1,4 +1,6 @@
 import json
+import os
+import tempfile
 
 import pytest
 from helpers import RECORD, make_notebook
@@ -103,3 +105,22 @@ def test_unknown_and_reserved_parameters_are_refused(tiny_notebooks, tmp_path):
     with pytest.raises(ValueError, match="RESULTS_DIR is set by the runner"):
         run_notebooks(nbs, tmp_path, {"RESULTS_DIR": "x"})
     assert not (tmp_path / "run.json").exists()
+
+
+def test_a_scratch_folder_goes_when_the_kernel_stops(tmp_path):
+    """What a notebook writes on the side lives while its kernel runs and leaves with it."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    body = (
+        "from mlinfra_kit.notebooks import scratch_folder\n"
+        "scratch = scratch_folder('04_side')\n"
+        "(scratch / 'store.db').write_text('rows')\n"
+        f"(__import__('pathlib').Path({str(tmp_path)!r}) / 'where').write_text(str(scratch))\n"
+        + RECORD.format(name="04_side")
+    )
+    make_notebook(folder / "04_side.ipynb", body)
+    (outcome,) = run_notebooks(discover(folder), tmp_path / "out", {}, quick=True)
+    assert outcome.status == "ok", outcome.error
+    scratch = (tmp_path / "where").read_text()
+    assert scratch.startswith(tempfile.gettempdir()) and "mlinfra-04_side-" in scratch
+    assert not os.path.exists(scratch)

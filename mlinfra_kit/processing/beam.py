@@ -65,6 +65,21 @@ def _quiet_beam() -> Iterator[Any]:
         root.setLevel(level)
 
 
+@contextlib.contextmanager
+def _pipeline(beam: Any, folder: str, **options: Any) -> Iterator[Any]:
+    """``beam.Pipeline(**options)``, run on exit as Beam's own ``with`` block runs it, with
+    every temporary folder Beam makes meanwhile inside ``folder``: in IPython Beam leaves
+    them behind (for its interactive runner), one or two per job, in the system's
+    temporary folder."""
+    before = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        with beam.Pipeline(**options) as pipeline:
+            yield pipeline
+    finally:
+        tempfile.tempdir = before
+
+
 @dataclass(frozen=True)
 class JobRun:
     """What an engine's job produced and what it took: ``rows`` (its output), ``events``
@@ -116,7 +131,7 @@ def beam_batch_features(
     windows = tuple(windows)
     with _quiet_beam() as beam, tempfile.TemporaryDirectory(prefix="mlinfra-beam-") as folder:
         tic = time.perf_counter()
-        with beam.Pipeline(runner=runner) as p:
+        with _pipeline(beam, folder, runner=runner) as p:
             (
                 p
                 | "Events" >> beam.Create([_event_row(e) for e in events])
@@ -205,7 +220,7 @@ def beam_window_features(
         options.view_as(StandardOptions).streaming = True
         out = os.path.join(folder, "panes.jsonl")
         tic = time.perf_counter()
-        with beam.Pipeline(runner=runner, options=options) as p:
+        with _pipeline(beam, folder, runner=runner, options=options) as p:
             (
                 p
                 | "Arrivals" >> stream

@@ -60,3 +60,16 @@ def test_in_order_arrivals_need_no_late_pane(log):
 def test_bad_settings_are_refused(log):
     with pytest.raises(ValueError, match="must be positive"):
         beam_window_features(log.events, window_s=0)
+
+
+def test_a_job_leaves_no_temporary_folder_behind(log, tmp_path, monkeypatch):
+    """Beam makes a folder per pipeline it builds (one more for the copy it runs) and, in
+    IPython, removes none: each of a notebook's jobs left one or two in the system's
+    temporary folder. Here that folder is ``tmp_path``, Beam is told it runs in IPython (the
+    one condition it checks before removing them), and the folder stays empty."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr("apache_beam.pipeline.is_in_ipython", lambda: True)
+    beam_batch_features(log.events, log.events[-1].event_time)
+    assert list(tmp_path.iterdir()) == []
