@@ -39,6 +39,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         chosen = select(discover(args.notebooks), args.names)
         parameters = dict(parse_parameter(p) for p in args.parameter)
+        if args.max_rounds is not None:
+            if args.max_rounds < 2:
+                raise ValueError(f"--max-rounds must be 2 or more, got {args.max_rounds}")
+            from mlinfra_kit.comparison import ROUNDS_CAP_VARIABLE
+
+            os.environ[ROUNDS_CAP_VARIABLE] = str(args.max_rounds)  # the kernels inherit it
     except (ValueError, FileNotFoundError) as err:
         print(f"mlinfra run: {err}", file=sys.stderr)
         return 2
@@ -358,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="set a notebook parameter, e.g. -p SEED=1 (repeatable)",
+    )
+    p.add_argument(
+        "--max-rounds",
+        type=int,
+        metavar="N",
+        help="cap every comparison at N rounds (2 or more): a run that checks the notebooks "
+        "work, with more verdicts inconclusive (recorded as environment.max_rounds)",
     )
     p.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
     p.add_argument(

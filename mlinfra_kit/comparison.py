@@ -57,6 +57,7 @@ True
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -64,14 +65,20 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "OUTCOMES",
+    "ROUNDS_CAP_VARIABLE",
     "Comparison",
     "accuracy_difference",
     "bootstrap_difference",
     "combined",
     "compare",
     "paired",
+    "rounds_cap",
     "timed",
 ]
+
+#: An environment variable capping every comparison's rounds (``mlinfra run --max-rounds``,
+#: the notebook tests): a run that checks the notebooks work, not what they conclude.
+ROUNDS_CAP_VARIABLE = "MLINFRA_MAX_ROUNDS"
 
 #: The three outcomes of a claim.
 OUTCOMES = ("held", "not_held", "inconclusive")
@@ -328,6 +335,28 @@ def paired(
     )
 
 
+def rounds_cap() -> int | None:
+    """The most rounds any :func:`compare` may take in this process: the variable
+    ``MLINFRA_MAX_ROUNDS`` (2 or more), or None when it is not set. A capped run's verdicts
+    rest on fewer rounds, so more of them are inconclusive; :func:`mlinfra_kit.measure.environment`
+    records the cap beside the numbers.
+
+    >>> import os
+    >>> os.environ["MLINFRA_MAX_ROUNDS"] = "2"; rounds_cap()
+    2
+    >>> del os.environ["MLINFRA_MAX_ROUNDS"]; rounds_cap() is None
+    True
+    """
+    value = os.environ.get(ROUNDS_CAP_VARIABLE, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 2:
+        raise ValueError(
+            f"{ROUNDS_CAP_VARIABLE} must be a whole number of rounds, 2 or more; got {value!r}"
+        )
+    return int(value)
+
+
 def compare(
     measure_a: Callable[[], float],
     measure_b: Callable[[], float],
@@ -356,8 +385,12 @@ def compare(
     ``budget_s`` seconds are spent, whatever the interval (the verdict is then inconclusive
     where it is not settled). ``until``:
     another condition the rounds must also meet before they stop early (another claim
-    read from the same measurements, settled too)."""
+    read from the same measurements, settled too). :func:`rounds_cap` lowers
+    ``max_rounds`` (and ``min_rounds`` with it) for a run that only checks that things work."""
     _check_kind(kind)
+    if (cap := rounds_cap()) is not None:
+        max_rounds = min(max_rounds, cap)
+        min_rounds = min(min_rounds, max_rounds)
     if min_rounds < 2 or max_rounds < min_rounds:
         raise ValueError(f"need 2 <= min_rounds <= max_rounds, got {min_rounds}, {max_rounds}")
     if budget_s <= 0 or warmup < 0:

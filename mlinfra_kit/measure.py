@@ -289,6 +289,8 @@ def environment() -> dict[str, Any]:
     """
     import torch
 
+    from mlinfra_kit.comparison import rounds_cap
+
     cuda = torch.cuda.is_available()
     return {
         "python": platform.python_version(),
@@ -304,4 +306,5 @@ def environment() -> dict[str, Any]:
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
         "gpu_count": torch.cuda.device_count() if cuda else 0,
         "cuda": torch.version.cuda if cuda else None,
+        "max_rounds": rounds_cap(),  # None: each comparison's own (a cap: a check-only run)
     }

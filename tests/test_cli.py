@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import make_notebook
 
 MLINFRA = [sys.executable, "-m", "mlinfra_kit.cli"]
 
@@ -49,6 +50,25 @@ def test_run_then_report(tiny_notebooks, tmp_path):
     assert "| answer | 43 |" in (out / "report.md").read_text()
 
 
+def test_max_rounds_reaches_the_notebooks_comparisons(tmp_path):
+    """``--max-rounds`` caps every comparison in the notebooks' kernels, and the results
+    record the cap beside the numbers."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    body = (
+        "from mlinfra_kit import results\n"
+        "from mlinfra_kit.comparison import compare\n"
+        "c = compare(lambda: 1.0, lambda: 1.0, rel_width=0.0, max_rounds=10)\n"
+        "results.record('05_capped', {}, {'answer': c.repeats}, results_dir=RESULTS_DIR)\n"
+    )
+    make_notebook(folder / "05_capped.ipynb", body)
+    out = tmp_path / "run"
+    done = mlinfra("run", "capped", "--max-rounds", "2", "--out", out, "--notebooks", folder)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((out / "results" / "05_capped.json").read_text())
+    assert doc["metrics"] == {"answer": 2} and doc["environment"]["max_rounds"] == 2
+
+
 def test_failing_notebook_exits_nonzero_and_names_the_cell(tiny_notebooks, tmp_path):
     done = mlinfra("run", "02", "--out", tmp_path, "--notebooks", tiny_notebooks)
     assert done.returncode == 1
@@ -61,6 +81,7 @@ def test_failing_notebook_exits_nonzero_and_names_the_cell(tiny_notebooks, tmp_p
         (["run", "nope"], "no notebook named 'nope'"),
         (["run", "good", "-p", "SEED"], "is not KEY=VALUE"),
         (["run", "good", "-p", "TYPO=1"], "unknown parameter(s) TYPO"),
+        (["run", "good", "--max-rounds", "1"], "--max-rounds must be 2 or more, got 1"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(tiny_notebooks, tmp_path, args, message):

@@ -221,3 +221,11 @@ def test_a_bound_near_no_change_is_printed_with_the_side_it_ends_on():
     hi = near.interval[1]
     assert f"{hi:.3f}]" in near.describe(at_least=round(hi, 2))
     assert f"{hi:.2f}]" in near.describe(at_least=2.0)
+
+
+def test_a_rounds_cap_from_the_environment_bounds_every_comparison(monkeypatch):
+    monkeypatch.setenv("MLINFRA_MAX_ROUNDS", "2")
+    assert compare(lambda: 1.0, lambda: 1.0, rel_width=0.0, max_rounds=10).repeats == 2
+    monkeypatch.setenv("MLINFRA_MAX_ROUNDS", "one")
+    with pytest.raises(ValueError, match="MLINFRA_MAX_ROUNDS must be a whole number"):
+        compare(lambda: 1.0, lambda: 1.0)

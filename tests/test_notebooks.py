@@ -12,7 +12,7 @@ import struct
 import pytest
 from helpers import skip_unless_ci
 
-from mlinfra_kit.comparison import OUTCOMES
+from mlinfra_kit.comparison import OUTCOMES, ROUNDS_CAP_VARIABLE
 from mlinfra_kit.results import load
 from mlinfra_kit.runner import discover, notebooks_dir, run_notebooks
 
@@ -64,14 +64,16 @@ def test_every_notebook_file_is_numbered():
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: nb.name)
-def test_runs_quick_and_records_its_metrics(nb, tmp_path):
+def test_runs_quick_and_records_its_metrics(nb, tmp_path, monkeypatch):
     if nb.missing:
         skip_unless_ci(f"{nb.name} needs {', '.join(nb.missing)} (an optional extra)")
     given = CI_PARAMETERS.get(nb.name, {})
+    monkeypatch.setenv(ROUNDS_CAP_VARIABLE, str(CI_MAX_ROUNDS))  # the kernel inherits it
     (outcome,) = run_notebooks([nb], tmp_path, given, quick=True, cell_timeout=600)
     assert outcome.status == "ok", outcome.error
     doc = load(tmp_path / "results" / f"{nb.name}.json")
     assert doc["parameters"]["QUICK"] is True
+    assert doc["environment"]["max_rounds"] == CI_MAX_ROUNDS
     missing = [m for m in nb.metrics if m not in doc["metrics"]]
     assert not missing, f"{nb.name} did not record {missing}"
     problems = output_problems(outcome.output)
@@ -90,10 +92,13 @@ def test_runs_quick_and_records_its_metrics(nb, tmp_path):
             assert lesson["threshold"] is not None and low <= lesson["estimate"] <= high, lesson
 
 
-#: The CI profile: quick mode, and shorter loops where the notebook repeats one code path
-#: for several items. Every step still runs: 09 starts a peer in the kit's environment, one in
-#: an environment of its own and Ray Serve (each other peer is started and checked by
-#: ``tests/serving/test_peers.py``).
+#: The CI profile: quick mode, every comparison capped at CI_MAX_ROUNDS rounds (these tests
+#: check that a notebook runs and records its lessons, not which way its verdicts go; the
+#: rounds a verdict needs are the tour's, `mlinfra run --quick`), and shorter loops where
+#: the notebook repeats one code path for several items. Every step still runs: 09 starts a
+#: peer in the kit's environment, one in an environment of its own and Ray Serve (each other
+#: peer is started and checked by ``tests/serving/test_peers.py``).
+CI_MAX_ROUNDS = 2
 CI_PARAMETERS: dict[str, dict[str, object]] = {
     "09_serving_systems": {"PEERS": ["litserve", "mlflow", "ray-serve"]},
 }
