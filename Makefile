@@ -21,8 +21,8 @@ tour: install  ## build the peer and engine environments, run every notebook in 
 	$(BIN)/mlinfra run --quick --out $(TOUR)
 	$(BIN)/mlinfra report $(TOUR)
 
-test: lint  ## lint, then the whole test suite (unit, servers, notebooks)
-	$(PYTEST)
+test: lint  ## lint, then the whole test suite (unit, servers, notebooks), and the 20 slowest
+	$(PYTEST) --durations=20
 
 test-fast: install  ## no notebook executions, browser or slow integration tests (under 3 minutes)
 	$(PYTEST) -m "not notebooks and not browser and not slow"
