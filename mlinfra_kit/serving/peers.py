@@ -191,8 +191,8 @@ def load_profile(
     shows those runs, the ones a verdict rests on, and makes none again at that concurrency.
 
     Where the runs at the highest concurrency answered fewer than ``min_requests`` (a slow
-    server, short runs), one more run there sends the rest: it counts for errors and
-    requests, not for the timings."""
+    server, short runs), more runs there send the rest (:func:`_top_up`): they count for
+    errors and requests, not for the timings."""
     from mlinfra_kit.serving.loadgen import closed_loop
 
     row: dict[str, Any] = {"server": name, "errors": 0}
@@ -229,21 +229,43 @@ def load_profile(
         row["errors"] += load.errors
         row["client"] = load.row()["client"]
         row[f"requests_c{c}"] = sum(run.stats.count for run in load.runs)
-        missing = min_requests - row[f"requests_c{c}"] if c == highest else 0
-        if missing > 0:
-            more = closed_loop(
-                url,
-                requests,
-                concurrency=c,
-                client=client,
-                repeats=1,
-                total=missing,
-                seconds=1.2 * missing / max(load.throughput_rps, 1.0),
-                warmup=0,
-            )
-            row["errors"] += more.errors
-            row[f"requests_c{c}"] += more.median.stats.count
+        if c == highest:
+            _top_up(row, c, min_requests, load.throughput_rps, url, requests, client)
     return row
+
+
+def _top_up(
+    row: dict[str, Any],
+    c: int,
+    min_requests: int,
+    rps: float,
+    url: str,
+    requests: Any,
+    client: str,
+    tries: int = 5,
+) -> None:
+    """Runs at concurrency ``c`` until ``row`` counts ``min_requests`` answers there: each
+    sized from the last throughput, which a busy machine can make too short, so up to
+    ``tries`` of them."""
+    from mlinfra_kit.serving.loadgen import closed_loop
+
+    for _ in range(tries):
+        missing = min_requests - row[f"requests_c{c}"]
+        if missing <= 0:
+            return
+        more = closed_loop(
+            url,
+            requests,
+            concurrency=c,
+            client=client,
+            repeats=1,
+            total=missing,
+            seconds=1.2 * missing / max(rps, 1.0),
+            warmup=0,
+        ).median
+        row["errors"] += more.errors
+        row[f"requests_c{c}"] += more.stats.count
+        rps = more.throughput_rps
 
 
 def peers_home() -> Path:

@@ -157,6 +157,7 @@ def run_wrk(
     threads: int = 1,
     warmup_s: float = 1.0,
     timeout_s: float = 30.0,
+    retries: int = 3,
 ) -> WrkResult:
     """Load ``base_url`` with ``wrk`` for ``seconds`` from ``concurrency`` open connections
     (closed loop: each sends its next request when the last is answered), cycling through
@@ -165,6 +166,10 @@ def run_wrk(
     ``threads`` is wrk's own (one event loop each); one is plenty on a small machine and
     leaves the cores to the server. ``seconds`` and ``warmup_s`` may be fractions of a
     second (wrk's own option takes whole seconds: a shorter run is cut short at its time).
+
+    A run that got no answer at all (on a busy machine a short window can close before the
+    first one) measured nothing: it is made again for twice as long, up to ``retries``
+    times, and a server that still answers nothing is an error, not a throughput of 0.
     """
     if not wrk_available():
         raise RuntimeError(WRK_HINT)
@@ -181,7 +186,18 @@ def run_wrk(
         script.write_text(lua_script(requests), encoding="utf-8")
         if warmup_s:
             _run_once(base_url, script, warmup_s, concurrency, threads, timeout_s)
-        summary, cpu = _run_once(base_url, script, seconds, concurrency, threads, timeout_s)
+        window = seconds
+        summary, cpu = _run_once(base_url, script, window, concurrency, threads, timeout_s)
+        for _ in range(retries):
+            if summary["requests"] > 0:
+                break
+            window *= 2
+            summary, cpu = _run_once(base_url, script, window, concurrency, threads, timeout_s)
+    if summary["requests"] == 0:
+        raise RuntimeError(
+            f"wrk got no answer from {base_url} in {window:g} s, after {retries} "
+            "shorter runs: is the server up and answering?"
+        )
     kinds = {k: int(summary[k]) for k in ("connect", "read", "write", "status", "timeout")}
     us = 1e-3  # wrk reports microseconds
     stats = LatencyStats(

@@ -1,6 +1,11 @@
 """wrk, the native load client: its Lua script carries the kit's requests intact, and its
 summary reads like the Python client's result."""
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from helpers import skip_unless_ci
 
@@ -38,6 +43,53 @@ def test_a_fraction_of_a_second_is_cut_short_and_counts_the_time_it_ran(server):
     assert 0.25 < result.seconds < 1.5  # its own clock: stopped long before the 2 s it was given
     assert result.requests > 0 and result.errors == 0
     assert result.throughput_rps == pytest.approx(result.requests / result.seconds)
+
+
+@contextlib.contextmanager
+def held_server(hold_all: bool) -> Iterator[str]:
+    """A server that holds its first request unanswered until a second one arrives (every
+    request with ``hold_all``), so a wrk run alone in its window gets no answer."""
+    arrived, released = [], threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            arrived.append(self.path)
+            if len(arrived) > 1 and not hold_all:
+                released.set()
+            released.wait()
+            with contextlib.suppress(OSError):  # the first one's client may be gone
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        released.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_window_with_no_answer_is_measured_again_longer():
+    if not wrk_available():
+        skip_unless_ci(WRK_HINT)
+    with held_server(hold_all=False) as url:
+        result = run_wrk(url, get_paths(["/health"]), seconds=0.2, concurrency=1, warmup_s=0)
+    assert result.requests > 0 and result.throughput_rps > 0  # never a throughput of 0
+    assert result.seconds > 0.3  # a later, longer window than the first
+
+
+def test_a_server_that_never_answers_is_an_error_not_zero_throughput():
+    if not wrk_available():
+        skip_unless_ci(WRK_HINT)
+    with held_server(hold_all=True) as url, pytest.raises(RuntimeError, match="no answer"):
+        run_wrk(url, get_paths(["/health"]), seconds=0.1, concurrency=1, warmup_s=0, retries=1)
 
 
 def test_non_2xx_answers_are_counted_as_errors(server):
