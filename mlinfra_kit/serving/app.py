@@ -21,11 +21,13 @@ import gc
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic_core import to_json
 
 from mlinfra_kit.artifacts import is_artifact
 from mlinfra_kit.data.projects import project_text
@@ -33,7 +35,7 @@ from mlinfra_kit.serving.admin import check_admin, inside_root
 from mlinfra_kit.serving.config import APP_FACTORY, READY_DIR_ENV, ServerConfig, workers_loaded
 from mlinfra_kit.serving.limits import excerpt
 from mlinfra_kit.serving.metrics import METRICS_CONTENT_TYPE, ServerMetrics
-from mlinfra_kit.serving.middleware import BodySizeLimit
+from mlinfra_kit.serving.middleware import BodySizeLimit, FastRoute
 from mlinfra_kit.serving.predictor import ModelNotReady, Predictor, load_model
 from mlinfra_kit.serving.protocols import add_open_protocols
 from mlinfra_kit.serving.schemas import (
@@ -109,15 +111,8 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app = FastAPI(title="mlinfra-kit tag prediction", lifespan=lifespan)
     app.state.mlinfra = server
-    app.add_middleware(
-        BodySizeLimit,
-        max_bytes=config.max_body_bytes,
-        timeout_s=config.body_timeout_s,
-        deadline_s=config.body_deadline_s,
-    )
 
-    if server.metrics is not None:  # outermost: it counts the 408, 413 and 415 answers too
-        app.add_middleware(server.metrics.middleware)
+    if server.metrics is not None:
         exposition = server.metrics.render
 
         @app.get("/metrics", include_in_schema=False)
@@ -233,6 +228,23 @@ def create_app(config: ServerConfig) -> FastAPI:
             }
         )
 
+    # The middleware, innermost first (each added wraps those before it).
+    if config.fast_route:
+        app.add_middleware(
+            FastRoute,
+            path="/predict",
+            handler=_fast_predict(predictor, project_body),
+            route=next(r for r in app.routes if getattr(r, "path", None) == "/predict"),
+        )
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=config.max_body_bytes,
+        timeout_s=config.body_timeout_s,
+        deadline_s=config.body_deadline_s,
+    )
+    if server.metrics is not None:  # outermost: it counts the 408, 413 and 415 answers too
+        app.add_middleware(server.metrics.middleware)
+
     @app.get("/health")
     async def health():
         return {"status": "ok", "uptime_s": time.time() - server.started_at, "pid": os.getpid()}
@@ -261,6 +273,23 @@ def create_app(config: ServerConfig) -> FastAPI:
         }
 
     return app
+
+
+def _fast_predict(
+    predictor: Predictor, project_body: JsonBody
+) -> Callable[[bytes], Awaitable[bytes | None]]:
+    """:class:`FastRoute`'s handler for ``POST /predict``: the answer's bytes, or None for a
+    body the route must answer (its 422 naming the field, its 503 before the model loads)."""
+
+    async def answer(raw: bytes) -> bytes | None:
+        try:
+            project = project_body.parse(raw)
+            found = await predictor.predict(project_text(project.title, project.description))
+        except (RequestValidationError, ModelNotReady):
+            return None
+        return to_json(found)
+
+    return answer
 
 
 def load_now(app: FastAPI) -> None:

@@ -88,6 +88,13 @@ class ServerConfig:
         no_help="wait the full max_wait_ms for stragglers",
     )
     cache_size: int = _setting(0, "LRU cache of N recent inputs (0: off)", "N")
+    #: POST /predict answered by a middleware in front of FastAPI (its routing, request
+    #: object and exception layers skipped); any body it cannot answer goes on to the route.
+    fast_route: bool = _setting(
+        True,
+        "answer a valid POST /predict before FastAPI's routing (the framework's work skipped)",
+        no_help="every request through FastAPI's routing (to measure what the fast route saves)",
+    )
     max_items: int = _setting(256, "most projects in one /predict/batch request", "N")
     max_text_chars: int = _setting(5000, "longest title or description accepted", "N")
     max_body_bytes: int = _setting(1_000_000, "larger request bodies get 413", "BYTES")

@@ -163,15 +163,21 @@ def run_server(
 
 @contextlib.contextmanager
 def run_trivial_server(
-    port: int | None = None, timeout_s: float = 60, workers: int = 1, http: str = "uvicorn"
+    port: int | None = None,
+    timeout_s: float = 60,
+    workers: int = 1,
+    http: str = "uvicorn",
+    fast_route: bool = False,
 ) -> Iterator[RunningServer]:
     """A server that does no work, to measure what a load generator can drive at most, in
-    ``workers`` processes of ``http`` (uvicorn or Granian; compare a server with as many)."""
+    ``workers`` processes of ``http`` (uvicorn or Granian; compare a server with as many).
+    ``fast_route``: ``POST /predict`` answered before FastAPI's routing, as the kit's server
+    answers it (:mod:`mlinfra_kit.serving.trivial`)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     _check_http(http)
     port = port or free_port()
-    app = "mlinfra_kit.serving.trivial:app"
+    app = f"mlinfra_kit.serving.trivial:{'fast_app' if fast_route else 'app'}"
     if http == "granian":
         args = _granian_command(app, port, workers)
     else:
