@@ -213,7 +213,8 @@ def latency_vs_throughput(
 ) -> Any:
     """One line per ``group`` through (throughput_rps, p99_ms) points, p50 dashed, each
     point labelled with ``row[label]``: where a line turns upward, the server saturates.
-    ``ceiling_rps`` draws the load generator's own limit as a vertical line."""
+    ``ceiling_rps`` draws the ceiling (the client against a server doing no work) as a
+    vertical line."""
     if not rows:
         raise ValueError("nothing to plot: rows is empty")
     missing = {group, label, "throughput_rps", "p50_ms", "p99_ms"} - set(rows[0])
@@ -241,7 +242,12 @@ def latency_vs_throughput(
                 xytext=(4, 4),
             )
     if ceiling_rps:
-        ax.axvline(ceiling_rps, color="gray", linestyle=":", label="load generator ceiling")
+        ax.axvline(
+            ceiling_rps,
+            color="gray",
+            linestyle=":",
+            label="ceiling: the client against a no-work server",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("throughput (requests/s)")
     ax.set_ylabel("latency (ms, log scale)")
