@@ -35,7 +35,7 @@ from mlinfra_kit.serving.admin import check_admin, inside_root
 from mlinfra_kit.serving.config import APP_FACTORY, READY_DIR_ENV, ServerConfig, workers_loaded
 from mlinfra_kit.serving.limits import excerpt
 from mlinfra_kit.serving.metrics import METRICS_CONTENT_TYPE, ServerMetrics
-from mlinfra_kit.serving.middleware import BodySizeLimit, FastRoute
+from mlinfra_kit.serving.middleware import BodySizeLimit, add_fast_route
 from mlinfra_kit.serving.predictor import ModelNotReady, Predictor, load_model
 from mlinfra_kit.serving.protocols import add_open_protocols
 from mlinfra_kit.serving.schemas import (
@@ -230,12 +230,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     # The middleware, innermost first (each added wraps those before it).
     if config.fast_route:
-        app.add_middleware(
-            FastRoute,
-            path="/predict",
-            handler=_fast_predict(predictor, project_body),
-            route=next(r for r in app.routes if getattr(r, "path", None) == "/predict"),
-        )
+        add_fast_route(app, "/predict", _fast_predict(predictor, project_body))
     app.add_middleware(
         BodySizeLimit,
         max_bytes=config.max_body_bytes,
@@ -278,7 +273,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 def _fast_predict(
     predictor: Predictor, project_body: JsonBody
 ) -> Callable[[bytes], Awaitable[bytes | None]]:
-    """:class:`FastRoute`'s handler for ``POST /predict``: the answer's bytes, or None for a
+    """The fast route's handler for ``POST /predict``: the answer's bytes, or None for a
     body the route must answer (its 422 naming the field, its 503 before the model loads)."""
 
     async def answer(raw: bytes) -> bytes | None:

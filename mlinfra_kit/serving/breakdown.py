@@ -214,7 +214,7 @@ def where_time_goes(
             for _ in range(rounds):
                 samples["whole"].append(await _per_request(app, bodies, size))
                 samples["framework"].append(await _per_request(no_work, bodies, size))
-                if no_work is not trivial.app:
+                if base.fast_route:
                     samples["routed"].append(await _per_request(trivial.app, bodies, size))
                 samples["body limits"].append(await _middleware_us(limits, noop, bodies))
                 for stage, us in _model_stages(served, chunks, bodies, project_body).items():

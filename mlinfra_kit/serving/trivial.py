@@ -10,7 +10,7 @@ kit's server uses (``ServerConfig.fast_route``): the ceiling on the kit's own pa
 from fastapi import FastAPI, Request
 from pydantic_core import to_json
 
-from mlinfra_kit.serving.middleware import FastRoute
+from mlinfra_kit.serving.middleware import add_fast_route
 
 __all__ = ["app", "fast_app"]
 
@@ -39,4 +39,4 @@ async def _answer(body: bytes) -> bytes:
 
 app = _app()
 fast_app = _app()
-fast_app.add_middleware(FastRoute, path="/predict", handler=_answer, route=fast_app.routes[-1])
+add_fast_route(fast_app, "/predict", _answer)

@@ -186,13 +186,11 @@ def run_wrk(
         script.write_text(lua_script(requests), encoding="utf-8")
         if warmup_s:
             _run_once(base_url, script, warmup_s, concurrency, threads, timeout_s)
-        window = seconds
-        summary, cpu = _run_once(base_url, script, window, concurrency, threads, timeout_s)
-        for _ in range(retries):
+        for attempt in range(retries + 1):
+            window = seconds * 2**attempt
+            summary, cpu = _run_once(base_url, script, window, concurrency, threads, timeout_s)
             if summary["requests"] > 0:
                 break
-            window *= 2
-            summary, cpu = _run_once(base_url, script, window, concurrency, threads, timeout_s)
     if summary["requests"] == 0:
         raise RuntimeError(
             f"wrk got no answer from {base_url} in {window:g} s, after {retries} "

@@ -16,8 +16,9 @@ SCOPE = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
 
 
 def drive(middleware, scope, chunks):
-    """One request through ``middleware``: what the app behind it received, and what was sent."""
-    seen, sent = {}, []
+    """One request through ``middleware``: what the app behind it received, what was sent,
+    and the request's scope afterwards."""
+    seen, sent, scope = {}, [], dict(scope)
     messages = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
         for i, c in enumerate(chunks)
@@ -25,7 +26,6 @@ def drive(middleware, scope, chunks):
 
     async def app(scope, receive, send):
         seen["body"] = (await receive())["body"]
-        seen["scope"] = scope
         await send({"type": "http.response.start", "status": 422, "headers": []})
         await send({"type": "http.response.body", "body": b"from the route"})
 
@@ -36,8 +36,8 @@ def drive(middleware, scope, chunks):
         sent.append(message)
 
     middleware.app = app
-    asyncio.run(middleware(dict(scope), receive, send))
-    return seen, sent
+    asyncio.run(middleware(scope, receive, send))
+    return seen, sent, scope
 
 
 async def answer_valid(body):
@@ -46,14 +46,17 @@ async def answer_valid(body):
 
 def test_a_body_it_can_answer_is_answered_without_the_app():
     route = object()
-    seen, sent = drive(FastRoute(None, "/predict", answer_valid, route), SCOPE, [b'{"ti', b"tle"])
+    seen, sent, scope = drive(
+        FastRoute(None, "/predict", answer_valid, route), SCOPE, [b'{"ti', b"tle"]
+    )
     assert not seen  # the app never ran
+    assert scope["route"] is route  # as the router would set it: the metrics read it
     assert sent[0]["status"] == 200 and sent[1]["body"] == b'{"tag": "cv"}'
     assert dict(sent[0]["headers"])[b"content-length"] == b"13"
 
 
 def test_a_body_it_cannot_answer_reaches_the_route_whole():
-    seen, sent = drive(FastRoute(None, "/predict", answer_valid), SCOPE, [b"not ", b"json"])
+    seen, sent, _ = drive(FastRoute(None, "/predict", answer_valid), SCOPE, [b"not ", b"json"])
     assert seen["body"] == b"not json" and sent[1]["body"] == b"from the route"
 
 
@@ -65,7 +68,7 @@ def test_other_paths_and_methods_go_straight_to_the_app(other):
         called.append(body)
         return b"{}"
 
-    seen, _ = drive(FastRoute(None, "/predict", never), {**SCOPE, **other}, [b"{}"])
+    seen, _, _ = drive(FastRoute(None, "/predict", never), {**SCOPE, **other}, [b"{}"])
     assert seen["body"] == b"{}" and not called
 
 
