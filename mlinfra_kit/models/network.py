@@ -15,14 +15,22 @@ a small model runs with.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Batch", "TextClassifierNet", "as_tensors", "check_threads", "pack", "torch_threads"]
+__all__ = [
+    "Batch",
+    "TextClassifierNet",
+    "as_tensors",
+    "check_threads",
+    "numpy_forward",
+    "pack",
+    "torch_threads",
+]
 
 
 class TextClassifierNet(nn.Module):
@@ -77,6 +85,53 @@ def as_tensors(arrays: tuple[np.ndarray, np.ndarray, np.ndarray], dev: torch.dev
     if dev.type == "cpu":  # already there: skip three no-op moves per batch
         return ids, offsets, weights
     return ids.to(dev), offsets.to(dev), weights.to(dev)
+
+
+def numpy_forward(net: nn.Module) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """The probabilities of one encoded text, ``forward(ids, weights) -> [1, classes]``,
+    computed in NumPy from ``net``'s own parameters, as ``net`` computes them in evaluation
+    (dropout off); None where ``net`` is not a plain float :class:`TextClassifierNet` on the
+    CPU (quantized, on a GPU, or with hooks), whose forward pass only torch can run.
+
+    Why a twin: this network is tiny (an embedding sum and one or two small matrix
+    products), so for one text torch's fixed cost per operator (dispatch, tensor wrappers,
+    the ``inference_mode`` block) outweighs the arithmetic, and its larger code path is
+    slower still on a core that was idle between requests (its caches cold). The arrays
+    are views of the parameters, not copies: weights changed in place are seen at once.
+
+    >>> net = TextClassifierNet(vocab_size=10, n_classes=3, hidden_dim=5).eval()
+    >>> ids, weights = np.array([1, 4]), np.array([0.6, 0.8], np.float32)
+    >>> with torch.inference_mode():
+    ...     expected = torch.softmax(net(*as_tensors((ids, np.zeros(1, np.int64), weights),
+    ...                                               torch.device("cpu"))), dim=1).numpy()
+    >>> bool(np.allclose(numpy_forward(net)(ids, weights), expected, atol=1e-6))
+    True
+    """
+    plain = (nn.Linear, nn.ReLU, nn.Dropout)
+    if type(net) is not TextClassifierNet or any(
+        not isinstance(m, plain) for m in net.head
+    ):  # a quantized copy has other module types
+        return None
+    if any(m._forward_hooks or m._forward_pre_hooks for m in net.modules()) or any(
+        p.device.type != "cpu" or p.dtype != torch.float32 for p in net.parameters()
+    ):  # hooks (pruning's masks among them) change what the forward pass computes
+        return None
+    table = net.embedding.weight.detach().numpy()
+    steps = [
+        (m.weight.detach().numpy().T, m.bias.detach().numpy()) if isinstance(m, nn.Linear) else None
+        for m in net.head
+        if not isinstance(m, nn.Dropout)
+    ]
+
+    def forward(ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        x: np.ndarray = weights @ table[ids]  # EmbeddingBag(mode="sum"), per-sample weights
+        for step in steps:
+            x = np.maximum(x, 0.0) if step is None else x @ step[0] + step[1]  # ReLU or Linear
+        x = np.exp(x - x.max())
+        proba: np.ndarray = (x / x.sum())[None, :]
+        return proba
+
+    return forward
 
 
 def check_threads(n: int | None) -> None:

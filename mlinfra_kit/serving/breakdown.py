@@ -10,7 +10,8 @@ through on the same bodies:
 - **body limits**: the middleware that reads the body within its size and time limits;
 - **validation**: the body parsed and validated against the request model;
 - **featurisation**: text to weighted n-gram ids;
-- **model**: the network's forward pass and softmax;
+- **model**: the network's forward pass and softmax (for a lone text, in NumPy where the
+  server runs it so: ``ServerConfig.numpy_lone``, the default);
 - **answers**: the answer objects built from the probabilities;
 - **encoding**: the answer as JSON bytes;
 - **the rest**: what the whole app costs beyond the sum of those stages: the route's own
@@ -217,7 +218,8 @@ def where_time_goes(
                 if base.fast_route:
                     samples["routed"].append(await _per_request(trivial.app, bodies, size))
                 samples["body limits"].append(await _middleware_us(limits, noop, bodies))
-                for stage, us in _model_stages(served, chunks, bodies, project_body).items():
+                stages = _model_stages(served, chunks, bodies, project_body, config.numpy_lone)
+                for stage, us in stages.items():
                     samples[stage].append(us)
             await app.state.mlinfra.close()
             lifespan.cancel()
@@ -259,23 +261,32 @@ async def _middleware_us(wrapped: Any, inner: Any, bodies: list[bytes]) -> float
 
 
 def _model_stages(
-    model: Any, chunks: list[list[str]], bodies: list[bytes], project_body: Any
+    model: Any,
+    chunks: list[list[str]],
+    bodies: list[bytes],
+    project_body: Any,
+    numpy_lone: bool = True,
 ) -> dict[str, float]:
-    """Microseconds per request of the stages around the model, each timed on its own."""
+    """Microseconds per request of the stages around the model, each timed on its own;
+    the forward pass as the server runs it (lone texts through the network's NumPy twin
+    where ``numpy_lone`` and the network has one)."""
     from pydantic_core import to_json
 
+    from mlinfra_kit.models.network import numpy_forward
     from mlinfra_kit.serving.predictor import answers_of
 
     n = len(bodies)
     encode = model.vocab_.encode_batch
     featurisation = _per_item(lambda: [encode(c) for c in chunks], n)
     arrays = [encode(c) for c in chunks]
+    twin = numpy_forward(model.net_) if numpy_lone and all(len(c) == 1 for c in chunks) else None
+    forward = (lambda a: _forward(model.net_, a)) if twin is None else (lambda a: twin(a[0], a[2]))
     proba = [model.predict_proba(c) for c in chunks]
     made = [answers_of(p, model.tags, model.version) for p in proba]
     return {
         "validation": _per_item(lambda: [project_body.parse(b) for b in bodies], n),
         "featurisation": featurisation,
-        "model": _per_item(lambda: [_forward(model.net_, a) for a in arrays], n),
+        "model": _per_item(lambda: [forward(a) for a in arrays], n),
         "answers": _per_item(lambda: [answers_of(p, model.tags, model.version) for p in proba], n),
         "encoding": _per_item(lambda: [to_json(a) for m in made for a in m], n),
     }

@@ -95,6 +95,14 @@ class ServerConfig:
         "answer a valid POST /predict before FastAPI's routing (the framework's work skipped)",
         no_help="every request through FastAPI's routing (to measure what the fast route saves)",
     )
+    #: A request alone in a batch (one text) runs the network's forward pass in NumPy from
+    #: the model's own weights (:func:`~mlinfra_kit.serving.predictor.lone_proba`), where
+    #: the network has a NumPy twin; batches, and quantized or GPU models, run in torch.
+    numpy_lone: bool = _setting(
+        True,
+        "a lone text's forward pass in NumPy, skipping torch's fixed cost per operator",
+        no_help="every forward pass in torch (to measure what the NumPy path saves)",
+    )
     max_items: int = _setting(256, "most projects in one /predict/batch request", "N")
     max_text_chars: int = _setting(5000, "longest title or description accepted", "N")
     max_body_bytes: int = _setting(1_000_000, "larger request bodies get 413", "BYTES")

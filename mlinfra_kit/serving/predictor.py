@@ -30,7 +30,7 @@ model is loading; retry when GET /ready answers 200
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -41,7 +41,15 @@ from mlinfra_kit.serving.config import ServerConfig
 from mlinfra_kit.serving.limits import excerpt
 from mlinfra_kit.serving.metrics import ServerMetrics
 
-__all__ = ["Answer", "ModelNotReady", "Predictor", "VERSION_LABEL", "answers_of", "load_model"]
+__all__ = [
+    "Answer",
+    "ModelNotReady",
+    "Predictor",
+    "VERSION_LABEL",
+    "answers_of",
+    "load_model",
+    "lone_proba",
+]
 
 #: One text's answer, as the routes send it (read it, never change it: it may be cached).
 Answer = dict[str, Any]
@@ -88,6 +96,27 @@ def answers_of(proba: np.ndarray, tags: Sequence[str], version: str) -> list[Ans
     ]
 
 
+def lone_proba(model: Any) -> Callable[[str], np.ndarray] | None:
+    """One text's probabilities, ``[1, tags]``, with the forward pass in NumPy
+    (:func:`~mlinfra_kit.models.network.numpy_forward`), or None where the model's network
+    has no NumPy twin (quantized, on a GPU). A request alone in the server is one text:
+    this path skips torch's fixed cost per operator, the largest part of a lone text's
+    model time for a network this small."""
+    from mlinfra_kit.models.network import numpy_forward
+
+    net = getattr(model, "net_", None)  # a stand-in model without a network: torch's path
+    forward = None if net is None else numpy_forward(net)
+    if forward is None:
+        return None
+    encode = model.vocab_.encode_batch
+
+    def proba(text: str) -> np.ndarray:
+        ids, _, weights = encode([text])
+        return forward(ids, weights)
+
+    return proba
+
+
 class Predictor:
     """The loaded model (once :meth:`start` has it), its cache, batcher and metrics."""
 
@@ -96,6 +125,7 @@ class Predictor:
         self.metrics = metrics
         self.cache = LRUCache(config.cache_size)
         self.model: Any = None
+        self._lone: tuple[Any, Callable[[str], np.ndarray] | None] = (None, None)
         self.load_error: str | None = None
         self.batcher = DynamicBatcher(
             self.predict_now,
@@ -112,9 +142,7 @@ class Predictor:
 
     def start(self, model: Any) -> None:
         """Serve ``model`` (loaded by :func:`load_model`) from now on."""
-        self.model = model
-        if self.metrics is not None:
-            self.metrics.set_model(model.version)
+        self._serve(model)
 
     def failed(self, error: str) -> None:
         """Loading failed: every prediction answers ``error`` from now on."""
@@ -132,11 +160,18 @@ class Predictor:
 
     def predict_now(self, texts: list[str], model: Any = None) -> list[Answer]:
         """The answers for ``texts`` from ``model`` (default: the one serving now), computed
-        here, in one model call: what the batcher runs per batch."""
+        here, in one model call: what the batcher runs per batch. A lone text goes through
+        the model's NumPy twin where it has one (:func:`lone_proba`): the same
+        probabilities, to float32 rounding."""
         model = model or self.model
         if self.metrics is not None:  # input drift: the share of unknown words, sampled
             self.metrics.sample_unknown(texts, model.vocab_.unknown_rate)
-        return answers_of(model.predict_proba(texts), model.tags, model.version)
+        twin_of, lone = self._lone
+        if len(texts) == 1 and lone is not None and twin_of is model:
+            proba = lone(texts[0])
+        else:
+            proba = model.predict_proba(texts)
+        return answers_of(proba, model.tags, model.version)
 
     async def predict(self, text: str) -> Answer:
         """One text's answer, from the cache or computed in a batch with its concurrent
@@ -174,10 +209,8 @@ class Predictor:
         the event loop: a request computes with the old model or the new one, never a mix,
         and says which. Cached answers of the old model are dropped."""
         previous = str(self.require().version)
-        self.model = model
+        self._serve(model)
         self.cache.clear()
-        if self.metrics is not None:
-            self.metrics.set_model(model.version)
         return previous
 
     def stats(self) -> dict[str, Any]:
@@ -186,6 +219,13 @@ class Predictor:
 
     async def close(self) -> None:
         await self.batcher.close()
+
+    def _serve(self, model: Any) -> None:
+        # Its NumPy twin first: a request that sees the new model finds the twin ready.
+        self._lone = (model, lone_proba(model) if self.config.numpy_lone else None)
+        self.model = model
+        if self.metrics is not None:
+            self.metrics.set_model(model.version)
 
     def _count(self, answers: Iterable[Answer]) -> None:
         if self.metrics is not None:  # output drift: answers by tag

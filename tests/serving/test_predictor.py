@@ -113,6 +113,28 @@ def test_event_loops_on_several_threads_each_get_their_own_answers(models, proje
     assert seen == [[p.tag for p in reference]] * 3
 
 
+def test_a_lone_text_goes_through_the_served_models_numpy_twin(models, projects, monkeypatch):
+    """One text alone: NumPy's forward pass, the same probabilities as torch's; after a swap,
+    the new model's twin; with ``numpy_lone`` off, torch's ``predict_proba``."""
+    config, v1, v2 = models
+    texts = [p.text for p in projects[:20]]
+    expected = v1.predict_proba(texts)
+    predictor = started(config, v1)
+    called = []
+    monkeypatch.setattr(v1, "predict_proba", lambda xs, **kw: called.append(xs) or expected[:1])
+    for text, row in zip(texts, expected, strict=True):
+        (answer,) = predictor.predict_now([text])
+        assert list(answer["probabilities"].values()) == pytest.approx(row.tolist(), abs=1e-6)
+    assert not called  # the twin answered every lone text
+    predictor.predict_now(texts[:2])
+    assert called == [texts[:2]]  # a batch runs in torch
+    predictor.swap(v2)
+    assert predictor.predict_now(texts[:1])[0]["model_version"] == "v2"
+    torch_only = started(config, v1, numpy_lone=False)
+    torch_only.predict_now(texts[:1])
+    assert called[-1] == texts[:1]
+
+
 def test_answers_of_builds_every_row_at_once():
     proba = np.array([[0.1, 0.9], [0.7, 0.3]], dtype=np.float32)
     answers = answers_of(proba, ("a", "b"), "v9")
