@@ -85,6 +85,8 @@ class Breakdown:
             **{f"{k}_us": round(v, 1) for k, v in self.parts_us.items()},
             "whole_us": round(self.whole_us, 1),
             "largest": self.largest,
+            # Beside the stages, not one of them: the no-work endpoint through the routing.
+            **({} if self.routed_us is None else {"no_work_routed_us": round(self.routed_us, 1)}),
         }
 
 
