@@ -62,6 +62,7 @@ __all__ = [
     "load",
     "load_all",
     "markdown_table",
+    "settle_note",
     "outcome_counts",
     "record",
 ]
@@ -149,9 +150,8 @@ class Lesson:
             outcome = "inconclusive"
             text += f"; {cut_short}, so a shortfall here does not decide the claim"
             text += ": to settle it, a full run"
-        elif outcome == "inconclusive":
-            hint = settle or comparison.settle_hint(at_least=at_least, within=within)
-            text += f"; to settle it: {hint}"
+        else:
+            text += settle_note(outcome, comparison, at_least, within, hint=settle)
         return cls(
             claim,
             text,
@@ -161,6 +161,30 @@ class Lesson:
             interval=comparison.interval,
             threshold=comparison.threshold(at_least=at_least, within=within),
         )
+
+
+def settle_note(
+    outcome: str,
+    comparison: Comparison,
+    at_least: float | None = None,
+    within: float | None = None,
+    hint: str | None = None,
+) -> str:
+    """What would settle an ``"inconclusive"`` outcome, as a clause to end a lesson's
+    observed text (``hint``, else the comparison's own); empty for any other outcome. For
+    a lesson whose outcome a notebook decides itself (two comparisons combined, say):
+    :meth:`Lesson.compared` adds it on its own.
+
+    >>> from mlinfra_kit.comparison import paired
+    >>> c = paired([100, 101, 99], [100, 99, 101])
+    >>> settle_note("held", c, at_least=1.0)
+    ''
+    >>> settle_note("inconclusive", c, at_least=1.0, hint="more rounds")
+    '; to settle it: more rounds'
+    """
+    if outcome != "inconclusive":
+        return ""
+    return f"; to settle it: {hint or comparison.settle_hint(at_least=at_least, within=within)}"
 
 
 _MARKS = {
