@@ -87,24 +87,28 @@ def as_tensors(arrays: tuple[np.ndarray, np.ndarray, np.ndarray], dev: torch.dev
     return ids.to(dev), offsets.to(dev), weights.to(dev)
 
 
-def numpy_forward(net: nn.Module) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
-    """The probabilities of one encoded text, ``forward(ids, weights) -> [1, classes]``,
+def numpy_forward(
+    net: nn.Module,
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+    """The probabilities of a few encoded texts, ``forward(ids, offsets, weights) ->
+    [texts, classes]`` (the arrays :func:`pack` and ``Vocabulary.encode_batch`` give),
     computed in NumPy from ``net``'s own parameters, as ``net`` computes them in evaluation
     (dropout off); None where ``net`` is not a plain float :class:`TextClassifierNet` on the
     CPU (quantized, on a GPU, or with hooks), whose forward pass only torch can run.
 
     Why a twin: this network is tiny (an embedding sum and one or two small matrix
-    products), so for one text torch's fixed cost per operator (dispatch, tensor wrappers,
-    the ``inference_mode`` block) outweighs the arithmetic, and its larger code path is
-    slower still on a core that was idle between requests (its caches cold). The arrays
-    are views of the parameters, not copies: weights changed in place are seen at once.
+    products), so for one text or a few torch's fixed cost per operator (dispatch, tensor
+    wrappers, the ``inference_mode`` block) outweighs the arithmetic, and its larger code
+    path is slower still on a core that was idle between requests (its caches cold). For
+    larger batches torch's kernels win: callers choose the size (the server's
+    ``numpy_max_batch``). The arrays are views of the parameters, not copies: weights
+    changed in place are seen at once.
 
     >>> net = TextClassifierNet(vocab_size=10, n_classes=3, hidden_dim=5).eval()
-    >>> ids, weights = np.array([1, 4]), np.array([0.6, 0.8], np.float32)
+    >>> arrays = np.array([1, 4, 2]), np.array([0, 2]), np.array([0.6, 0.8, 1.0], np.float32)
     >>> with torch.inference_mode():
-    ...     expected = torch.softmax(net(*as_tensors((ids, np.zeros(1, np.int64), weights),
-    ...                                               torch.device("cpu"))), dim=1).numpy()
-    >>> bool(np.allclose(numpy_forward(net)(ids, weights), expected, atol=1e-6))
+    ...     expected = torch.softmax(net(*as_tensors(arrays, torch.device("cpu"))), 1).numpy()
+    >>> bool(np.allclose(numpy_forward(net)(*arrays), expected, atol=1e-6))
     True
     """
     plain = (nn.Linear, nn.ReLU, nn.Dropout)
@@ -123,12 +127,21 @@ def numpy_forward(net: nn.Module) -> Callable[[np.ndarray, np.ndarray], np.ndarr
         if not isinstance(m, nn.Dropout)
     ]
 
-    def forward(ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        x: np.ndarray = weights @ table[ids]  # EmbeddingBag(mode="sum"), per-sample weights
+    def forward(ids: np.ndarray, offsets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        # EmbeddingBag(mode="sum") with per-sample weights: each text's weighted rows summed
+        if len(offsets) == 1:
+            x = (weights @ table[ids])[None, :]
+        else:
+            rows = table[ids] * weights[:, None]
+            # reduceat needs every start inside the array, and sums nothing for no row:
+            # a zero row after the last, and empty texts (no features) set to zero
+            rows = np.concatenate((rows, np.zeros((1, rows.shape[1]), rows.dtype)))
+            x = np.add.reduceat(rows, offsets, axis=0)
+            x[np.diff(offsets, append=len(ids)) == 0] = 0.0
         for step in steps:
             x = np.maximum(x, 0.0) if step is None else x @ step[0] + step[1]  # ReLU or Linear
-        x = np.exp(x - x.max())
-        proba: np.ndarray = (x / x.sum())[None, :]
+        x = np.exp(x - x.max(axis=1, keepdims=True))
+        proba: np.ndarray = x / x.sum(axis=1, keepdims=True)
         return proba
 
     return forward

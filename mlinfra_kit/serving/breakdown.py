@@ -10,8 +10,8 @@ through on the same bodies:
 - **body limits**: the middleware that reads the body within its size and time limits;
 - **validation**: the body parsed and validated against the request model;
 - **featurisation**: text to weighted n-gram ids;
-- **model**: the network's forward pass and softmax (for a lone text, in NumPy where the
-  server runs it so: ``ServerConfig.numpy_lone``, the default);
+- **model**: the network's forward pass and softmax (for a lone text or a small batch, in
+  NumPy where the server runs it so: ``ServerConfig.numpy_max_batch``);
 - **answers**: the answer objects built from the probabilities;
 - **encoding**: the answer as JSON bytes;
 - **the rest**: what the whole app costs beyond the sum of those stages: the route's own
@@ -220,7 +220,7 @@ def where_time_goes(
                 if base.fast_route:
                     samples["routed"].append(await _per_request(trivial.app, bodies, size))
                 samples["body limits"].append(await _middleware_us(limits, noop, bodies))
-                stages = _model_stages(served, chunks, bodies, project_body, config.numpy_lone)
+                stages = _model_stages(served, chunks, bodies, project_body, config.numpy_max_batch)
                 for stage, us in stages.items():
                     samples[stage].append(us)
             await app.state.mlinfra.close()
@@ -267,11 +267,11 @@ def _model_stages(
     chunks: list[list[str]],
     bodies: list[bytes],
     project_body: Any,
-    numpy_lone: bool = True,
+    numpy_max_batch: int = 0,
 ) -> dict[str, float]:
     """Microseconds per request of the stages around the model, each timed on its own;
-    the forward pass as the server runs it (lone texts through the network's NumPy twin
-    where ``numpy_lone`` and the network has one)."""
+    the forward pass as the server runs it (chunks of at most ``numpy_max_batch`` texts
+    through the network's NumPy twin, where the network has one)."""
     from pydantic_core import to_json
 
     from mlinfra_kit.models.network import numpy_forward
@@ -281,8 +281,9 @@ def _model_stages(
     encode = model.vocab_.encode_batch
     featurisation = _per_item(lambda: [encode(c) for c in chunks], n)
     arrays = [encode(c) for c in chunks]
-    twin = numpy_forward(model.net_) if numpy_lone and all(len(c) == 1 for c in chunks) else None
-    forward = (lambda a: _forward(model.net_, a)) if twin is None else (lambda a: twin(a[0], a[2]))
+    small = all(len(c) <= numpy_max_batch for c in chunks)
+    twin = numpy_forward(model.net_) if small else None
+    forward = (lambda a: _forward(model.net_, a)) if twin is None else (lambda a: twin(*a))
     proba = [model.predict_proba(c) for c in chunks]
     made = [answers_of(p, model.tags, model.version) for p in proba]
     return {

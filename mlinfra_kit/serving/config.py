@@ -95,13 +95,15 @@ class ServerConfig:
         "answer a valid POST /predict before FastAPI's routing (the framework's work skipped)",
         no_help="every request through FastAPI's routing (to measure what the fast route saves)",
     )
-    #: A request alone in a batch (one text) runs the network's forward pass in NumPy from
-    #: the model's own weights (:func:`~mlinfra_kit.serving.predictor.lone_proba`), where
-    #: the network has a NumPy twin; batches, and quantized or GPU models, run in torch.
-    numpy_lone: bool = _setting(
-        True,
-        "a lone text's forward pass in NumPy, skipping torch's fixed cost per operator",
-        no_help="every forward pass in torch (to measure what the NumPy path saves)",
+    #: A model call of a few texts (a lone request, or a small batch) runs the network's
+    #: forward pass in NumPy from the model's own weights
+    #: (:func:`~mlinfra_kit.serving.predictor.numpy_proba`), where the network has a NumPy
+    #: twin; larger batches, and quantized or GPU models, run in torch.
+    numpy_max_batch: int = _setting(
+        8,
+        "model calls of at most N texts run the forward pass in NumPy, skipping torch's "
+        "fixed cost per operator (0: every call in torch)",
+        "N",
     )
     max_items: int = _setting(256, "most projects in one /predict/batch request", "N")
     max_text_chars: int = _setting(5000, "longest title or description accepted", "N")
@@ -167,8 +169,8 @@ class ServerConfig:
         for name in (*positive, "max_headers", "max_header_bytes", "max_url_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0 or self.cache_size < 0:
-            raise ValueError("max_wait_ms and cache_size must be 0 or more")
+        if self.max_wait_ms < 0 or self.cache_size < 0 or self.numpy_max_batch < 0:
+            raise ValueError("max_wait_ms, cache_size and numpy_max_batch must be 0 or more")
         for name in ("body_timeout_s", "body_deadline_s", "keep_alive_s", "shutdown_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be more than 0, got {getattr(self, name)}")
