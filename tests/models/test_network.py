@@ -49,6 +49,8 @@ def test_the_twin_computes_a_batch_as_torch_does_empty_texts_included(lengths):
     got = numpy_forward(net)(ids, offsets, weights)
     assert got.shape == (len(lengths), 5) and got.dtype == np.float32
     np.testing.assert_allclose(got, torch_proba(net, ids, weights, offsets), atol=1e-6)
+    none = np.zeros(0, np.int64)
+    assert numpy_forward(net)(none, none, none.astype(np.float32)).shape == (0, 5)  # no texts
 
 
 def test_the_twin_reads_the_parameters_not_a_copy():
