@@ -118,6 +118,22 @@ class Comparison:
     over: str = "rounds"
     samples_a: tuple[float, ...] = field(default=(), repr=False)
     samples_b: tuple[float, ...] = field(default=(), repr=False)
+    #: Whether the measurements are better lower (times), so B's ratio is A over B.
+    lower_is_better: bool = False
+
+    def medians_ratio(self) -> float | None:
+        """For a ratio: how many times better B's median measurement is than A's (the
+        ratio of the two medians a table shows); None without the measurements. It can
+        differ from :attr:`estimate`, the geometric mean of each round's own ratio, when
+        the rounds vary.
+
+        >>> paired([2.0, 2.0, 9.0], [1.0, 3.0, 1.0], lower_is_better=True).medians_ratio()
+        2.0
+        """
+        if self.kind != "ratio" or not self.samples_a:
+            return None
+        a, b = statistics.median(self.samples_a), statistics.median(self.samples_b)
+        return a / b if self.lower_is_better else b / a
 
     @property
     def _neutral(self) -> float:
@@ -185,6 +201,7 @@ class Comparison:
         reads them: ``1.26x [1.10, 1.41] (noise floor ±4 %, 6 rounds)``. ``at_least``: the
         claim's threshold, which a bound is printed precisely enough to be told from."""
         lo, hi = self.interval
+        note = ""
         if self.kind == "ratio":
             # a bound that rounds to 1.00 (no change) or to the threshold gets a third
             # decimal: it says on which side the interval ends (1.00 reads as touching it)
@@ -196,13 +213,20 @@ class Comparison:
                 shown = max(round(self.estimate, 2), 0.01)
                 text += f", i.e. {self.names[1]} {1 / shown:.2f}x worse"
             noise = f"±{100 * self.noise:.0f} %"
+            medians = self.medians_ratio()
+            if medians is not None and not lo <= medians <= hi:  # the summaries disagree
+                note = (
+                    f"; the ratio of the two sides' medians, {medians:.2f}x, lies outside the "
+                    "interval: the machine's speed moved between rounds, which each round's "
+                    "own ratio cancels and the medians do not"
+                )
         else:
             text = f"{self.estimate:+.3g}{unit} [{lo:+.3g}, {hi:+.3g}]"
             noise = f"±{self.noise:.2g}{unit}"
         level = f"{100 * self.confidence:.0f} %"
         if self.items:
             return f"{text} ({level} bootstrap interval over {self.items} items)"
-        return f"{text} ({level} interval; noise floor {noise}, {self.repeats} {self.over})"
+        return f"{text} ({level} interval; noise floor {noise}, {self.repeats} {self.over}){note}"
 
     def settle_hint(self, at_least: float | None = None, within: float | None = None) -> str:
         """What would settle an inconclusive verdict. Given the claim's threshold (as for
@@ -332,6 +356,7 @@ def paired(
         samples_a=tuple(a),
         samples_b=tuple(b),
         over=over,
+        lower_is_better=lower_is_better,
     )
 
 

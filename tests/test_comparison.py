@@ -223,6 +223,22 @@ def test_a_bound_near_no_change_is_printed_with_the_side_it_ends_on():
     assert f"{hi:.2f}]" in near.describe(at_least=2.0)
 
 
+def test_medians_that_disagree_with_the_interval_are_named():
+    """A machine whose speed moves between rounds: each round's ratio is about 1, the ratio
+    of the medians is not, and the description says so (and only then)."""
+    a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    moved = paired(a, [1.0, 2.0, 3.0, 4.4, 5.0, 6.0, 7.0], lower_is_better=True)
+    assert moved.medians_ratio() == pytest.approx(4 / 4.4)
+    lo, hi = moved.interval
+    assert lo <= moved.estimate <= hi and not lo <= moved.medians_ratio() <= hi
+    assert "the ratio of the two sides' medians, 0.91x, lies outside the interval" in (
+        moved.describe()
+    )
+    steady = paired(a, [v * 1.1 for v in a])
+    assert "medians" not in steady.describe()
+    assert paired([1.0, 2.0], [1.5, 2.5], kind="difference").medians_ratio() is None
+
+
 def test_a_rounds_cap_from_the_environment_bounds_every_comparison(monkeypatch):
     monkeypatch.setenv("MLINFRA_MAX_ROUNDS", "2")
     assert compare(lambda: 1.0, lambda: 1.0, rel_width=0.0, max_rounds=10).repeats == 2
